@@ -1,0 +1,227 @@
+/**
+ * Renders the commands that manage devpi's root password, users and indexes over its HTTP API.
+ *
+ * They run a small Python program (python3 is on every Debian/Ubuntu server that runs devpi)
+ * talking to devpi-server on loopback. Secrets (passwords) arrive as JSON on stdin; the program
+ * and its arguments carry none, so nothing secret shows in `ps`. Root's credential is kept on the
+ * server in a root-only file, so users and indexes can be managed (and root's password rotated)
+ * without sending the root password to every step.
+ */
+import { shellQuote } from "./shell";
+
+/** The Python program. argv: BASE_URL CREDENTIAL_FILE ACTION [NAME]. Exit 1 with a message on failure. */
+export const DEVPI_API_PY = `import base64, json, os, sys, urllib.error, urllib.request
+
+BASE, CRED, ACTION = sys.argv[1], sys.argv[2], sys.argv[3]
+NAME = sys.argv[4] if len(sys.argv) > 4 else None
+
+
+def die(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def call(method, path, body=None, auth=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path, data=data, method=method)
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if auth:
+        req.add_header("X-Devpi-Auth", base64.b64encode(("%s:%s" % auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            raw = resp.read()
+            return resp.status, (json.loads(raw) if raw else {})
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, {"message": raw.decode("utf-8", "replace")[:300]}
+
+
+def login(user, password):
+    status, reply = call("POST", "/+login", {"user": user, "password": password})
+    if status == 200:
+        return (user, reply["result"]["password"])
+    return None
+
+
+def stored_root_password():
+    try:
+        with open(CRED) as f:
+            return json.load(f)["password"]
+    except FileNotFoundError:
+        return None
+
+
+def store_root_password(password):
+    old = os.umask(0o077)
+    try:
+        tmp = CRED + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"password": password}, f)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, CRED)
+    finally:
+        os.umask(old)
+
+
+def root_auth():
+    password = stored_root_password()
+    auth = login("root", password) if password is not None else None
+    if auth is None:
+        die("cannot log in to devpi as root with the stored credential %s; run 'pulumi up' after fixing devpi:rootPassword" % CRED)
+    return auth
+
+
+def read_stdin():
+    raw = sys.stdin.read()
+    return json.loads(raw) if raw.strip() else {}
+
+
+def expect(status, reply, ok, what):
+    if status not in ok:
+        die("%s failed: HTTP %s: %s" % (what, status, reply.get("message", reply)))
+
+
+def root_password():
+    new = read_stdin()["password"]
+    if login("root", new):
+        if stored_root_password() != new:
+            store_root_password(new)
+        print("root password unchanged")
+        return
+    for old in (stored_root_password(), ""):
+        if old is None:
+            continue
+        auth = login("root", old)
+        if auth:
+            status, reply = call("PATCH", "/root", {"password": new}, auth)
+            expect(status, reply, (200,), "setting root's password")
+            if not login("root", new):
+                die("root's new password was not accepted after setting it")
+            store_root_password(new)
+            print("root password set")
+            return
+    die("cannot log in to devpi as root with the configured, the stored or an empty password; "
+        "if root's password was changed by hand, put it in devpi:rootPassword")
+
+
+def user_ensure():
+    spec = read_stdin()
+    auth = root_auth()
+    status, reply = call("GET", "/" + NAME)
+    if status == 404:
+        body = {"password": spec["password"]}
+        if spec.get("email"):
+            body["email"] = spec["email"]
+        status, reply = call("PUT", "/" + NAME, body, auth)
+        expect(status, reply, (200, 201), "creating user %s" % NAME)
+        print("user %s created" % NAME)
+        return
+    expect(status, reply, (200,), "reading user %s" % NAME)
+    changes = {}
+    if (reply["result"].get("email") or None) != (spec.get("email") or None):
+        changes["email"] = spec.get("email") or ""
+    if not login(NAME, spec["password"]):
+        changes["password"] = spec["password"]
+    if changes:
+        status, reply = call("PATCH", "/" + NAME, changes, auth)
+        expect(status, reply, (200,), "updating user %s" % NAME)
+        print("user %s updated: %s" % (NAME, ", ".join(sorted(changes))))
+    else:
+        print("user %s unchanged" % NAME)
+
+
+def user_delete():
+    auth = root_auth()
+    status, reply = call("GET", "/" + NAME)
+    if status == 404:
+        print("user %s absent" % NAME)
+        return
+    indexes = sorted((reply.get("result") or {}).get("indexes") or {})
+    if indexes:
+        print("KEPT user %s: it still owns index(es) %s, which hold uploads and are never deleted "
+              "implicitly. Delete them with devpi-client first, then the user: "
+              "devpi user -y --delete %s" % (NAME, ", ".join(NAME + "/" + i for i in indexes), NAME))
+        return
+    status, reply = call("DELETE", "/" + NAME, None, auth)
+    expect(status, reply, (200,), "deleting user %s" % NAME)
+    print("user %s deleted" % NAME)
+
+
+INDEX_KEYS = ("bases", "volatile", "acl_upload", "mirror_whitelist")
+
+
+def index_ensure():
+    spec = read_stdin()
+    auth = root_auth()
+    status, reply = call("GET", "/" + NAME)
+    if status == 404:
+        body = dict(spec, type="stage")
+        status, reply = call("PUT", "/" + NAME, body, auth)
+        expect(status, reply, (200, 201), "creating index %s" % NAME)
+        print("index %s created" % NAME)
+        return
+    expect(status, reply, (200,), "reading index %s" % NAME)
+    current = reply["result"]
+    changes = {k: spec[k] for k in INDEX_KEYS if k in spec and current.get(k) != spec[k]}
+    if changes:
+        merged = {k: current[k] for k in current if k not in ("projects", "name", "user")}
+        merged.update(changes)
+        status, reply = call("PATCH", "/" + NAME, merged, auth)
+        expect(status, reply, (200,), "updating index %s" % NAME)
+        print("index %s updated: %s" % (NAME, ", ".join(sorted(changes))))
+    else:
+        print("index %s unchanged" % NAME)
+
+
+def index_delete():
+    auth = root_auth()
+    status, reply = call("GET", "/" + NAME)
+    if status == 404:
+        print("index %s absent" % NAME)
+        return
+    expect(status, reply, (200,), "reading index %s" % NAME)
+    projects = reply["result"].get("projects") or []
+    if projects:
+        print("KEPT index %s: it holds %d project(s) (%s); removing it from the stack config never "
+              "deletes uploads. To delete it for good: devpi index -y --delete %s (after "
+              "'devpi index %s volatile=True')" % (NAME, len(projects), ", ".join(sorted(projects)[:5]), NAME, NAME))
+        return
+    if not reply["result"].get("volatile"):
+        status, reply = call("PATCH", "/" + NAME, dict(reply["result"], volatile=True), auth)
+        expect(status, reply, (200,), "making empty index %s volatile before deleting it" % NAME)
+    status, reply = call("DELETE", "/" + NAME, None, auth)
+    expect(status, reply, (200, 201), "deleting index %s" % NAME)
+    print("index %s deleted (it was empty)" % NAME)
+
+
+ACTIONS = {
+    "root-password": root_password,
+    "user-ensure": user_ensure,
+    "user-delete": user_delete,
+    "index-ensure": index_ensure,
+    "index-delete": index_delete,
+}
+if ACTION not in ACTIONS:
+    die("unknown action %s" % ACTION)
+ACTIONS[ACTION]()
+`;
+
+export interface ApiTarget {
+    /** devpi-server's loopback URL, e.g. http://127.0.0.1:4040. */
+    devpiUrl: string;
+    /** Root-only file holding root's current password on the server. */
+    credentialFile: string;
+}
+
+export type ApiAction = "root-password" | "user-ensure" | "user-delete" | "index-ensure" | "index-delete";
+
+/** The script of one API step. Stdin (JSON) is handed through to the Python program. */
+export function renderApiScript(t: ApiTarget, action: ApiAction, name?: string): string {
+    const args = [t.devpiUrl, t.credentialFile, action, ...(name ? [name] : [])].map(shellQuote).join(" ");
+    return `exec python3 -c ${shellQuote(DEVPI_API_PY)} ${args}\n`;
+}

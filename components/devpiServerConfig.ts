@@ -1,0 +1,111 @@
+/**
+ * Renders devpi-server's YAML config file and the install/init scripts of the devpi-server step.
+ */
+import { stringify } from "yaml";
+import { shellQuote } from "./shell";
+
+export interface DevpiServerSettings {
+    serverDir: string;
+    host: string;
+    port: number;
+    secretFile: string;
+    restrictModify: string;
+    mirrorCacheExpiry: number;
+    /** Upload limit in MiB; nginx's client_max_body_size is rendered from the same number. */
+    maxUploadMb: number;
+    /** Set only for a replica; absent means a standalone/primary server. */
+    primaryUrl?: string;
+}
+
+/**
+ * devpi-server.yml: every option under the top-level `devpi-server:` key, named like the long
+ * command-line options. No secrets: the secret lives in its own 0600 file.
+ */
+export function renderDevpiServerYaml(s: DevpiServerSettings): string {
+    const body: Record<string, string | number> = {
+        serverdir: s.serverDir,
+        host: s.host,
+        port: s.port,
+        secretfile: s.secretFile,
+        "restrict-modify": s.restrictModify,
+        "mirror-cache-expiry": s.mirrorCacheExpiry,
+        "max-request-body-size": s.maxUploadMb * 1024 * 1024,
+    };
+    if (s.primaryUrl) {
+        body.role = "replica";
+        body["primary-url"] = s.primaryUrl;
+    }
+    return "# Managed by Pulumi (devpi). Local edits are overwritten.\n" + stringify({ "devpi-server": body });
+}
+
+export interface InstallSettings {
+    venvDir: string;
+    serverVersion: string;
+    webVersion: string;
+    web: boolean;
+    /** A PyPI-compatible index to install from (default: pip's own). */
+    packageIndex?: string;
+}
+
+/** The pinned requirements installed into the virtualenv. */
+export function requirements(s: InstallSettings): string[] {
+    const reqs = [`devpi-server==${s.serverVersion}`];
+    if (s.web) reqs.push(`devpi-web==${s.webVersion}`);
+    return reqs;
+}
+
+/**
+ * Creates the virtualenv (root-owned, so the service cannot rewrite its own code) and installs
+ * exactly the pinned versions. Prints the installed versions.
+ */
+export function renderInstallScript(s: InstallSettings): string {
+    const venv = shellQuote(s.venvDir);
+    const reqs = requirements(s).map(shellQuote).join(" ");
+    const index = s.packageIndex ? ` --index-url ${shellQuote(s.packageIndex)}` : "";
+    const uninstallWeb = s.web ? "" : `if ${venv}/bin/pip show -q devpi-web >/dev/null 2>&1; then ${venv}/bin/pip uninstall -y -q devpi-web >&2; fi\n`;
+    return `if [ ! -x ${venv}/bin/python ]; then
+  install -d -m 0755 "$(dirname ${venv})"
+  python3 -m venv ${venv} >&2
+fi
+${venv}/bin/pip install --disable-pip-version-check --no-input -q${index} ${reqs} >&2
+${uninstallWeb}${venv}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(server|web)=='
+`;
+}
+
+/** Removes the virtualenv on destroy; data, secret and backups stay. */
+export function renderUninstallScript(venvDir: string): string {
+    return `rm -rf -- ${shellQuote(venvDir)}\necho "removed ${venvDir}; data kept"\n`;
+}
+
+export interface ConfigFileSettings {
+    configFile: string;
+    yaml: string;
+    secretFile: string;
+    serviceUser: string;
+    venvDir: string;
+}
+
+/** Writes devpi-server.yml and creates the secret file once (never rotated: it would log everyone out). */
+export function renderConfigScript(s: ConfigFileSettings): string {
+    const u = shellQuote(s.serviceUser);
+    return `write_if_changed ${shellQuote(s.configFile)} 0644 root:root <<'DEVPI_YAML'
+${s.yaml.replace(/\n?$/, "\n")}DEVPI_YAML
+if [ ! -s ${shellQuote(s.secretFile)} ]; then
+  runuser -u ${u} -- ${shellQuote(s.venvDir)}/bin/devpi-gen-secret --secretfile ${shellQuote(s.secretFile)} >&2
+  echo "secret created"
+fi
+chown ${u}:${u} ${shellQuote(s.secretFile)}
+chmod 0600 ${shellQuote(s.secretFile)}
+`;
+}
+
+/** Initialises the server directory exactly once: devpi-init refuses when .nodeinfo exists. */
+export function renderInitScript(s: { configFile: string; serverDir: string; serviceUser: string; venvDir: string }): string {
+    return `if [ -e ${shellQuote(s.serverDir)}/.nodeinfo ]; then
+  echo "already initialised"
+else
+  runuser -u ${shellQuote(s.serviceUser)} -- ${shellQuote(s.venvDir)}/bin/devpi-init -c ${shellQuote(s.configFile)} >&2
+  echo "initialised"
+fi
+`;
+}

@@ -1,0 +1,46 @@
+import * as pulumi from "@pulumi/pulumi";
+import { HealthCheckSettings, renderHealthCheckScript } from "./healthCheckScript";
+import { RemoteHost, remoteStep } from "./remoteStep";
+import { contentHash } from "./shell";
+
+export interface HealthCheckArgs {
+    host: RemoteHost;
+    settings: Omit<HealthCheckSettings, "certSha256" | "revision">;
+    /** sha256 of the certificate nginx must present. */
+    certSha256: pulumi.Input<string>;
+    /** CA certificate to trust (self-signed mode); empty means the system trust store. */
+    caCertPem: pulumi.Input<string>;
+    /** Anything whose change should re-run the check (rendered configs, versions). */
+    revision: pulumi.Input<string>;
+}
+
+/**
+ * The last step: on the server, devpi must answer through nginx over HTTPS with the expected
+ * certificate, every index must serve its simple page, HTTP must redirect and /+changelog must be
+ * blocked. A failure fails `pulumi up` and shows the tails of nginx's and devpi-server's logs.
+ * Runs whenever anything it checks changed; leaves nothing on the server.
+ */
+export class HealthCheck extends pulumi.ComponentResource {
+    public readonly result: pulumi.Output<string>;
+
+    constructor(name: string, args: HealthCheckArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("devpi:index:HealthCheck", name, {}, opts);
+        const step = remoteStep(
+            `${name}-https`,
+            args.host,
+            {
+                create: pulumi.all([args.certSha256, args.revision]).apply(([certSha256, revision]) =>
+                    renderHealthCheckScript({
+                        ...args.settings,
+                        certSha256,
+                        revision: contentHash(revision, certSha256, JSON.stringify(args.settings)),
+                    }),
+                ),
+                stdin: args.caCertPem,
+            },
+            { parent: this },
+        );
+        this.result = step.stdout;
+        this.registerOutputs({ result: this.result });
+    }
+}

@@ -1,0 +1,165 @@
+/**
+ * Renders the nginx site in front of devpi and the script that installs it safely.
+ */
+import { shellQuote } from "./shell";
+
+export interface NginxSiteSettings {
+    domain: string;
+    /** Extra names the certificate carries; nginx answers to them too. */
+    extraNames: string[];
+    httpPort: number;
+    httpsPort: number;
+    listenIpv6: boolean;
+    certPath: string;
+    keyPath: string;
+    /** devpi-server's loopback address, e.g. 127.0.0.1:4040. */
+    upstream: string;
+    /** Root of devpi's data: release files live under SERVERDIR/+files. */
+    serverDir: string;
+    /** Same limit as devpi-server's max-request-body-size. */
+    maxUploadMb: number;
+    /** When false, /+changelog (the replication feed, which carries password hashes) is refused. */
+    replication: boolean;
+}
+
+function listen(port: number, ipv6: boolean, extra = ""): string {
+    const lines = [`    listen ${port}${extra};`];
+    if (ipv6) lines.push(`    listen [::]:${port}${extra};`);
+    return lines.join("\n");
+}
+
+function proxyDirectives(upstream: string): string {
+    return `        proxy_pass http://${upstream};
+        proxy_set_header Host $http_host;
+        proxy_set_header X-outside-url $scheme://$http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_read_timeout 300s;
+        proxy_request_buffering off;
+        expires -1;`;
+}
+
+/**
+ * The site: HTTP redirects to HTTPS; HTTPS (TLS 1.2+) proxies to devpi with the outside URL
+ * header and serves release files from disk (devpi-gen-config's try_files pattern).
+ */
+export function renderNginxSite(s: NginxSiteSettings): string {
+    const names = [s.domain, ...s.extraNames].join(" ");
+    const httpsSuffix = s.httpsPort === 443 ? "" : `:${s.httpsPort}`;
+    const changelog = s.replication
+        ? ""
+        : `    # The replication feed exposes password hashes; no replica uses this server.
+    location ^~ /+changelog {
+        return 403;
+    }
+
+`;
+    return `# Managed by Pulumi (devpi). Local edits are overwritten.
+server {
+${listen(s.httpPort, s.listenIpv6)}
+    server_name ${names};
+    server_tokens off;
+    location / {
+        return 301 https://$host${httpsSuffix}$request_uri;
+    }
+}
+
+server {
+${listen(s.httpsPort, s.listenIpv6, " ssl http2")}
+    server_name ${names};
+    server_tokens off;
+
+    ssl_certificate ${s.certPath};
+    ssl_certificate_key ${s.keyPath};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:devpi_tls:10m;
+    ssl_session_timeout 1d;
+    ssl_session_tickets off;
+    add_header Strict-Transport-Security "max-age=31536000" always;
+
+    # Must allow what devpi-server allows (max-request-body-size), or uploads fail with 413.
+    client_max_body_size ${s.maxUploadMb}m;
+
+    gzip on;
+    gzip_min_length 2000;
+    gzip_proxied any;
+    gzip_types application/json application/vnd.pypi.simple.v1+json application/vnd.pypi.simple.v1+html text/css application/javascript text/plain;
+
+    root ${s.serverDir};
+
+${changelog}    # Release files straight from disk; anything not there (or not GET/HEAD) goes to devpi.
+    location ~ /\\+f/ {
+        error_page 418 = @proxy_to_app;
+        if ($request_method !~ ^(GET|HEAD)$) {
+            return 418;
+        }
+        expires max;
+        try_files /+files$uri @proxy_to_app;
+    }
+
+    location / {
+${proxyDirectives(s.upstream)}
+    }
+
+    location @proxy_to_app {
+${proxyDirectives(s.upstream)}
+    }
+}
+`;
+}
+
+export interface NginxScriptSettings {
+    sitePath: string;
+    enabledPath: string;
+    site: string;
+    /** Changes when the certificate changes, so the step re-runs and nginx reloads. */
+    certFingerprint: string;
+}
+
+/**
+ * Installs the site only if `nginx -t` accepts it (otherwise the previous file is put back and
+ * the step fails with nginx's message), then starts nginx when it is not running or reloads it
+ * when it is — `service nginx reload` reports success even when nginx is down.
+ */
+export function renderNginxScript(s: NginxScriptSettings): string {
+    const site = shellQuote(s.sitePath);
+    return `# certificate sha256 ${s.certFingerprint}
+backup=""
+if [ -f ${site} ]; then backup=$(mktemp); cp -p ${site} "$backup"; fi
+state=$(write_if_changed ${site} 0644 root:root <<'DEVPI_NGINX'
+${s.site.replace(/\n?$/, "\n")}DEVPI_NGINX
+)
+ln -sfn ${site} ${shellQuote(s.enabledPath)}
+if ! out=$(nginx -t 2>&1); then
+  if [ -n "$backup" ]; then mv -f "$backup" ${site}; else rm -f ${site} ${shellQuote(s.enabledPath)}; fi
+  echo "nginx rejected the new site; the previous configuration stays in place:" >&2
+  echo "$out" >&2
+  exit 1
+fi
+[ -z "$backup" ] || rm -f "$backup"
+if svc_running nginx; then
+  nginx -s reload
+  action=reloaded
+else
+  svc start nginx >&2 || nginx
+  action=started
+fi
+for _ in $(seq 1 20); do svc_running nginx && break; sleep 0.5; done
+if ! svc_running nginx; then
+  echo "nginx is not running after $action; tail of /var/log/nginx/error.log:" >&2
+  tail -n 30 /var/log/nginx/error.log >&2 || true
+  exit 1
+fi
+echo "site $state, nginx $action"
+`;
+}
+
+/** Removes the site and reloads nginx (if the remaining config is valid). */
+export function renderNginxRemoveScript(s: { sitePath: string; enabledPath: string }): string {
+    return `rm -f ${shellQuote(s.enabledPath)} ${shellQuote(s.sitePath)}
+if svc_running nginx && nginx -t >/dev/null 2>&1; then nginx -s reload; fi
+echo "site removed"
+`;
+}

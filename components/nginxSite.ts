@@ -1,0 +1,46 @@
+import * as pulumi from "@pulumi/pulumi";
+import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "./nginxConfig";
+import { RemoteHost, remoteStep } from "./remoteStep";
+
+export interface NginxSiteArgs {
+    host: RemoteHost;
+    site: NginxSiteSettings;
+    /** sha256 of the certificate; a new certificate reloads nginx. */
+    certSha256: pulumi.Input<string>;
+    /** File name under sites-available / sites-enabled. Default `devpi`. */
+    siteName?: string;
+}
+
+/**
+ * `/etc/nginx/sites-available/devpi` (enabled by symlink): HTTPS in front of devpi, HTTP
+ * redirecting to it, release files from disk. A config that fails `nginx -t` never replaces the
+ * running one; nginx is started when down and reloaded when up. Destroy removes the site.
+ */
+export class NginxSite extends pulumi.ComponentResource {
+    public readonly configPath: string;
+    /** The rendered site, as installed. */
+    public readonly siteConfig: string;
+    /** Resolves once nginx serves the site. */
+    public readonly serving: pulumi.Output<string>;
+
+    constructor(name: string, args: NginxSiteArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("devpi:index:NginxSite", name, {}, opts);
+        const siteName = args.siteName ?? "devpi";
+        this.configPath = `/etc/nginx/sites-available/${siteName}`;
+        const enabledPath = `/etc/nginx/sites-enabled/${siteName}`;
+        this.siteConfig = renderNginxSite(args.site);
+        const step = remoteStep(
+            `${name}-site`,
+            args.host,
+            {
+                create: pulumi.output(args.certSha256).apply((certFingerprint) =>
+                    renderNginxScript({ sitePath: this.configPath, enabledPath, site: this.siteConfig, certFingerprint }),
+                ),
+                delete: renderNginxRemoveScript({ sitePath: this.configPath, enabledPath }),
+            },
+            { parent: this },
+        );
+        this.serving = step.stdout;
+        this.registerOutputs({ serving: this.serving });
+    }
+}

@@ -1,0 +1,61 @@
+/**
+ * The one way this program runs something on the server: a `remote.Command` whose scripts run
+ * as root, with secrets only on stdin.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { asRoot } from "./shell";
+
+/** Where and as whom remote steps run. */
+export interface RemoteHost {
+    /** SSH connection (the private key inside is a secret). */
+    connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
+    /** The SSH login; anything but root runs scripts through `sudo -n`. */
+    sshUser: string;
+}
+
+export interface StepArgs {
+    /** Script run on create, and on update when `update` is not given. */
+    create: pulumi.Input<string>;
+    update?: pulumi.Input<string>;
+    /** Script run when the resource is deleted: it undoes `create`, keeping user data. */
+    delete?: pulumi.Input<string>;
+    /** Stdin for every script. Secret stdin makes the step secret-aware (no logging). */
+    stdin?: pulumi.Input<string>;
+    /** Whether stdin carries a secret. */
+    secret?: boolean;
+    /** Replaces the step (delete, then create) when any of these change. */
+    triggers?: pulumi.Input<unknown>[];
+}
+
+/**
+ * Creates one idempotent remote step named `name` under `parent`.
+ * Scripts are given as bash bodies; they are wrapped to run as root with the shared prelude.
+ */
+export function remoteStep(
+    name: string,
+    host: RemoteHost,
+    args: StepArgs,
+    opts: pulumi.CustomResourceOptions,
+): command.remote.Command {
+    const wrap = (s: pulumi.Input<string> | undefined) =>
+        s === undefined ? undefined : pulumi.output(s).apply((body) => asRoot(body, host.sshUser));
+    return new command.remote.Command(
+        name,
+        {
+            connection: host.connection,
+            create: wrap(args.create),
+            update: wrap(args.update),
+            delete: wrap(args.delete),
+            stdin: args.stdin,
+            triggers: args.triggers,
+            // Previous stdout is not needed by any script; keep the environment empty (stock sshd rejects it).
+            addPreviousOutputInEnv: false,
+            logging: args.secret ? "none" : "stdoutAndStderr",
+        },
+        {
+            ...opts,
+            additionalSecretOutputs: args.secret ? ["stdin"] : undefined,
+        },
+    );
+}

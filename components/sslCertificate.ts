@@ -1,0 +1,123 @@
+import * as crypto from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { RemoteHost, remoteStep } from "./remoteStep";
+import { renderSslFilesScript, renderSslRemoveScript } from "./sslFilesScript";
+
+export interface SslCertificateArgs {
+    host: RemoteHost;
+    /** `self-signed`: a private CA and a server certificate made here. `provided`: bring your own. */
+    mode: "self-signed" | "provided";
+    /** The certificate's subject and first DNS name. */
+    domain: string;
+    extraDnsNames?: string[];
+    extraIpAddresses?: string[];
+    /** Server directory for the files (seed: /srv/ssl/devpi). */
+    dir: string;
+    /** Owner of the directory and files (seed: www-data). */
+    owner: string;
+    /** Self-signed: server certificate lifetime and how long before expiry `pulumi up` renews it. */
+    certValidityDays?: number;
+    certRenewBeforeDays?: number;
+    caValidityDays?: number;
+    /** Provided: PEM chain, server certificate first. */
+    providedChainPem?: pulumi.Input<string>;
+    /** Provided: PEM private key (secret). */
+    providedKeyPem?: pulumi.Input<string>;
+}
+
+/** sha256 (lower-case hex) of the first certificate in a PEM chain. */
+export function certificateSha256(chainPem: string): string {
+    return new crypto.X509Certificate(chainPem).fingerprint256.replace(/:/g, "").toLowerCase();
+}
+
+/**
+ * The TLS certificate files on the server: `server.key` and `ssl-unified.crt` (certificate plus
+ * chain) in the SSL directory, files 0400 in a 0500 directory owned by the web user. In
+ * self-signed mode a private CA (a stack output for clients to trust) signs a server certificate
+ * that `pulumi up` renews once it is within `certRenewBeforeDays` of expiry.
+ */
+export class SslCertificate extends pulumi.ComponentResource {
+    public readonly certPath: string;
+    public readonly keyPath: string;
+    /** PEM chain installed on the server. */
+    public readonly chainPem: pulumi.Output<string>;
+    /** sha256 of the server certificate: changes exactly when nginx must reload. */
+    public readonly certSha256: pulumi.Output<string>;
+    /** The private CA's certificate (self-signed mode), to give to clients; empty when provided. */
+    public readonly caCertPem: pulumi.Output<string>;
+    /** Resolves once the files are on the server. */
+    public readonly installed: pulumi.Output<string>;
+
+    constructor(name: string, args: SslCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("devpi:index:SslCertificate", name, {}, opts);
+        const files = { dir: args.dir, owner: args.owner, keyFile: "server.key", chainFile: "ssl-unified.crt" };
+        this.certPath = `${args.dir}/${files.chainFile}`;
+        this.keyPath = `${args.dir}/${files.keyFile}`;
+
+        let keyPem: pulumi.Output<string>;
+        if (args.mode === "self-signed") {
+            const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+            const ca = new tls.SelfSignedCert(
+                `${name}-ca`,
+                {
+                    privateKeyPem: caKey.privateKeyPem,
+                    subject: { commonName: `devpi CA for ${args.domain}`, organization: "devpi" },
+                    isCaCertificate: true,
+                    validityPeriodHours: (args.caValidityDays ?? 3650) * 24,
+                    earlyRenewalHours: 30 * 24,
+                    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+                },
+                { parent: this },
+            );
+            const serverKey = new tls.PrivateKey(`${name}-server-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+            const csr = new tls.CertRequest(
+                `${name}-csr`,
+                {
+                    privateKeyPem: serverKey.privateKeyPem,
+                    subject: { commonName: args.domain },
+                    dnsNames: [args.domain, ...(args.extraDnsNames ?? [])],
+                    ipAddresses: args.extraIpAddresses ?? [],
+                },
+                { parent: this },
+            );
+            const cert = new tls.LocallySignedCert(
+                `${name}-server`,
+                {
+                    certRequestPem: csr.certRequestPem,
+                    caPrivateKeyPem: caKey.privateKeyPem,
+                    caCertPem: ca.certPem,
+                    validityPeriodHours: (args.certValidityDays ?? 90) * 24,
+                    earlyRenewalHours: (args.certRenewBeforeDays ?? 30) * 24,
+                    allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
+                },
+                { parent: this },
+            );
+            keyPem = serverKey.privateKeyPem;
+            this.chainPem = pulumi.all([cert.certPem, ca.certPem]).apply(([c, a]) => `${c.trim()}\n${a.trim()}\n`);
+            this.caCertPem = ca.certPem;
+        } else {
+            if (!args.providedChainPem || !args.providedKeyPem) {
+                throw new Error(`${name}: provided mode needs providedChainPem and providedKeyPem`);
+            }
+            keyPem = pulumi.secret(args.providedKeyPem);
+            this.chainPem = pulumi.output(args.providedChainPem);
+            this.caCertPem = pulumi.output("");
+        }
+        this.certSha256 = this.chainPem.apply(certificateSha256);
+
+        const step = remoteStep(
+            `${name}-files`,
+            args.host,
+            {
+                create: renderSslFilesScript(files),
+                delete: renderSslRemoveScript(files),
+                stdin: pulumi.secret(pulumi.all([keyPem, this.chainPem]).apply(([k, c]) => `${k.trim()}\n${c}`)),
+                secret: true,
+            },
+            { parent: this },
+        );
+        this.installed = step.stdout;
+        this.registerOutputs({ certSha256: this.certSha256, caCertPem: this.caCertPem, installed: this.installed });
+    }
+}

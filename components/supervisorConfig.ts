@@ -1,0 +1,97 @@
+/**
+ * Renders supervisor's program section for devpi-server and the script that installs it.
+ */
+import { shellQuote } from "./shell";
+
+export interface SupervisorProgramSettings {
+    /** Program name; the file is /etc/supervisor/conf.d/NAME.conf (seed: devpi). */
+    name: string;
+    venvDir: string;
+    configFile: string;
+    serviceUser: string;
+    homeDir: string;
+    /** Adds --debug: the seed's first trouble-shooting step. */
+    debug: boolean;
+    logFile: string;
+}
+
+/** The `[program:NAME]` section. devpi-server reads everything else from its YAML config. */
+export function renderSupervisorProgram(s: SupervisorProgramSettings): string {
+    const command = [`${s.venvDir}/bin/devpi-server`, "-c", s.configFile, ...(s.debug ? ["--debug"] : [])].join(" ");
+    return `; Managed by Pulumi (devpi). Local edits are overwritten.
+[program:${s.name}]
+command = ${command}
+user = ${s.serviceUser}
+directory = ${s.homeDir}
+environment = HOME="${s.homeDir}",USER="${s.serviceUser}"
+umask = 022
+priority = 999
+autostart = true
+autorestart = true
+startsecs = 5
+startretries = 3
+stopsignal = INT
+stopwaitsecs = 30
+redirect_stderr = true
+stdout_logfile = ${s.logFile}
+stdout_logfile_maxbytes = 50MB
+stdout_logfile_backups = 5
+`;
+}
+
+export interface SupervisorScriptSettings {
+    name: string;
+    confPath: string;
+    program: string;
+    /** Loopback URL of devpi-server, polled until it answers. */
+    devpiUrl: string;
+    logFile: string;
+    /** Seconds to wait for devpi-server to answer after (re)start. */
+    readyTimeout: number;
+}
+
+/**
+ * Installs the program section, makes sure supervisord runs, (re)starts devpi-server and waits
+ * until it answers. This step only runs when its config or the restart token changed, so it
+ * always restarts the program; on failure it shows the tail of devpi-server's log.
+ */
+export function renderSupervisorScript(s: SupervisorScriptSettings): string {
+    const n = shellQuote(s.name);
+    return `state=$(write_if_changed ${shellQuote(s.confPath)} 0644 root:root <<'DEVPI_SUPERVISOR'
+${s.program.replace(/\n?$/, "\n")}DEVPI_SUPERVISOR
+)
+if ! svc_running supervisor; then
+  svc start supervisor >&2 || true
+  for _ in $(seq 1 30); do svc_running supervisor && break; sleep 1; done
+  svc_running supervisor || { echo "supervisord does not start" >&2; exit 1; }
+fi
+supervisorctl reread >&2
+supervisorctl update ${n} >&2
+if [ "$state" = unchanged ]; then supervisorctl restart ${n} >&2 || true; fi
+supervisorctl start ${n} >/dev/null 2>&1 || true
+for i in $(seq 1 ${s.readyTimeout}); do
+  if curl -fsS -o /dev/null -H 'Accept: application/json' ${shellQuote(s.devpiUrl + "/+api")}; then
+    echo "devpi-server answers after \${i}s (config $state)"
+    exit 0
+  fi
+  sleep 1
+done
+echo "devpi-server did not answer on ${s.devpiUrl} within ${s.readyTimeout}s; supervisorctl status:" >&2
+supervisorctl status ${n} >&2 || true
+echo "--- tail of ${s.logFile}" >&2
+tail -n 40 ${shellQuote(s.logFile)} >&2 || true
+exit 1
+`;
+}
+
+/** Stops the program and removes its section; devpi's data stays. */
+export function renderSupervisorRemoveScript(s: { name: string; confPath: string }): string {
+    const n = shellQuote(s.name);
+    return `if [ -f ${shellQuote(s.confPath)} ]; then
+  supervisorctl stop ${n} >&2 || true
+  rm -f ${shellQuote(s.confPath)}
+  if svc_running supervisor; then supervisorctl reread >&2; supervisorctl update >&2; fi
+fi
+echo "removed ${s.name}"
+`;
+}

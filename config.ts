@@ -1,0 +1,517 @@
+/**
+ * The stack's configuration, read once and validated before any resource is created.
+ *
+ * Everything here is synchronous and pure apart from reading local files named by the stack
+ * (certificate and key paths): bad input throws a {@link ConfigError} naming the key, the bad
+ * value and what is allowed, so `pulumi preview`/`up` stop before any server is touched.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/** Thrown for any invalid stack configuration. */
+export class ConfigError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "ConfigError";
+    }
+}
+
+/** A devpi user as declared in `devpi:users`. */
+export interface UserConfig {
+    name: string;
+    /** Plain text here; wrapped as a Pulumi secret by the composition root. */
+    password: string;
+    email?: string;
+}
+
+/** A devpi index as declared in `devpi:indexes`. */
+export interface IndexConfig {
+    /** `USER/INDEX`. */
+    name: string;
+    owner: string;
+    index: string;
+    bases: string[];
+    volatile: boolean;
+    aclUpload: string[];
+    mirrorWhitelist: string[];
+}
+
+export type SslMode = "self-signed" | "provided";
+
+export interface SslConfig {
+    mode: SslMode;
+    /** Directory on the server holding the key and chain (seed: /srv/ssl/devpi). */
+    dir: string;
+    /** Owner of the directory and files; nginx's worker user on Debian. */
+    owner: string;
+    /** Extra subject alternative names (DNS) besides the domain. */
+    extraDnsNames: string[];
+    /** Extra subject alternative names (IP addresses). */
+    extraIpAddresses: string[];
+    certValidityDays: number;
+    certRenewBeforeDays: number;
+    caValidityDays: number;
+    /** For `provided`: PEM certificate chain (leaf first). */
+    providedChainPem?: string;
+    /** For `provided`: PEM private key (plain text here; secret in Pulumi). */
+    providedKeyPem?: string;
+}
+
+/** The whole validated configuration. */
+export interface DevpiConfig {
+    ssh: {
+        host: string;
+        port: number;
+        user: string;
+        /** Plain text here; wrapped as a Pulumi secret by the composition root. */
+        privateKey: string;
+        hostKey?: string;
+    };
+    domain: string;
+    httpPort: number;
+    httpsPort: number;
+    /** Whether nginx also listens on IPv6. */
+    listenIpv6: boolean;
+    devpi: {
+        host: string;
+        port: number;
+        serverVersion: string;
+        webVersion: string;
+        web: boolean;
+        serviceUser: string;
+        venvDir: string;
+        serverDir: string;
+        configDir: string;
+        secretFile: string;
+        backupDir: string;
+        backupSchedule: string;
+        backupKeep: number;
+        mirrorCacheExpiry: number;
+        maxUploadMb: number;
+        restrictModify: string;
+        replication: boolean;
+        debug: boolean;
+        pythonPackageIndex?: string;
+    };
+    ssl: SslConfig;
+    rootPassword: string;
+    users: UserConfig[];
+    indexes: IndexConfig[];
+    /** Whether the `.pypirc` output carries the password of {@link clientUser}. */
+    clientIncludePassword: boolean;
+    /** The user whose index the client outputs point at (default: owner of the first index). */
+    clientIndex?: string;
+}
+
+/** Reads one raw (plain text) config value of this project, e.g. `get("host")`. */
+export type RawConfigGetter = (key: string) => string | undefined;
+
+/** Every key this program understands; anything else under `devpi:` is rejected. */
+export const KNOWN_KEYS = [
+    "host", "sshPort", "sshUser", "sshPrivateKey", "sshPrivateKeyFile", "hostKey",
+    "domain", "httpPort", "httpsPort", "listenIpv6",
+    "devpiHost", "devpiPort", "devpiServerVersion", "devpiWebVersion", "web",
+    "serviceUser", "venvDir", "serverDir", "configDir", "secretFile",
+    "backupDir", "backupSchedule", "backupKeep",
+    "mirrorCacheExpiry", "maxUploadMb", "restrictModify", "replication", "debug", "pythonPackageIndex",
+    "sslMode", "sslDir", "sslOwner", "extraDnsNames", "extraIpAddresses",
+    "certValidityDays", "certRenewBeforeDays", "caValidityDays",
+    "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile",
+    "rootPassword", "users", "indexes", "clientIndex", "clientIncludePassword",
+] as const;
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
+// Linux user names as Debian's adduser accepts them by default.
+const UNIX_USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
+const VERSION_RE = /^\d+(\.\d+){1,3}([a-z]+\d*)?$/;
+const HOSTNAME_RE = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+// Absolute paths made of ordinary characters: they are interpolated into shell scripts and configs.
+const ABS_PATH_RE = /^\/[A-Za-z0-9._/+-]*$/;
+const CRON_FIELD_RE = /^[0-9*,/-]+$/;
+
+function fail(key: string, value: unknown, allowed: string): never {
+    const shown = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+    throw new ConfigError(`devpi:${key}: invalid value ${shown}: ${allowed}`);
+}
+
+class Reader {
+    constructor(private readonly raw: RawConfigGetter) {}
+
+    has(key: string): boolean {
+        return this.raw(key) !== undefined;
+    }
+
+    str(key: string, def?: string): string {
+        const v = this.raw(key);
+        if (v === undefined || v === "") {
+            if (def === undefined) {
+                throw new ConfigError(`devpi:${key} is required but not set: set it with \`pulumi config set ${key} VALUE\``);
+            }
+            return def;
+        }
+        return v;
+    }
+
+    optStr(key: string): string | undefined {
+        const v = this.raw(key);
+        return v === undefined || v === "" ? undefined : v;
+    }
+
+    int(key: string, def: number, min: number, max: number): number {
+        const v = this.raw(key);
+        if (v === undefined || v === "") return def;
+        if (!/^-?\d+$/.test(v.trim())) fail(key, v, `must be an integer from ${min} to ${max}`);
+        const n = Number(v.trim());
+        if (n < min || n > max) fail(key, n, `must be an integer from ${min} to ${max}`);
+        return n;
+    }
+
+    bool(key: string, def: boolean): boolean {
+        const v = this.raw(key);
+        if (v === undefined || v === "") return def;
+        if (v === "true") return true;
+        if (v === "false") return false;
+        return fail(key, v, "must be true or false");
+    }
+
+    json(key: string): unknown {
+        const v = this.raw(key);
+        if (v === undefined || v === "") return undefined;
+        try {
+            return JSON.parse(v);
+        } catch {
+            return fail(key, v, "must be structured YAML/JSON (see README: Configuration)");
+        }
+    }
+
+    stringList(key: string, check?: (s: string) => boolean, allowed?: string): string[] {
+        const v = this.json(key);
+        if (v === undefined) return [];
+        if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
+            fail(key, v, "must be a list of strings");
+        }
+        const list = v as string[];
+        for (const item of list) {
+            if (check && !check(item)) fail(key, item, allowed ?? "invalid list item");
+        }
+        return list;
+    }
+
+    path(key: string, def: string): string {
+        const p = this.str(key, def);
+        if (!ABS_PATH_RE.test(p) || p.split("/").includes("..") || p.length < 2) {
+            fail(key, p, "must be an absolute path of letters, digits and . _ - + / (no '..')");
+        }
+        return p.replace(/\/+$/, "");
+    }
+}
+
+function isIpAddress(s: string): boolean {
+    return /^(\d{1,3})(\.\d{1,3}){3}$/.test(s) ? s.split(".").every((o) => Number(o) <= 255) : /^[0-9a-fA-F:]+$/.test(s) && s.includes(":");
+}
+
+function validateCron(key: string, schedule: string): string {
+    const fields = schedule.trim().split(/\s+/);
+    if (fields.length !== 5 || !fields.every((f) => CRON_FIELD_RE.test(f))) {
+        fail(key, schedule, "must be a 5-field cron schedule such as \"17 3 * * *\" (digits, * , / - only)");
+    }
+    return fields.join(" ");
+}
+
+function readLocalFile(key: string, file: string): string {
+    const resolved = path.resolve(file);
+    try {
+        return fs.readFileSync(resolved, "utf8");
+    } catch (e) {
+        return fail(key, file, `must name a readable local file (${(e as Error).message})`);
+    }
+}
+
+function parseUsers(r: Reader): UserConfig[] {
+    const v = r.json("users");
+    if (v === undefined) return [];
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        fail("users", v, "must be a map of user name to {password, email}");
+    }
+    const users: UserConfig[] = [];
+    for (const [name, spec] of Object.entries(v as Record<string, unknown>)) {
+        if (!NAME_RE.test(name) || name === "root") {
+            fail(`users.${name}`, name, "user names must match [a-zA-Z0-9][a-zA-Z0-9._-]{0,63} and not be 'root' (see rootPassword)");
+        }
+        if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+            fail(`users.${name}`, spec, "must be an object with a secret 'password' and an optional 'email'");
+        }
+        const s = spec as Record<string, unknown>;
+        for (const k of Object.keys(s)) {
+            if (!["password", "email"].includes(k)) fail(`users.${name}.${k}`, s[k], "unknown key; allowed: password, email");
+        }
+        if (typeof s.password !== "string" || s.password.length === 0) {
+            throw new ConfigError(
+                `devpi:users.${name}.password is required: set it with \`pulumi config set --secret --path 'users.${name}.password' VALUE\``,
+            );
+        }
+        if (s.email !== undefined && (typeof s.email !== "string" || !/^[^@\s]+@[^@\s]+$/.test(s.email))) {
+            fail(`users.${name}.email`, s.email, "must be an e-mail address like name@example.com");
+        }
+        users.push({ name, password: s.password, email: s.email as string | undefined });
+    }
+    return users;
+}
+
+function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
+    const v = r.json("indexes");
+    if (v === undefined) return [];
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        fail("indexes", v, "must be a map of USER/INDEX to {bases, volatile, acl_upload}");
+    }
+    const owners = new Set(["root", ...users.map((u) => u.name)]);
+    const entries = Object.entries(v as Record<string, unknown>);
+    const declared = new Set(entries.map(([k]) => k));
+    const indexes: IndexConfig[] = [];
+    for (const [name, spec] of entries) {
+        const parts = name.split("/");
+        if (parts.length !== 2 || !NAME_RE.test(parts[0]) || !NAME_RE.test(parts[1]) || parts[1].startsWith("+")) {
+            fail(`indexes.${name}`, name, "index names must be USER/INDEX, each part matching [a-zA-Z0-9][a-zA-Z0-9._-]{0,63}");
+        }
+        const [owner, index] = parts;
+        if (name === "root/pypi") {
+            fail(`indexes.${name}`, name, "root/pypi is devpi's built-in PyPI mirror and is not managed here");
+        }
+        if (!owners.has(owner)) {
+            fail(`indexes.${name}`, name, `owner '${owner}' is not a declared user (declared: ${[...owners].join(", ")})`);
+        }
+        const s = (spec ?? {}) as Record<string, unknown>;
+        if (typeof s !== "object" || Array.isArray(s)) fail(`indexes.${name}`, spec, "must be an object");
+        const allowedKeys = ["bases", "volatile", "acl_upload", "mirror_whitelist"];
+        for (const k of Object.keys(s)) {
+            if (!allowedKeys.includes(k)) fail(`indexes.${name}.${k}`, s[k], `unknown key; allowed: ${allowedKeys.join(", ")}`);
+        }
+        const list = (k: string, def: string[]): string[] => {
+            const x = s[k];
+            if (x === undefined) return def;
+            if (!Array.isArray(x) || !x.every((i) => typeof i === "string")) fail(`indexes.${name}.${k}`, x, "must be a list of strings");
+            return x as string[];
+        };
+        const bases = list("bases", ["root/pypi"]);
+        for (const b of bases) {
+            if (b === name) fail(`indexes.${name}.bases`, b, "an index cannot be its own base");
+            if (b !== "root/pypi" && !declared.has(b)) {
+                fail(`indexes.${name}.bases`, b, `must be root/pypi or an index declared in devpi:indexes (declared: ${[...declared].join(", ")})`);
+            }
+        }
+        if (s.volatile !== undefined && typeof s.volatile !== "boolean") fail(`indexes.${name}.volatile`, s.volatile, "must be true or false");
+        const aclUpload = list("acl_upload", [owner]);
+        for (const a of aclUpload) {
+            if (a !== ":ANONYMOUS:" && !owners.has(a.replace(/^:/, "").replace(/:$/, "")) && !a.startsWith(":")) {
+                fail(`indexes.${name}.acl_upload`, a, `must name declared users (${[...owners].join(", ")}) or :ANONYMOUS:`);
+            }
+        }
+        const mirrorWhitelist = list("mirror_whitelist", []);
+        for (const m of mirrorWhitelist) {
+            if (!/^([a-zA-Z0-9][a-zA-Z0-9._-]*|\*)$/.test(m)) fail(`indexes.${name}.mirror_whitelist`, m, "must be project names or *");
+        }
+        indexes.push({ name, owner, index, bases, volatile: s.volatile === true, aclUpload, mirrorWhitelist });
+    }
+    // Bases must form no cycle: devpi resolves them recursively.
+    const byName = new Map(indexes.map((i) => [i.name, i]));
+    const visiting = new Set<string>();
+    const done = new Set<string>();
+    const visit = (n: string, trail: string[]): void => {
+        if (done.has(n) || n === "root/pypi") return;
+        if (visiting.has(n)) fail(`indexes.${n}.bases`, [...trail, n].join(" -> "), "bases must not form a cycle");
+        visiting.add(n);
+        for (const b of byName.get(n)?.bases ?? []) visit(b, [...trail, n]);
+        visiting.delete(n);
+        done.add(n);
+    };
+    for (const i of indexes) visit(i.name, []);
+    return indexes;
+}
+
+function pemBlocks(pem: string, label: RegExp): string[] {
+    return [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)]
+        .filter((m) => label.test(m[1]))
+        .map((m) => m[0]);
+}
+
+/** Checks a provided key and chain: parseable, matching, and not expired at `now`. */
+export function checkProvidedCertificate(chainPem: string, keyPem: string, now: Date): void {
+    const certs = pemBlocks(chainPem, /^CERTIFICATE$/);
+    if (certs.length === 0) {
+        throw new ConfigError("devpi:sslCertificate: no PEM certificate found: must be a PEM chain, server certificate first");
+    }
+    let leaf: crypto.X509Certificate;
+    try {
+        leaf = new crypto.X509Certificate(certs[0]);
+    } catch (e) {
+        throw new ConfigError(`devpi:sslCertificate: the first certificate cannot be parsed (${(e as Error).message})`);
+    }
+    let key: crypto.KeyObject;
+    try {
+        key = crypto.createPrivateKey(keyPem);
+    } catch (e) {
+        throw new ConfigError(`devpi:sslPrivateKey: not a readable unencrypted PEM private key (${(e as Error).message})`);
+    }
+    if (!leaf.checkPrivateKey(key)) {
+        throw new ConfigError(
+            `devpi:sslPrivateKey: does not match the certificate for ${leaf.subject.replace(/\n/g, ", ")} (serial ${leaf.serialNumber}): provide the key the certificate was issued for`,
+        );
+    }
+    const notAfter = new Date(leaf.validTo);
+    if (notAfter.getTime() <= now.getTime()) {
+        throw new ConfigError(`devpi:sslCertificate: the certificate expired on ${notAfter.toISOString()}: provide a current certificate`);
+    }
+}
+
+/**
+ * Validates the raw stack configuration and returns the typed configuration.
+ * @param raw reads this project's config keys (without the `devpi:` prefix)
+ * @param keys every key set in the stack (without prefix), to reject unknown keys
+ * @param now the time used to check provided certificates
+ */
+export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new Date()): DevpiConfig {
+    const known = new Set<string>(KNOWN_KEYS);
+    for (const k of keys) {
+        if (!known.has(k)) {
+            throw new ConfigError(`devpi:${k}: unknown configuration key; known keys: ${[...KNOWN_KEYS].join(", ")}`);
+        }
+    }
+    const r = new Reader(raw);
+
+    const host = r.str("host");
+    if (!HOSTNAME_RE.test(host) && !isIpAddress(host)) fail("host", host, "must be a host name or an IP address");
+    const sshUser = r.str("sshUser", "root");
+    if (!UNIX_USER_RE.test(sshUser)) fail("sshUser", sshUser, "must be a Unix user name ([a-z_][a-z0-9_-]{0,31})");
+    let privateKey = r.optStr("sshPrivateKey");
+    const keyFile = r.optStr("sshPrivateKeyFile");
+    if (privateKey && keyFile) fail("sshPrivateKeyFile", keyFile, "set either sshPrivateKey or sshPrivateKeyFile, not both");
+    if (!privateKey && keyFile) privateKey = readLocalFile("sshPrivateKeyFile", keyFile);
+    if (!privateKey) {
+        throw new ConfigError(
+            "devpi:sshPrivateKey is required: `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519` or set devpi:sshPrivateKeyFile to a local path",
+        );
+    }
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
+        fail(keyFile ? "sshPrivateKeyFile" : "sshPrivateKey", keyFile ?? "(secret)", "must be a PEM or OpenSSH private key");
+    }
+    const hostKey = r.optStr("hostKey");
+    if (hostKey !== undefined && !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/.test(hostKey)) {
+        fail("hostKey", hostKey, "must be the server's public host key, e.g. \"ssh-ed25519 AAAA...\" (from /etc/ssh/ssh_host_ed25519_key.pub)");
+    }
+
+    const domain = r.str("domain");
+    if (!HOSTNAME_RE.test(domain) || !domain.includes(".") && domain !== "localhost") {
+        fail("domain", domain, "must be a fully qualified DNS name such as devpi.example.com");
+    }
+    const httpPort = r.int("httpPort", 80, 1, 65535);
+    const httpsPort = r.int("httpsPort", 443, 1, 65535);
+    const devpiPort = r.int("devpiPort", 4040, 1, 65535);
+    const sshPort = r.int("sshPort", 22, 1, 65535);
+    if (httpPort === httpsPort) fail("httpsPort", httpsPort, "must differ from httpPort");
+    if (devpiPort === httpPort || devpiPort === httpsPort) fail("devpiPort", devpiPort, "must differ from httpPort and httpsPort");
+    const devpiHost = r.str("devpiHost", "127.0.0.1");
+    if (!isIpAddress(devpiHost) && devpiHost !== "localhost") fail("devpiHost", devpiHost, "must be a loopback or private IP address; devpi sits behind nginx");
+
+    const serverVersion = r.str("devpiServerVersion", "6.20.3");
+    if (!VERSION_RE.test(serverVersion)) fail("devpiServerVersion", serverVersion, "must be an exact version such as 6.20.3");
+    if (Number(serverVersion.split(".")[0]) < 6) fail("devpiServerVersion", serverVersion, "must be 6.0 or newer (older servers need Python < 3.9 and other commands)");
+    const webVersion = r.str("devpiWebVersion", "5.1.1");
+    if (!VERSION_RE.test(webVersion)) fail("devpiWebVersion", webVersion, "must be an exact version such as 5.1.1");
+
+    const serviceUser = r.str("serviceUser", "devpi");
+    if (!UNIX_USER_RE.test(serviceUser) || serviceUser === "root") {
+        fail("serviceUser", serviceUser, "must be a non-root Unix user name ([a-z_][a-z0-9_-]{0,31})");
+    }
+    const venvDir = r.path("venvDir", "/opt/devpi/venv");
+    const serverDir = r.path("serverDir", "/srv/devpi/data");
+    const configDir = r.path("configDir", "/etc/devpi");
+    const secretFile = r.path("secretFile", "/srv/devpi/.secret");
+    const backupDir = r.path("backupDir", "/srv/devpi/backups");
+    if (secretFile.startsWith(`${serverDir}/`)) fail("secretFile", secretFile, "must be outside serverDir (an import needs an empty serverDir)");
+    if (backupDir === serverDir || backupDir.startsWith(`${serverDir}/`)) fail("backupDir", backupDir, "must be outside serverDir");
+    const restrictModify = r.str("restrictModify", "root");
+    if (!restrictModify.split(",").every((u) => NAME_RE.test(u.trim()))) {
+        fail("restrictModify", restrictModify, "must be a comma-separated list of devpi user names (e.g. root)");
+    }
+    const pythonPackageIndex = r.optStr("pythonPackageIndex");
+    if (pythonPackageIndex !== undefined && !/^https?:\/\/[^\s'"\\]+$/.test(pythonPackageIndex)) {
+        fail("pythonPackageIndex", pythonPackageIndex, "must be an http(s) URL of a PyPI-compatible simple index");
+    }
+
+    const mode = r.str("sslMode", "self-signed");
+    if (mode !== "self-signed" && mode !== "provided") fail("sslMode", mode, "must be self-signed or provided");
+    const ssl: SslConfig = {
+        mode,
+        dir: r.path("sslDir", "/srv/ssl/devpi"),
+        owner: r.str("sslOwner", "www-data"),
+        extraDnsNames: r.stringList("extraDnsNames", (s) => HOSTNAME_RE.test(s), "must be DNS names"),
+        extraIpAddresses: r.stringList("extraIpAddresses", isIpAddress, "must be IPv4 or IPv6 addresses"),
+        certValidityDays: r.int("certValidityDays", 90, 2, 825),
+        certRenewBeforeDays: r.int("certRenewBeforeDays", 30, 1, 824),
+        caValidityDays: r.int("caValidityDays", 3650, 30, 36500),
+    };
+    if (!UNIX_USER_RE.test(ssl.owner)) fail("sslOwner", ssl.owner, "must be a Unix user name such as www-data");
+    if (ssl.certRenewBeforeDays >= ssl.certValidityDays) {
+        fail("certRenewBeforeDays", ssl.certRenewBeforeDays, `must be less than certValidityDays (${ssl.certValidityDays})`);
+    }
+    const sslKeys = ["sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile"];
+    if (mode === "provided") {
+        const chain = r.optStr("sslCertificate") ?? (r.optStr("sslCertificateFile") ? readLocalFile("sslCertificateFile", r.str("sslCertificateFile")) : undefined);
+        const key = r.optStr("sslPrivateKey") ?? (r.optStr("sslPrivateKeyFile") ? readLocalFile("sslPrivateKeyFile", r.str("sslPrivateKeyFile")) : undefined);
+        if (!chain) throw new ConfigError("devpi:sslCertificate (or devpi:sslCertificateFile) is required when devpi:sslMode is provided");
+        if (!key) throw new ConfigError("devpi:sslPrivateKey (secret) or devpi:sslPrivateKeyFile is required when devpi:sslMode is provided");
+        checkProvidedCertificate(chain, key, now);
+        ssl.providedChainPem = chain.trim() + "\n";
+        ssl.providedKeyPem = key.trim() + "\n";
+    } else {
+        for (const k of sslKeys) {
+            if (r.optStr(k) !== undefined) fail(k, k.includes("Key") ? "(secret)" : r.optStr(k), "only allowed when devpi:sslMode is provided");
+        }
+    }
+
+    const rootPassword = r.str("rootPassword");
+    if (rootPassword.length < 8) fail("rootPassword", "(secret)", "must be at least 8 characters");
+    const users = parseUsers(r);
+    const indexes = parseIndexes(r, users);
+
+    const clientIndex = r.optStr("clientIndex");
+    if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
+        fail("clientIndex", clientIndex, `must be one of the declared indexes (${indexes.map((i) => i.name).join(", ") || "none declared"})`);
+    }
+
+    return {
+        ssh: { host, port: sshPort, user: sshUser, privateKey, hostKey },
+        domain,
+        httpPort,
+        httpsPort,
+        listenIpv6: r.bool("listenIpv6", true),
+        devpi: {
+            host: devpiHost,
+            port: devpiPort,
+            serverVersion,
+            webVersion,
+            web: r.bool("web", true),
+            serviceUser,
+            venvDir,
+            serverDir,
+            configDir,
+            secretFile,
+            backupDir,
+            backupSchedule: validateCron("backupSchedule", r.str("backupSchedule", "17 3 * * *")),
+            backupKeep: r.int("backupKeep", 7, 1, 365),
+            mirrorCacheExpiry: r.int("mirrorCacheExpiry", 1800, 0, 31536000),
+            maxUploadMb: r.int("maxUploadMb", 1024, 1, 102400),
+            restrictModify,
+            replication: r.bool("replication", false),
+            debug: r.bool("debug", false),
+            pythonPackageIndex,
+        },
+        ssl,
+        rootPassword,
+        users,
+        indexes,
+        clientIncludePassword: r.bool("clientIncludePassword", false),
+        clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
+    };
+}
