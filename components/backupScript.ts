@@ -19,10 +19,10 @@ export function renderBackupScript(s: BackupSettings): string {
 set -euo pipefail
 umask 027
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-dest=${dir}/devpi-export-$stamp
+dest=${dir}/devpi-export-"$stamp"
 rm -rf -- ${dir}/.partial-*
-${shellQuote(s.venvDir)}/bin/devpi-export -c ${shellQuote(s.configFile)} ${dir}/.partial-$stamp >/dev/null
-mv -- ${dir}/.partial-$stamp "$dest"
+${shellQuote(s.venvDir)}/bin/devpi-export -c ${shellQuote(s.configFile)} ${dir}/.partial-"$stamp" >/dev/null
+mv -- ${dir}/.partial-"$stamp" "$dest"
 find ${dir} -maxdepth 1 -name 'devpi-export-*' -type d | sort | head -n -${s.keep} | xargs -r rm -rf --
 echo "$dest"
 `;

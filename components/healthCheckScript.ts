@@ -17,7 +17,7 @@ export interface HealthCheckSettings {
     revision: string;
 }
 
-const HEALTH_PY = `import hashlib, http.client, json, socket, ssl, sys
+export const HEALTH_PY = `import hashlib, http.client, json, socket, ssl, sys
 domain, http_port, https_port, want_sha, indexes, replication = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "true"
 ca = sys.stdin.read()
 ctx = ssl.create_default_context()

@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { ConfigError, KNOWN_KEYS, loadConfig } from "../../config";
+
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+
+/** The smallest valid stack config, as the CLI passes it (every value a string). */
+function base(): Record<string, string> {
+    return {
+        host: "203.0.113.10",
+        sshPrivateKey: KEY,
+        domain: "devpi.example.com",
+        rootPassword: "root-secret-1",
+        users: JSON.stringify({ bz: { password: "bz-secret-1", email: "bz@example.com" } }),
+        indexes: JSON.stringify({ "bz/dev": {} }),
+    };
+}
+
+function load(values: Record<string, string | undefined>, now?: Date) {
+    const v = Object.fromEntries(Object.entries(values).filter(([, x]) => x !== undefined)) as Record<string, string>;
+    return loadConfig((k) => v[k], Object.keys(v), now);
+}
+
+function rejects(values: Record<string, string | undefined>, ...fragments: (string | RegExp)[]) {
+    assert.throws(
+        () => load(values),
+        (e: unknown) => {
+            assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
+            for (const f of fragments) {
+                if (typeof f === "string") assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(f)}`);
+                else assert.match(e.message, f);
+            }
+            return true;
+        },
+    );
+}
+
+describe("loadConfig defaults", () => {
+    it("follows the seed where it is sound", () => {
+        const c = load(base());
+        assert.equal(c.devpi.host, "127.0.0.1");
+        assert.equal(c.devpi.port, 4040);
+        assert.equal(c.ssl.dir, "/srv/ssl/devpi");
+        assert.equal(c.ssl.owner, "www-data");
+        assert.equal(c.ssl.mode, "self-signed");
+        assert.equal(c.httpPort, 80);
+        assert.equal(c.httpsPort, 443);
+        assert.equal(c.ssh.user, "root");
+        assert.equal(c.ssh.port, 22);
+        assert.equal(c.devpi.restrictModify, "root");
+        assert.equal(c.devpi.serverVersion, "6.20.3");
+        assert.deepEqual(c.indexes, [
+            { name: "bz/dev", owner: "bz", index: "dev", bases: ["root/pypi"], volatile: false, aclUpload: ["bz"], mirrorWhitelist: [] },
+        ]);
+        assert.equal(c.clientIndex, "bz/dev");
+    });
+
+    it("expresses the seed's own layout", () => {
+        const c = load({
+            ...base(),
+            serviceUser: "web",
+            venvDir: "/home/web/repo/devpi/venv_devpi",
+            serverDir: "/home/web/repo/devpi/data",
+            backupDir: "/home/web/repo/backup/devpi",
+            secretFile: "/home/web/repo/devpi/.secret",
+        });
+        assert.equal(c.devpi.venvDir, "/home/web/repo/devpi/venv_devpi");
+        assert.equal(c.devpi.serverDir, "/home/web/repo/devpi/data");
+        assert.equal(c.devpi.serviceUser, "web");
+    });
+
+    it("treats the empty defaults declared in Pulumi.yaml as unset", () => {
+        const c = load({ ...base(), hostKey: "", sslCertificate: "", sslPrivateKey: "", clientIndex: "", pythonPackageIndex: "" });
+        assert.equal(c.ssh.hostKey, undefined);
+        assert.equal(c.devpi.pythonPackageIndex, undefined);
+    });
+
+    it("declares every known key in Pulumi.yaml and nothing else", () => {
+        const yaml = fs.readFileSync(path.join(__dirname, "../../Pulumi.yaml"), "utf8");
+        const declared = [...yaml.matchAll(/^  ([a-zA-Z0-9]+):$/gm)].map((m) => m[1]).filter((k) => k !== "options");
+        assert.deepEqual([...declared].sort(), [...KNOWN_KEYS].sort());
+    });
+});
+
+describe("loadConfig rejects bad input before anything runs", () => {
+    const cases: [string, Record<string, string | undefined>, ...(string | RegExp)[]][] = [
+        ["missing host", { ...base(), host: undefined }, "devpi:host is required"],
+        ["bad host", { ...base(), host: "bad host!" }, "devpi:host", '"bad host!"', "host name or an IP"],
+        ["missing domain", { ...base(), domain: undefined }, "devpi:domain is required"],
+        ["unqualified domain", { ...base(), domain: "devpi" }, "devpi:domain", "fully qualified"],
+        ["port out of range", { ...base(), httpsPort: "70000" }, "devpi:httpsPort", "70000", "from 1 to 65535"],
+        ["port zero", { ...base(), devpiPort: "0" }, "devpi:devpiPort", "from 1 to 65535"],
+        ["port not a number", { ...base(), sshPort: "ssh" }, "devpi:sshPort", '"ssh"', "integer"],
+        ["same http and https port", { ...base(), httpPort: "8443", httpsPort: "8443" }, "devpi:httpsPort", "differ"],
+        ["missing ssh key", { ...base(), sshPrivateKey: undefined }, "devpi:sshPrivateKey is required"],
+        ["ssh key not a key", { ...base(), sshPrivateKey: "hunter2" }, "devpi:sshPrivateKey", "private key"],
+        ["unreadable key file", { ...base(), sshPrivateKey: undefined, sshPrivateKeyFile: "/nonexistent/key" }, "devpi:sshPrivateKeyFile", "/nonexistent/key", "readable"],
+        ["bad host key", { ...base(), hostKey: "AAAA" }, "devpi:hostKey", "ssh-ed25519"],
+        ["unknown key", { ...base(), refresh: "60" }, "devpi:refresh", "unknown configuration key"],
+        ["relative path", { ...base(), serverDir: "data" }, "devpi:serverDir", '"data"', "absolute path"],
+        ["path with ..", { ...base(), venvDir: "/opt/../etc" }, "devpi:venvDir", "absolute path"],
+        ["path with shell characters", { ...base(), sslDir: "/srv/ssl;rm -rf /" }, "devpi:sslDir"],
+        ["backups inside serverDir", { ...base(), backupDir: "/srv/devpi/data/backups" }, "devpi:backupDir", "outside serverDir"],
+        ["devpi 2.x", { ...base(), devpiServerVersion: "2.6.0" }, "devpi:devpiServerVersion", "6.0 or newer"],
+        ["version range", { ...base(), devpiServerVersion: ">=6" }, "devpi:devpiServerVersion", "exact version"],
+        ["root service user", { ...base(), serviceUser: "root" }, "devpi:serviceUser", "non-root"],
+        ["bad sslMode", { ...base(), sslMode: "letsencrypt" }, "devpi:sslMode", '"letsencrypt"', "self-signed or provided"],
+        ["short root password", { ...base(), rootPassword: "123" }, "devpi:rootPassword", "at least 8"],
+        ["missing root password", { ...base(), rootPassword: undefined }, "devpi:rootPassword is required"],
+        ["user without password", { ...base(), users: JSON.stringify({ bz: { email: "bz@example.com" } }) }, "devpi:users.bz.password is required"],
+        ["invalid user name", { ...base(), users: JSON.stringify({ "b z": { password: "x1234567" } }), indexes: undefined }, "devpi:users.b z", "user names must match"],
+        ["user named root", { ...base(), users: JSON.stringify({ root: { password: "x1234567" } }), indexes: undefined }, "devpi:users.root"],
+        ["unknown user key", { ...base(), users: JSON.stringify({ bz: { password: "x1234567", admin: true } }) }, "devpi:users.bz.admin", "unknown key"],
+        ["bad email", { ...base(), users: JSON.stringify({ bz: { password: "x1234567", email: "nope" } }) }, "devpi:users.bz.email"],
+        ["invalid index name", { ...base(), indexes: JSON.stringify({ dev: {} }) }, "devpi:indexes.dev", "USER/INDEX"],
+        ["index of undeclared owner", { ...base(), indexes: JSON.stringify({ "pk/dev": {} }) }, "devpi:indexes.pk/dev", "owner 'pk' is not a declared user"],
+        ["undeclared base", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: ["bz/prod"] } }) }, "devpi:indexes.bz/dev.bases", '"bz/prod"'],
+        ["self base", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: ["bz/dev"] } }) }, "its own base"],
+        [
+            "base cycle",
+            { ...base(), indexes: JSON.stringify({ "bz/a": { bases: ["bz/b"] }, "bz/b": { bases: ["bz/a"] } }) },
+            "cycle",
+        ],
+        ["volatile not boolean", { ...base(), indexes: JSON.stringify({ "bz/dev": { volatile: "False" } }) }, "devpi:indexes.bz/dev.volatile"],
+        ["unknown index key", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: [], type: "mirror" } }) }, "devpi:indexes.bz/dev.type"],
+        ["acl of unknown user", { ...base(), indexes: JSON.stringify({ "bz/dev": { acl_upload: ["eve"] } }) }, "devpi:indexes.bz/dev.acl_upload", '"eve"'],
+        ["managing root/pypi", { ...base(), indexes: JSON.stringify({ "root/pypi": {} }) }, "devpi:indexes.root/pypi", "built-in"],
+        ["indexes not a map", { ...base(), indexes: JSON.stringify(["bz/dev"]) }, "devpi:indexes", "map"],
+        ["provided without files", { ...base(), sslMode: "provided" }, "devpi:sslCertificate", "required when devpi:sslMode is provided"],
+        ["provided key in self-signed mode", { ...base(), sslPrivateKey: "x" }, "devpi:sslPrivateKey", "only allowed when"],
+        ["bad cron", { ...base(), backupSchedule: "daily" }, "devpi:backupSchedule", "cron"],
+        ["renew window longer than validity", { ...base(), certValidityDays: "30", certRenewBeforeDays: "30" }, "devpi:certRenewBeforeDays"],
+        ["clientIndex not declared", { ...base(), clientIndex: "bz/prod" }, "devpi:clientIndex", '"bz/prod"'],
+        ["bad extra IP", { ...base(), extraIpAddresses: JSON.stringify(["300.1.1.1"]) }, "devpi:extraIpAddresses", "300.1.1.1"],
+        ["bad boolean", { ...base(), debug: "yes" }, "devpi:debug", '"yes"', "true or false"],
+    ];
+    for (const [name, values, ...fragments] of cases) {
+        it(name, () => rejects(values, ...fragments));
+    }
+});
+
+describe("provided certificates", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-cert-"));
+    const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "a.key", "-out", "a.crt", "-days", "30", "-subj", "/CN=devpi.example.com");
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "b.key", "-out", "b.crt", "-days", "30", "-subj", "/CN=other.example.com");
+    const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
+
+    it("accepts a matching key and chain given as values or files", () => {
+        const c = load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key") });
+        assert.ok(c.ssl.providedChainPem?.includes("BEGIN CERTIFICATE"));
+        const f = load({ ...base(), sslMode: "provided", sslCertificateFile: path.join(dir, "a.crt"), sslPrivateKeyFile: path.join(dir, "a.key") });
+        assert.equal(f.ssl.providedKeyPem, c.ssl.providedKeyPem);
+    });
+
+    it("rejects a key that does not match the certificate", () => {
+        rejects({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("b.key") }, "devpi:sslPrivateKey", "does not match");
+    });
+
+    it("rejects an expired certificate", () => {
+        const later = new Date(Date.now() + 40 * 24 * 3600 * 1000);
+        assert.throws(
+            () => load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key") }, later),
+            /devpi:sslCertificate: the certificate expired/,
+        );
+    });
+
+    it("rejects garbage instead of a certificate", () => {
+        rejects({ ...base(), sslMode: "provided", sslCertificate: "not a cert", sslPrivateKey: read("a.key") }, "devpi:sslCertificate", "no PEM certificate");
+    });
+});

@@ -1,0 +1,260 @@
+import assert from "node:assert/strict";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, describe, it } from "node:test";
+import { parse } from "yaml";
+import { renderBackupInstallScript, renderBackupRemoveScript, renderBackupScript, renderCronEntry } from "../../components/backupScript";
+import { devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "../../components/clientConfig";
+import { DEVPI_API_PY, renderApiScript } from "../../components/devpiApi";
+import {
+    renderConfigScript,
+    renderDevpiServerYaml,
+    renderInitScript,
+    renderInstallScript,
+    renderUninstallScript,
+    requirements,
+} from "../../components/devpiServerConfig";
+import { HEALTH_PY, renderHealthCheckScript } from "../../components/healthCheckScript";
+import { renderPackagesScript, renderServiceUserScript } from "../../components/hostPreparationScript";
+import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginxConfig";
+import { asRoot, PRELUDE, shellQuote } from "../../components/shell";
+import { renderSslFilesScript, renderSslRemoveScript } from "../../components/sslFilesScript";
+import { renderSupervisorProgram, renderSupervisorRemoveScript, renderSupervisorScript } from "../../components/supervisorConfig";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-render-"));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const site: NginxSiteSettings = {
+    domain: "devpi.example.com",
+    extraNames: ["pypi.example.com"],
+    httpPort: 80,
+    httpsPort: 443,
+    listenIpv6: true,
+    certPath: "/srv/ssl/devpi/ssl-unified.crt",
+    keyPath: "/srv/ssl/devpi/server.key",
+    upstream: "127.0.0.1:4040",
+    serverDir: "/srv/devpi/data",
+    maxUploadMb: 1024,
+    replication: false,
+};
+
+describe("shell quoting", () => {
+    for (const s of ["plain", "it's", "$(rm -rf /)", "a\nb", "'", ""]) {
+        it(`round-trips ${JSON.stringify(s)} through bash`, () => {
+            const out = execFileSync("bash", ["-c", `printf %s ${shellQuote(s)}`]).toString();
+            assert.equal(out, s);
+        });
+    }
+    it("runs scripts through sudo unless the login is root", () => {
+        assert.match(asRoot("true", "deploy"), /^sudo -n bash -c '/);
+        assert.match(asRoot("true", "root"), /^bash -c '/);
+    });
+});
+
+describe("devpi-server.yml", () => {
+    const yaml = renderDevpiServerYaml({
+        serverDir: "/srv/devpi/data",
+        host: "127.0.0.1",
+        port: 4040,
+        secretFile: "/srv/devpi/.secret",
+        restrictModify: "root",
+        mirrorCacheExpiry: 1800,
+        maxUploadMb: 1024,
+    });
+    it("puts every option under devpi-server with long-option names", () => {
+        assert.deepEqual(parse(yaml), {
+            "devpi-server": {
+                serverdir: "/srv/devpi/data",
+                host: "127.0.0.1",
+                port: 4040,
+                secretfile: "/srv/devpi/.secret",
+                "restrict-modify": "root",
+                "mirror-cache-expiry": 1800,
+                "max-request-body-size": 1073741824,
+            },
+        });
+    });
+    it("never carries options devpi 6 removed", () => {
+        assert.doesNotMatch(yaml, /refresh/);
+    });
+    it("pins exact versions and leaves devpi-web out when disabled", () => {
+        assert.deepEqual(requirements({ venvDir: "/v", serverVersion: "6.20.3", webVersion: "5.1.1", web: true }), [
+            "devpi-server==6.20.3",
+            "devpi-web==5.1.1",
+        ]);
+        assert.deepEqual(requirements({ venvDir: "/v", serverVersion: "6.20.3", webVersion: "5.1.1", web: false }), ["devpi-server==6.20.3"]);
+    });
+});
+
+describe("nginx site", () => {
+    const cases: [string, Partial<NginxSiteSettings>, RegExp[], RegExp[]][] = [
+        [
+            "defaults",
+            {},
+            [/listen 443 ssl http2;/, /listen \[::\]:443 ssl http2;/, /return 301 https:\/\/\$host\$request_uri;/, /client_max_body_size 1024m;/, /location \^~ \/\+changelog/, /try_files \/\+files\$uri @proxy_to_app;/, /X-outside-url \$scheme:\/\/\$http_host/, /ssl_protocols TLSv1\.2 TLSv1\.3;/, /server_name devpi\.example\.com pypi\.example\.com;/],
+            [/TLSv1(\.1)? /, /SSLv3/],
+        ],
+        ["custom ports", { httpPort: 18080, httpsPort: 18443, listenIpv6: false }, [/listen 18443 ssl http2;/, /return 301 https:\/\/\$host:18443\$request_uri;/], [/\[::\]/]],
+        ["replication allows the changelog", { replication: true }, [/proxy_pass/], [/\+changelog/]],
+        ["upload limit follows devpi's", { maxUploadMb: 5 }, [/client_max_body_size 5m;/], []],
+    ];
+    for (const [name, override, present, absent] of cases) {
+        it(name, () => {
+            const conf = renderNginxSite({ ...site, ...override });
+            for (const re of present) assert.match(conf, re);
+            for (const re of absent) assert.doesNotMatch(conf, re);
+        });
+    }
+
+    it("passes the real nginx -t", () => {
+        const dir = path.join(tmp, "nginx");
+        fs.mkdirSync(path.join(dir, "data/+files"), { recursive: true });
+        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/server.key`, "-out", `${dir}/chain.crt`, "-days", "2", "-subj", "/CN=devpi.example.com"], { stdio: "pipe" });
+        for (const replication of [false, true]) {
+            const conf = renderNginxSite({ ...site, httpPort: 18081, httpsPort: 18444, certPath: `${dir}/chain.crt`, keyPath: `${dir}/server.key`, serverDir: `${dir}/data`, replication });
+            fs.writeFileSync(`${dir}/site.conf`, conf);
+            fs.writeFileSync(
+                `${dir}/nginx.conf`,
+                `pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`,
+            );
+            const r = spawnSync("nginx", ["-t", "-p", dir, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
+            assert.equal(r.status, 0, r.stderr);
+            assert.match(r.stderr, /test is successful/);
+        }
+    });
+
+    it("a broken site fails nginx -t (the install script relies on that)", () => {
+        const dir = path.join(tmp, "nginx");
+        fs.writeFileSync(`${dir}/site.conf`, renderNginxSite({ ...site, certPath: `${dir}/missing.crt`, keyPath: `${dir}/server.key`, serverDir: `${dir}/data` }));
+        const r = spawnSync("nginx", ["-t", "-p", dir, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
+        assert.notEqual(r.status, 0);
+    });
+});
+
+describe("supervisor program", () => {
+    const settings = { name: "devpi", venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", serviceUser: "devpi", homeDir: "/srv/devpi", debug: false, logFile: "/var/log/supervisor/devpi.log" };
+    it("runs devpi-server from its config as the service user", () => {
+        const conf = renderSupervisorProgram(settings);
+        assert.match(conf, /^\[program:devpi\]$/m);
+        assert.match(conf, /^command = \/opt\/devpi\/venv\/bin\/devpi-server -c \/etc\/devpi\/devpi-server.yml$/m);
+        assert.match(conf, /^user = devpi$/m);
+        assert.doesNotMatch(conf, /--refresh|--debug/);
+    });
+    it("adds --debug when asked", () => {
+        assert.match(renderSupervisorProgram({ ...settings, debug: true }), /devpi-server.yml --debug$/m);
+    });
+    it("is loaded by the real supervisord", async () => {
+        const dir = path.join(tmp, "supervisor");
+        fs.mkdirSync(dir, { recursive: true });
+        fs.writeFileSync(`${dir}/devpi.conf`, renderSupervisorProgram({ ...settings, serviceUser: "nobody", homeDir: dir, venvDir: dir, logFile: `${dir}/devpi.log` }));
+        fs.writeFileSync(
+            `${dir}/supervisord.conf`,
+            `[unix_http_server]\nfile=${dir}/s.sock\n[supervisord]\nlogfile=${dir}/supervisord.log\npidfile=${dir}/s.pid\nnodaemon=true\n` +
+                `[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n` +
+                `[supervisorctl]\nserverurl=unix://${dir}/s.sock\n[include]\nfiles=${dir}/devpi.conf\n`,
+        );
+        const daemon = spawn("supervisord", ["-c", `${dir}/supervisord.conf`], { stdio: "ignore" });
+        try {
+            let out = "";
+            for (let i = 0; i < 50 && !out.includes("devpi"); i++) {
+                await new Promise((r) => setTimeout(r, 200));
+                out = spawnSync("supervisorctl", ["-c", `${dir}/supervisord.conf`, "avail"], { encoding: "utf8" }).stdout ?? "";
+            }
+            assert.match(out, /^devpi\s+in use\s+auto\s+999:999$/m);
+        } finally {
+            daemon.kill("SIGTERM");
+        }
+    });
+});
+
+describe("client configuration", () => {
+    const s = { baseUrl: "https://devpi.example.com", index: "bz/dev", username: "bz", caPath: "~/.config/devpi/ca.pem" };
+    it("points pip and uv at the simple index", () => {
+        assert.equal(indexUrl(s), "https://devpi.example.com/bz/dev/+simple/");
+        assert.equal(renderPipConf(s), "[global]\nindex-url = https://devpi.example.com/bz/dev/+simple/\ncert = ~/.config/devpi/ca.pem\n");
+        assert.match(renderUvToml(s), /url = "https:\/\/devpi.example.com\/bz\/dev\/\+simple\/"/);
+    });
+    it("gives twine the index URL without +simple and the password only when asked", () => {
+        const p = renderPypirc(s);
+        assert.match(p, /^repository = https:\/\/devpi.example.com\/bz\/dev\/$/m);
+        assert.match(p, /^username = bz$/m);
+        assert.doesNotMatch(p, /password/);
+        assert.match(renderPypirc(s, "s3cret"), /^password = s3cret$/m);
+    });
+    it("prints the devpi use command", () => {
+        assert.equal(devpiUseCommand(s), "devpi use https://devpi.example.com/bz/dev/ --set-cfg");
+    });
+});
+
+describe("remote scripts", () => {
+    const layout = { serviceUser: "devpi", homeDir: "/srv/devpi", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", secretFile: "/srv/devpi/.secret", configDir: "/etc/devpi", webUser: "www-data" };
+    const ssl = { dir: "/srv/ssl/devpi", owner: "www-data", keyFile: "server.key", chainFile: "ssl-unified.crt" };
+    const api = { devpiUrl: "http://127.0.0.1:4040", credentialFile: "/etc/devpi/root-credential.json" };
+    const backup = renderBackupScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", keep: 7 });
+    const scripts: Record<string, string> = {
+        packages: renderPackagesScript(),
+        serviceUser: renderServiceUserScript(layout),
+        sslFiles: renderSslFilesScript(ssl),
+        sslRemove: renderSslRemoveScript(ssl),
+        install: renderInstallScript({ venvDir: "/opt/devpi/venv", serverVersion: "6.20.3", webVersion: "5.1.1", web: true, packageIndex: "https://pypi.org/simple" }),
+        installNoWeb: renderInstallScript({ venvDir: "/opt/devpi/venv", serverVersion: "6.20.3", webVersion: "5.1.1", web: false }),
+        uninstall: renderUninstallScript("/opt/devpi/venv"),
+        config: renderConfigScript({ configFile: "/etc/devpi/devpi-server.yml", yaml: "devpi-server:\n  port: 4040\n", secretFile: "/srv/devpi/.secret", serviceUser: "devpi", venvDir: "/opt/devpi/venv" }),
+        init: renderInitScript({ configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", serviceUser: "devpi", venvDir: "/opt/devpi/venv" }),
+        supervisor: renderSupervisorScript({ name: "devpi", confPath: "/etc/supervisor/conf.d/devpi.conf", program: "[program:devpi]\n", devpiUrl: "http://127.0.0.1:4040", logFile: "/var/log/supervisor/devpi.log", readyTimeout: 90 }),
+        supervisorRemove: renderSupervisorRemoveScript({ name: "devpi", confPath: "/etc/supervisor/conf.d/devpi.conf" }),
+        nginx: renderNginxScript({ sitePath: "/etc/nginx/sites-available/devpi", enabledPath: "/etc/nginx/sites-enabled/devpi", site: renderNginxSite(site), certFingerprint: "ab" }),
+        nginxRemove: renderNginxRemoveScript({ sitePath: "/etc/nginx/sites-available/devpi", enabledPath: "/etc/nginx/sites-enabled/devpi" }),
+        rootPassword: renderApiScript(api, "root-password"),
+        userEnsure: renderApiScript(api, "user-ensure", "bz"),
+        indexDelete: renderApiScript(api, "index-delete", "bz/dev"),
+        health: renderHealthCheckScript({ domain: "devpi.example.com", httpPort: 80, httpsPort: 443, certSha256: "ab", indexes: ["bz/dev"], replication: false, devpiLog: "/var/log/supervisor/devpi.log", revision: "1" }),
+        backupInstall: renderBackupInstallScript("/usr/local/sbin/devpi-backup", backup, "/etc/cron.d/devpi-backup", renderCronEntry("17 3 * * *", "devpi", "/usr/local/sbin/devpi-backup")),
+        backupRemove: renderBackupRemoveScript("/usr/local/sbin/devpi-backup", "/etc/cron.d/devpi-backup"),
+    };
+    for (const [name, body] of Object.entries(scripts)) {
+        it(`${name} passes shellcheck`, () => {
+            const r = spawnSync("shellcheck", ["-s", "bash", "-"], { input: `#!/bin/bash\n${PRELUDE}${body}`, encoding: "utf8" });
+            assert.equal(r.status, 0, r.stdout);
+        });
+    }
+    it("the backup script itself passes shellcheck", () => {
+        const r = spawnSync("shellcheck", ["-"], { input: backup, encoding: "utf8" });
+        assert.equal(r.status, 0, r.stdout);
+    });
+    it("no script carries a secret-looking argument", () => {
+        for (const body of Object.values(scripts)) assert.doesNotMatch(body, /--root-passwd|password=|PASSWORD=/);
+    });
+    for (const [name, code] of [["devpi API", DEVPI_API_PY], ["health check", HEALTH_PY]] as const) {
+        it(`the ${name} program compiles with python3`, () => {
+            const file = path.join(tmp, `${name.replace(/ /g, "_")}.py`);
+            fs.writeFileSync(file, code);
+            execFileSync("python3", ["-m", "py_compile", file]);
+        });
+    }
+    it("write_if_changed reports changed, then unchanged, and keeps the mode", () => {
+        const dest = path.join(tmp, "wic.txt");
+        const run = (content: string) =>
+            execFileSync("bash", ["-c", `${PRELUDE}\nwrite_if_changed ${shellQuote(dest)} 0640 "$(id -un):$(id -gn)"`], { input: content }).toString().trim();
+        assert.equal(run("a\n"), "changed");
+        assert.equal(run("a\n"), "unchanged");
+        assert.equal(run("b\n"), "changed");
+        assert.equal(fs.readFileSync(dest, "utf8"), "b\n");
+        assert.equal((fs.statSync(dest).mode & 0o777).toString(8), "640");
+    });
+    it("the SSL script splits key and chain read from stdin", () => {
+        const dir = path.join(tmp, "ssl");
+        const script = renderSslFilesScript({ dir, owner: "root", keyFile: "server.key", chainFile: "ssl-unified.crt" });
+        const key = "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n";
+        const chain = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nCCC\n-----END CERTIFICATE-----\n";
+        const out = execFileSync("bash", ["-c", PRELUDE + script], { input: key + chain }).toString();
+        assert.equal(out.trim(), "key changed, chain changed");
+        assert.equal(fs.readFileSync(`${dir}/server.key`, "utf8"), key);
+        assert.equal(fs.readFileSync(`${dir}/ssl-unified.crt`, "utf8"), chain);
+        assert.equal((fs.statSync(`${dir}/server.key`).mode & 0o777).toString(8), "400");
+        assert.equal((fs.statSync(dir).mode & 0o777).toString(8), "500");
+        assert.equal(execFileSync("bash", ["-c", PRELUDE + script], { input: key + chain }).toString().trim(), "key unchanged, chain unchanged");
+    });
+});
