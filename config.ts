@@ -191,7 +191,7 @@ class Reader {
         if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
             fail(key, v, "must be a list of strings");
         }
-        const list = v as string[];
+        const list = v;
         for (const item of list) {
             if (check && !check(item)) fail(key, item, allowed ?? "invalid list item");
         }
@@ -254,7 +254,7 @@ function parseUsers(r: Reader): UserConfig[] {
         if (s.email !== undefined && (typeof s.email !== "string" || !/^[^@\s]+@[^@\s]+$/.test(s.email))) {
             fail(`users.${name}.email`, s.email, "must be an e-mail address like name@example.com");
         }
-        users.push({ name, password: s.password, email: s.email as string | undefined });
+        users.push({ name, password: s.password, email: s.email });
     }
     return users;
 }
@@ -291,7 +291,7 @@ function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
             const x = s[k];
             if (x === undefined) return def;
             if (!Array.isArray(x) || !x.every((i) => typeof i === "string")) fail(`indexes.${name}.${k}`, x, "must be a list of strings");
-            return x as string[];
+            return x;
         };
         const bases = list("bases", ["root/pypi"]);
         for (const b of bases) {

@@ -30,7 +30,7 @@ before(async () => {
     pulumi.runtime.setMocks(
         {
             newResource: (args) => {
-                const outputs: Record<string, unknown> = { ...args.inputs };
+                const outputs: Record<string, unknown> = { ...(args.inputs as Record<string, unknown>) };
                 if (args.type === "command:remote:Command") Object.assign(outputs, { stdout: "ok", stderr: "" });
                 if (args.type.startsWith("tls:")) {
                     Object.assign(outputs, { privateKeyPem: "KEY", certPem: CERT, certRequestPem: "CSR" });
@@ -67,7 +67,7 @@ before(async () => {
                 args.name,
                 Promise.all(
                     ["stdin", "create", "connection"].map(async (k) => [k, props[k] === undefined ? false : await pulumi.isSecret(pulumi.output(props[k]))] as const),
-                ).then(Object.fromEntries),
+                ).then((pairs) => Object.fromEntries(pairs) as Record<string, boolean>),
             );
         }
         return undefined;
