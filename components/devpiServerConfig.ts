@@ -11,7 +11,11 @@ export interface DevpiServerSettings {
     secretFile: string;
     restrictModify: string;
     mirrorCacheExpiry: number;
-    /** Upload limit in MiB; nginx's client_max_body_size is rendered from the same number. */
+    /**
+     * Upload limit in MiB. nginx enforces it (client_max_body_size); devpi-server's own limit is
+     * set to at least devpi's default (1 GiB) and never below it, so lowering the limit only
+     * touches nginx and raising it above 1 GiB raises both.
+     */
     maxUploadMb: number;
     /** Set only for a replica; absent means a standalone/primary server. */
     primaryUrl?: string;
@@ -29,7 +33,7 @@ export function renderDevpiServerYaml(s: DevpiServerSettings): string {
         secretfile: s.secretFile,
         "restrict-modify": s.restrictModify,
         "mirror-cache-expiry": s.mirrorCacheExpiry,
-        "max-request-body-size": s.maxUploadMb * 1024 * 1024,
+        "max-request-body-size": Math.max(s.maxUploadMb, 1024) * 1024 * 1024,
     };
     if (s.primaryUrl) {
         body.role = "replica";

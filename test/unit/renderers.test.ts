@@ -76,6 +76,12 @@ describe("devpi-server.yml", () => {
             },
         });
     });
+    it("keeps devpi's body limit at or above nginx's", () => {
+        const limit = (maxUploadMb: number) =>
+            (parse(renderDevpiServerYaml({ serverDir: "/d", host: "127.0.0.1", port: 4040, secretFile: "/s", restrictModify: "root", mirrorCacheExpiry: 1800, maxUploadMb })) as Record<string, Record<string, number>>)["devpi-server"]["max-request-body-size"];
+        assert.equal(limit(5), 1073741824);
+        assert.equal(limit(2048), 2147483648);
+    });
     it("never carries options devpi 6 removed", () => {
         assert.doesNotMatch(yaml, /refresh/);
     });
