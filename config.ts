@@ -93,6 +93,8 @@ export interface DevpiConfig {
         replication: boolean;
         debug: boolean;
         pythonPackageIndex?: string;
+        /** CA bundle on the server for outbound HTTPS (pip, devpi's PyPI mirror). */
+        upstreamCaBundle?: string;
     };
     ssl: SslConfig;
     rootPassword: string;
@@ -107,6 +109,10 @@ export interface DevpiConfig {
 /** Reads one raw (plain text) config value of this project, e.g. `get("host")`. */
 export type RawConfigGetter = (key: string) => string | undefined;
 
+/** Tells whether a key's value is stored encrypted (set with `pulumi config set --secret`). */
+export type SecretKeyCheck = (key: string) => boolean;
+
+
 /** Every key this program understands; anything else under `devpi:` is rejected. */
 export const KNOWN_KEYS = [
     "host", "sshPort", "sshUser", "sshPrivateKey", "sshPrivateKeyFile", "hostKey",
@@ -114,7 +120,7 @@ export const KNOWN_KEYS = [
     "devpiHost", "devpiPort", "devpiServerVersion", "devpiWebVersion", "web",
     "serviceUser", "venvDir", "serverDir", "configDir", "secretFile",
     "backupDir", "backupSchedule", "backupKeep",
-    "mirrorCacheExpiry", "maxUploadMb", "restrictModify", "replication", "debug", "pythonPackageIndex",
+    "mirrorCacheExpiry", "maxUploadMb", "restrictModify", "replication", "debug", "pythonPackageIndex", "upstreamCaBundle",
     "sslMode", "sslDir", "sslOwner", "extraDnsNames", "extraIpAddresses",
     "certValidityDays", "certRenewBeforeDays", "caValidityDays",
     "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile",
@@ -370,8 +376,20 @@ export function checkProvidedCertificate(chainPem: string, keyPem: string, now: 
  * @param keys every key set in the stack (without prefix), to reject unknown keys
  * @param now the time used to check provided certificates
  */
-export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new Date()): DevpiConfig {
+export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new Date(), isSecret?: SecretKeyCheck): DevpiConfig {
     const known = new Set<string>(KNOWN_KEYS);
+    if (isSecret) {
+        for (const k of ["sshPrivateKey", "sslPrivateKey"]) {
+            const v = raw(k);
+            if (v !== undefined && v !== "" && !isSecret(k)) {
+                throw new ConfigError(`devpi:${k} is stored in plain text: set it again with \`pulumi config set --secret ${k} < FILE\``);
+            }
+        }
+        const users = raw("users");
+        if (users && users.includes('"password"') && !isSecret("users")) {
+            throw new ConfigError("devpi:users holds a password in plain text: set each with `pulumi config set --secret --path 'users.NAME.password'`");
+        }
+    }
     for (const k of keys) {
         if (!known.has(k)) {
             throw new ConfigError(`devpi:${k}: unknown configuration key; known keys: ${[...KNOWN_KEYS].join(", ")}`);
@@ -438,6 +456,8 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     if (pythonPackageIndex !== undefined && !/^https?:\/\/[^\s'"\\]+$/.test(pythonPackageIndex)) {
         fail("pythonPackageIndex", pythonPackageIndex, "must be an http(s) URL of a PyPI-compatible simple index");
     }
+
+    const upstreamCaBundle = r.optStr("upstreamCaBundle") === undefined ? undefined : r.path("upstreamCaBundle", "/");
 
     const mode = r.str("sslMode", "self-signed");
     if (mode !== "self-signed" && mode !== "provided") fail("sslMode", mode, "must be self-signed or provided");
@@ -506,6 +526,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
             replication: r.bool("replication", false),
             debug: r.bool("debug", false),
             pythonPackageIndex,
+            upstreamCaBundle,
         },
         ssl,
         rootPassword,

@@ -4,8 +4,9 @@
  */
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import * as command from "@pulumi/command";
-import { loadConfig } from "./config";
+import { ConfigError, DevpiConfig, loadConfig } from "./config";
 import { BackupSchedule } from "./components/backupSchedule";
 import { ClientSettings, devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "./components/clientConfig";
 import { DevpiIndex } from "./components/devpiIndex";
@@ -21,12 +22,24 @@ import { SslCertificate } from "./components/sslCertificate";
 import { SupervisorProgram } from "./components/supervisorProgram";
 
 const prefix = `${pulumi.getProject()}:`;
-const cfg = loadConfig(
-    (key) => pulumi.runtime.getConfig(prefix + key),
-    Object.keys(pulumi.runtime.allConfig())
-        .filter((k) => k.startsWith(prefix))
-        .map((k) => k.slice(prefix.length)),
-);
+// The SDK knows which keys were set with --secret but does not declare the function in its types.
+const { isConfigSecret } = runtimeConfig as unknown as { isConfigSecret?: (key: string) => boolean };
+function readConfig(): DevpiConfig {
+    try {
+        return loadConfig(
+            (key) => pulumi.runtime.getConfig(prefix + key),
+            Object.keys(pulumi.runtime.allConfig())
+                .filter((k) => k.startsWith(prefix))
+                .map((k) => k.slice(prefix.length)),
+            new Date(),
+            isConfigSecret ? (key) => isConfigSecret(prefix + key) : undefined,
+        );
+    } catch (e) {
+        // A RunError is shown without a stack trace: the message names the key and what is allowed.
+        throw e instanceof ConfigError ? new pulumi.RunError(e.message) : e;
+    }
+}
+const cfg = readConfig();
 
 const connection: command.types.input.remote.ConnectionArgs = {
     host: cfg.ssh.host,
@@ -78,7 +91,7 @@ const server = new DevpiServer(
     {
         host,
         venvDir: d.venvDir,
-        install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, packageIndex: d.pythonPackageIndex },
+        install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, packageIndex: d.pythonPackageIndex, caBundle: d.upstreamCaBundle },
         settings: {
             serverDir: d.serverDir,
             host: d.host,
@@ -106,6 +119,7 @@ const supervisor = new SupervisorProgram(
             homeDir,
             debug: d.debug,
             logFile: supervisorLog,
+            caBundle: d.upstreamCaBundle,
         },
         devpiUrl,
         restartToken: server.restartToken,
@@ -214,8 +228,9 @@ export const uvToml = renderUvToml(client);
 /** ~/.pypirc without the password. */
 export const pypirc = renderPypirc(client);
 /** ~/.pypirc with the password (secret); only when devpi:clientIncludePassword is true. */
-export const pypircWithPassword =
-    cfg.clientIncludePassword && clientUser ? pulumi.secret(renderPypirc(client, clientUser.password)) : undefined;
+export const pypircWithPassword = pulumi.secret(
+    cfg.clientIncludePassword && clientUser ? renderPypirc(client, clientUser.password) : "(set devpi:clientIncludePassword to true to export it)",
+);
 export const devpiUse = devpiUseCommand(client);
 /** The private CA's certificate (self-signed mode): save it as ~/.config/devpi/ca.pem. */
 export const caCertificate = ssl.caCertPem;

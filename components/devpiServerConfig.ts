@@ -49,6 +49,8 @@ export interface InstallSettings {
     web: boolean;
     /** A PyPI-compatible index to install from (default: pip's own). */
     packageIndex?: string;
+    /** CA bundle pip trusts instead of its own (networks that inspect TLS). */
+    caBundle?: string;
 }
 
 /** The pinned requirements installed into the virtualenv. */
@@ -65,7 +67,7 @@ export function requirements(s: InstallSettings): string[] {
 export function renderInstallScript(s: InstallSettings): string {
     const venv = shellQuote(s.venvDir);
     const reqs = requirements(s).map(shellQuote).join(" ");
-    const index = s.packageIndex ? ` --index-url ${shellQuote(s.packageIndex)}` : "";
+    const index = (s.packageIndex ? ` --index-url ${shellQuote(s.packageIndex)}` : "") + (s.caBundle ? ` --cert ${shellQuote(s.caBundle)}` : "");
     const uninstallWeb = s.web ? "" : `if ${venv}/bin/pip show -q devpi-web >/dev/null 2>&1; then ${venv}/bin/pip uninstall -y -q devpi-web >&2; fi\n`;
     return `if [ ! -x ${venv}/bin/python ]; then
   install -d -m 0755 "$(dirname ${venv})"

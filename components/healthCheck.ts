@@ -16,7 +16,7 @@ export interface HealthCheckArgs {
 
 /**
  * The last step: on the server, devpi must answer through nginx over HTTPS with the expected
- * certificate, every index must serve its simple page, HTTP must redirect and /+changelog must be
+ * certificate, every index must answer, HTTP must redirect and /+changelog must be
  * blocked. A failure fails `pulumi up` and shows the tails of nginx's and devpi-server's logs.
  * Runs whenever anything it checks changed; leaves nothing on the server.
  */

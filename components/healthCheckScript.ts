@@ -52,8 +52,8 @@ try:
     if status != 200 or "login" not in json.loads(body)["result"]:
         problems.append("/+api answered %s" % status)
     for ix in [i for i in indexes.split(",") if i]:
-        status, body, _ = get("/%s/+simple/" % ix)
-        if status != 200:
+        status, body, _ = get("/" + ix)
+        if status != 200 or json.loads(body)["result"].get("type") not in ("stage", "mirror"):
             problems.append("index %s answered %s" % (ix, status))
     status, _, _ = get("/+changelog/0")
     if not replication and status != 403:

@@ -13,6 +13,8 @@ export interface SupervisorProgramSettings {
     /** Adds --debug: the seed's first trouble-shooting step. */
     debug: boolean;
     logFile: string;
+    /** CA bundle for devpi's outbound HTTPS (its PyPI mirror), for networks that inspect TLS. */
+    caBundle?: string;
 }
 
 /** The `[program:NAME]` section. devpi-server reads everything else from its YAML config. */
@@ -23,7 +25,7 @@ export function renderSupervisorProgram(s: SupervisorProgramSettings): string {
 command = ${command}
 user = ${s.serviceUser}
 directory = ${s.homeDir}
-environment = HOME="${s.homeDir}",USER="${s.serviceUser}"
+environment = HOME="${s.homeDir}",USER="${s.serviceUser}"${s.caBundle ? `,REQUESTS_CA_BUNDLE="${s.caBundle}",SSL_CERT_FILE="${s.caBundle}"` : ""}
 umask = 022
 priority = 999
 autostart = true

@@ -88,6 +88,14 @@ EOF
 rm -f "$rootfs/etc/resolv.conf"
 cat /etc/resolv.conf >"$rootfs/etc/resolv.conf"
 
+# Same network, same trust: where this machine reaches registries through a TLS-inspecting
+# proxy, its extra CA certificates are what a server on this network would trust as well.
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    mkdir -p "$rootfs/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+    chroot "$rootfs" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed in the test host"
+fi
+
 # The chroot shares the machine's network, so a package's postinst starting
 # its daemon (nginx on :80, ...) would grab the machine's ports before the
 # program has configured them. invoke-rc.d, which postinst scripts use, obeys

@@ -143,6 +143,19 @@ describe("loadConfig rejects bad input before anything runs", () => {
     }
 });
 
+describe("secrets stored in plain text", () => {
+    const isSecret = (secret: string[]) => (k: string) => secret.includes(k);
+    it("rejects a plain-text SSH key", () => {
+        assert.throws(() => loadConfig((k) => base()[k], Object.keys(base()), new Date(), isSecret(["rootPassword", "users"])), /devpi:sshPrivateKey is stored in plain text/);
+    });
+    it("rejects plain-text user passwords", () => {
+        assert.throws(() => loadConfig((k) => base()[k], Object.keys(base()), new Date(), isSecret(["rootPassword", "sshPrivateKey"])), /devpi:users holds a password in plain text/);
+    });
+    it("accepts them encrypted", () => {
+        assert.ok(loadConfig((k) => base()[k], Object.keys(base()), new Date(), isSecret(["rootPassword", "sshPrivateKey", "users"])));
+    });
+});
+
 describe("provided certificates", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-cert-"));
     const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });

@@ -1,0 +1,178 @@
+/**
+ * Shared machinery of the end-to-end tests: a fresh Debian test host, a stack of this project run
+ * by the real Pulumi engine through the Automation API, real devpi-client/pip/twine on this
+ * machine, and samplers that catch secrets where they must never be.
+ */
+import { execFile, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+
+export const ROOT = path.resolve(__dirname, "../..");
+const execFileP = promisify(execFile);
+
+export interface TestHost {
+    name: string;
+    root: string;
+    sshHost: string;
+    sshPort: number;
+    sshUser: string;
+    sshKey: string;
+    hostKey: string;
+}
+
+/** Starts a fresh test host (scripts/testhost/up.sh) and parses what it prints. */
+export function startHost(name: string, sshPort: number): TestHost {
+    const out = execFileSync(path.join(ROOT, "scripts/testhost/up.sh"), [name, String(sshPort)], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+        timeout: 15 * 60 * 1000,
+    });
+    const env: Record<string, string> = {};
+    for (const line of out.split("\n")) {
+        const m = /^(TESTHOST_[A-Z_]+)=(.*)$/.exec(line);
+        if (m) env[m[1]] = execFileSync("bash", ["-c", `printf %s ${m[2]}`], { encoding: "utf8" });
+    }
+    return {
+        name,
+        root: env.TESTHOST_ROOT,
+        sshHost: env.TESTHOST_SSH_HOST,
+        sshPort: Number(env.TESTHOST_SSH_PORT),
+        sshUser: env.TESTHOST_SSH_USER,
+        sshKey: env.TESTHOST_SSH_KEY,
+        hostKey: env.TESTHOST_HOST_KEY,
+    };
+}
+
+export function stopHost(name: string): void {
+    execFileSync(path.join(ROOT, "scripts/testhost/down.sh"), [name], { stdio: "inherit", timeout: 120_000 });
+}
+
+/** Runs a shell command inside the test host as root (for inspection only). */
+export function onHost(host: TestHost, command: string): string {
+    return execFileSync(path.join(ROOT, "scripts/testhost/exec.sh"), [host.name, "bash", "-c", command], { encoding: "utf8", timeout: 120_000 });
+}
+
+/** A throwaway copy of the project (its stack files must not land in the repository). */
+export function projectCopy(): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-project-"));
+    for (const f of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts"]) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
+    fs.cpSync(path.join(ROOT, "components"), path.join(dir, "components"), { recursive: true });
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+    return dir;
+}
+
+export const PASSPHRASE = "e2e-passphrase";
+
+/** A stack of the project copy on a local file backend. */
+export async function createStack(name: string, workDir: string): Promise<Stack> {
+    const backend = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-state-"));
+    const envVars = {
+        PULUMI_BACKEND_URL: `file://${backend}`,
+        PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    };
+    const ws = await LocalWorkspace.create({ workDir, envVars });
+    return Stack.create(name, ws);
+}
+
+/** Records what the engine did, in order. */
+export class EventLog {
+    readonly events: EngineEvent[] = [];
+    readonly output: string[] = [];
+    onEvent = (e: EngineEvent): void => {
+        this.events.push(e);
+    };
+    onOutput = (s: string): void => {
+        this.output.push(s);
+    };
+    clear(): void {
+        this.events.length = 0;
+        this.output.length = 0;
+    }
+    /** Index of the event that finished the resource whose URN ends with `::name`. */
+    finished(name: string): number {
+        return this.events.findIndex((e) => e.resOutputsEvent?.metadata.urn.endsWith(`::${name}`));
+    }
+    started(name: string): number {
+        return this.events.findIndex((e) => e.resourcePreEvent?.metadata.urn.endsWith(`::${name}`));
+    }
+    /** Names of custom resources the engine actually operated on (anything but `same`). */
+    changed(): string[] {
+        return this.events
+            .filter((e) => e.resourcePreEvent && e.resourcePreEvent.metadata.op !== "same" && !e.resourcePreEvent.metadata.type.startsWith("devpi:") && !e.resourcePreEvent.metadata.type.startsWith("pulumi:"))
+            .map((e) => `${e.resourcePreEvent!.metadata.op}:${e.resourcePreEvent!.metadata.urn.split("::").pop()}`)
+            .sort();
+    }
+    text(): string {
+        return this.output.join("");
+    }
+}
+
+/** Samples every process's command line on this machine (the test host's included) until stopped. */
+export class ProcessSampler {
+    readonly seen = new Set<string>();
+    private timer?: NodeJS.Timeout;
+    start(): void {
+        this.timer = setInterval(() => {
+            for (const pid of fs.readdirSync("/proc")) {
+                if (!/^\d+$/.test(pid)) continue;
+                try {
+                    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+                    if (cmd) this.seen.add(cmd.replace(/\0/g, " "));
+                } catch {
+                    // the process ended meanwhile
+                }
+            }
+        }, 25);
+    }
+    stop(): void {
+        if (this.timer) clearInterval(this.timer);
+    }
+}
+
+/** A virtualenv on this machine with devpi-client, twine and build, cached across runs. */
+export function clientVenv(): string {
+    const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "devpi-pulumi", "client-venv-1");
+    if (!fs.existsSync(path.join(dir, ".complete"))) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        execFileSync("python3", ["-m", "venv", dir], { stdio: "inherit" });
+        execFileSync(path.join(dir, "bin/pip"), ["install", "-q", "devpi-client==7.3.0", "twine", "build", "setuptools", "wheel"], { stdio: "inherit", timeout: 10 * 60 * 1000 });
+        fs.writeFileSync(path.join(dir, ".complete"), "");
+    }
+    return dir;
+}
+
+/** Runs a program from the client venv; resolves with exit status and output, never throws. */
+export async function client(
+    venv: string,
+    program: string,
+    args: string[],
+    env: Record<string, string> = {},
+    cwd?: string,
+): Promise<{ code: number; out: string }> {
+    try {
+        const r = await execFileP(path.join(venv, "bin", program), args, { env: { ...process.env, ...env }, cwd, timeout: 10 * 60 * 1000, maxBuffer: 64 * 1024 * 1024 });
+        return { code: 0, out: r.stdout + r.stderr };
+    } catch (e) {
+        const err = e as { code?: number; stdout?: string; stderr?: string };
+        return { code: typeof err.code === "number" ? err.code : 1, out: (err.stdout ?? "") + (err.stderr ?? "") };
+    }
+}
+
+/** Builds a wheel of a tiny package `name` at `version` into `dist`. */
+export function buildPackage(venv: string, name: string, version: string, dist: string): string {
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-pkg-"));
+    const mod = name.replace(/-/g, "_");
+    fs.mkdirSync(path.join(src, mod));
+    fs.writeFileSync(path.join(src, mod, "__init__.py"), `VERSION = "${version}"\n`);
+    fs.writeFileSync(
+        path.join(src, "pyproject.toml"),
+        `[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "${name}"\nversion = "${version}"\n`,
+    );
+    execFileSync(path.join(venv, "bin/python"), ["-m", "build", "--wheel", "--no-isolation", "--outdir", dist, src], { stdio: "pipe" });
+    return path.join(dist, `${mod}-${version}-py3-none-any.whl`);
+}

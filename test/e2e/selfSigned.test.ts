@@ -1,0 +1,259 @@
+/**
+ * End to end, self-signed mode: `pulumi up` on a fresh Debian host gives a working HTTPS devpi;
+ * a second run changes nothing; one setting changes only what depends on it; removals keep
+ * uploads; destroy keeps data; no secret leaks into state, output or `ps`.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Stack } from "@pulumi/pulumi/automation";
+import { buildPackage, client, clientVenv, createStack, EventLog, onHost, ProcessSampler, projectCopy, startHost, stopHost, TestHost } from "./harness";
+
+const HOST = "e2e-selfsigned";
+const PORTS = { ssh: 2231, http: 28080, https: 28443, devpi: 24040 };
+const ROOT_PASSWORD = "root-Pw-e2e-7731";
+const ALICE_PASSWORD = "alice-Pw-e2e-4410";
+const BOB_PASSWORD = "bob-Pw-e2e-9083";
+const BASE = `https://localhost:${PORTS.https}`;
+
+let host: TestHost;
+let stack: Stack;
+let venv: string;
+const log = new EventLog();
+const sampler = new ProcessSampler();
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-"));
+const caFile = path.join(work, "ca.pem");
+const clientEnv = () => ({ REQUESTS_CA_BUNDLE: caFile, DEVPI_CLIENTDIR: path.join(work, "devpi-client"), PIP_CERT: caFile, PIP_DISABLE_PIP_VERSION_CHECK: "1" });
+let sshKeyText = "";
+
+async function up() {
+    log.clear();
+    return stack.up({ onEvent: log.onEvent, onOutput: log.onOutput, color: "never" });
+}
+
+function get(url: string, opts: https.RequestOptions = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; fingerprint?: string }> {
+    const mod = url.startsWith("https:") ? https : http;
+    return new Promise((resolve, reject) => {
+        const req = mod.get(url, { ca: fs.readFileSync(caFile), headers: { Accept: "application/json" }, ...opts }, (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c.toString()));
+            res.on("end", () => {
+                const sock = res.socket as unknown as { getPeerCertificate?: () => { fingerprint256: string } };
+                resolve({ status: res.statusCode ?? 0, headers: res.headers, body, fingerprint: sock.getPeerCertificate?.().fingerprint256 });
+            });
+        });
+        req.on("error", reject);
+    });
+}
+
+describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }, () => {
+    before(async () => {
+        venv = clientVenv();
+        host = startHost(HOST, PORTS.ssh);
+        sshKeyText = fs.readFileSync(host.sshKey, "utf8");
+        stack = await createStack("e2e-selfsigned", projectCopy());
+        await stack.setAllConfig({
+            "devpi:host": { value: host.sshHost },
+            "devpi:sshPort": { value: String(host.sshPort) },
+            "devpi:sshUser": { value: host.sshUser },
+            "devpi:sshPrivateKey": { value: sshKeyText, secret: true },
+            "devpi:hostKey": { value: host.hostKey },
+            "devpi:domain": { value: "localhost" },
+            "devpi:extraIpAddresses": { value: '["127.0.0.1"]' },
+            "devpi:httpPort": { value: String(PORTS.http) },
+            "devpi:httpsPort": { value: String(PORTS.https) },
+            "devpi:devpiPort": { value: String(PORTS.devpi) },
+            "devpi:listenIpv6": { value: "false" },
+            "devpi:rootPassword": { value: ROOT_PASSWORD, secret: true },
+            "devpi:clientIncludePassword": { value: "true" },
+        });
+        await stack.setAllConfig(
+            {
+                "users.alice.password": { value: ALICE_PASSWORD, secret: true },
+                "users.alice.email": { value: "alice@example.com" },
+                "users.bob.password": { value: BOB_PASSWORD, secret: true },
+                'indexes["alice/dev"].volatile': { value: "false" },
+                'indexes["alice/scratch"].volatile': { value: "true" },
+            },
+            true,
+        );
+    });
+
+    after(async () => {
+        sampler.stop();
+        if (process.env.DEVPI_E2E_KEEP !== "1") {
+            try {
+                await stack?.workspace.removeStack("e2e-selfsigned", { force: true });
+            } catch {
+                // best effort: the backend is a temp dir
+            }
+            stopHost(HOST);
+        }
+    });
+
+    it("pulumi up on a fresh host provisions everything, in dependency order", async () => {
+        sampler.start();
+        const result = await up();
+        assert.equal(result.summary.result, "succeeded");
+        const outputs = await stack.outputs();
+        fs.writeFileSync(caFile, String(outputs.caCertificate.value));
+        for (const [before_, after_] of [
+            ["ssl-files", "nginx-site"],
+            ["devpi-venv", "supervisor-program"],
+            ["supervisor-program", "root-password-set"],
+            ["root-password-set", "user-alice-user"],
+            ["user-alice-user", "index-alice/dev-index"],
+            ["nginx-site", "health-https"],
+            ["index-alice/dev-index", "health-https"],
+        ]) {
+            assert.ok(log.finished(before_) >= 0 && log.finished(before_) < log.started(after_), `${before_} finishes before ${after_} starts`);
+        }
+    });
+
+    it("serves HTTPS with the generated certificate and redirects HTTP", async () => {
+        const outputs = await stack.outputs();
+        const api = await get(`${BASE}/+api`);
+        assert.equal(api.status, 200);
+        assert.equal(api.fingerprint?.replace(/:/g, "").toLowerCase(), outputs.certificateSha256.value);
+        assert.ok((JSON.parse(api.body) as { result: { login: string } }).result.login.startsWith(BASE));
+        const redirect = await get(`http://localhost:${PORTS.http}/alice/dev/`);
+        assert.equal(redirect.status, 301);
+        assert.equal(redirect.headers.location, `${BASE}/alice/dev/`);
+        await assert.rejects(get(`${BASE}/+api`, { ca: undefined }), /self-signed|unable to verify|certificate/i, "untrusted without the CA");
+        const changelog = await get(`${BASE}/+changelog/0`);
+        assert.equal(changelog.status, 403);
+    });
+
+    it("root logs in with the configured password only", async () => {
+        const env = clientEnv();
+        assert.equal((await client(venv, "devpi", ["use", BASE], env)).code, 0);
+        assert.notEqual((await client(venv, "devpi", ["login", "root", "--password", "wrong-password"], env)).code, 0);
+        assert.notEqual((await client(venv, "devpi", ["login", "root", "--password", ""], env)).code, 0);
+        const ok = await client(venv, "devpi", ["login", "root", "--password", ROOT_PASSWORD], env);
+        assert.equal(ok.code, 0, ok.out);
+    });
+
+    it("has the configured users and indexes", async () => {
+        const alice = JSON.parse((await get(`${BASE}/alice`)).body) as { result: { email: string; indexes: Record<string, unknown> } };
+        assert.equal(alice.result.email, "alice@example.com");
+        const dev = JSON.parse((await get(`${BASE}/alice/dev`)).body) as { result: Record<string, unknown> };
+        assert.deepEqual(dev.result.bases, ["root/pypi"]);
+        assert.equal(dev.result.volatile, false);
+        assert.deepEqual(dev.result.acl_upload, ["alice"]);
+        const scratch = JSON.parse((await get(`${BASE}/alice/scratch`)).body) as { result: Record<string, unknown> };
+        assert.equal(scratch.result.volatile, true);
+        assert.equal((await get(`${BASE}/bob`)).status, 200);
+    });
+
+    it("uploads with devpi and twine, installs with pip, and serves release files from disk", async () => {
+        const env = clientEnv();
+        const dist = path.join(work, "dist");
+        const v1 = buildPackage(venv, "e2e-pkg", "0.1.0", dist);
+        const v2 = buildPackage(venv, "e2e-pkg", "0.2.0", dist);
+        assert.equal((await client(venv, "devpi", ["use", `${BASE}/alice/dev`], env)).code, 0);
+        const login = await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], env);
+        assert.equal(login.code, 0, login.out);
+        const upload = await client(venv, "devpi", ["upload", v1], env);
+        assert.equal(upload.code, 0, upload.out);
+        const outputs = await stack.outputs();
+        const pypirc = path.join(work, "pypirc");
+        fs.writeFileSync(pypirc, String(outputs.pypircWithPassword.value));
+        assert.equal(outputs.pypircWithPassword.secret, true);
+        const twine = await client(venv, "twine", ["upload", "--config-file", pypirc, "-r", "devpi", "--cert", caFile, v2], env);
+        assert.equal(twine.code, 0, twine.out);
+        const target = path.join(work, "site");
+        const pip = await client(venv, "pip", ["install", "--no-cache-dir", "--target", target, "--index-url", String(outputs.pipIndexUrl.value), "e2e-pkg==0.2.0", "six==1.16.0"], env);
+        assert.equal(pip.code, 0, pip.out);
+        assert.ok(fs.existsSync(path.join(target, "e2e_pkg/__init__.py")));
+        assert.ok(fs.existsSync(path.join(target, "six.py")), "a PyPI package installs through root/pypi");
+        const simple = await get(`${BASE}/alice/dev/+simple/e2e-pkg/`, { headers: { Accept: "text/html" } });
+        const href = /href="([^"#]+e2e_pkg-0\.1\.0[^"#]*)/.exec(simple.body)?.[1];
+        assert.ok(href, simple.body);
+        const file = await get(new URL(href, `${BASE}/alice/dev/+simple/e2e-pkg/`).toString(), { headers: {} });
+        assert.equal(file.status, 200);
+        assert.match(String(file.headers["cache-control"]), /max-age=315360000/, "served by nginx from disk (expires max)");
+    });
+
+    it("a second pulumi up and preview change nothing and run nothing", async () => {
+        const result = await up();
+        assert.deepEqual(Object.keys(result.summary.resourceChanges ?? {}), ["same"]);
+        assert.deepEqual(log.changed(), []);
+        const preview = await stack.preview({ expectNoChanges: true, color: "never" });
+        assert.deepEqual(Object.keys(preview.changeSummary), ["same"]);
+    });
+
+    it("a new upload limit reloads nginx only", async () => {
+        await stack.setConfig("devpi:maxUploadMb", { value: "200" });
+        await up();
+        assert.deepEqual(log.changed(), ["update:health-https", "update:nginx-site"]);
+        assert.match(onHost(host, "cat /etc/nginx/sites-available/devpi"), /client_max_body_size 200m;/);
+    });
+
+    it("a new user password rotates that password only", async () => {
+        const changed = "alice-Pw-rotated-2";
+        await stack.setConfig("users.alice.password", { value: changed, secret: true }, true);
+        await up();
+        assert.deepEqual(log.changed(), ["update:user-alice-user"]);
+        const env = clientEnv();
+        assert.notEqual((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], env)).code, 0);
+        assert.equal((await client(venv, "devpi", ["login", "alice", "--password", changed], env)).code, 0);
+    });
+
+    it("a new index is created without touching the others", async () => {
+        await stack.setConfig('indexes["alice/new"].volatile', { value: "true" }, true);
+        await up();
+        assert.deepEqual(log.changed(), ["create:index-alice/new-index", "update:health-https"]);
+        assert.equal((await get(`${BASE}/alice/new`)).status, 200);
+    });
+
+    it("removing a user and an empty volatile index deletes them; an index with uploads is kept", async () => {
+        await stack.removeAllConfig(['indexes["alice/scratch"]', 'indexes["alice/dev"]', "users.bob"], true);
+        await up();
+        assert.equal((await get(`${BASE}/bob`)).status, 404);
+        assert.equal((await get(`${BASE}/alice/scratch`)).status, 404);
+        assert.equal((await get(`${BASE}/alice/dev`)).status, 200);
+        assert.match(log.text(), /KEPT index alice\/dev: it holds 1 project/);
+        assert.ok(JSON.parse((await get(`${BASE}/alice/dev/e2e-pkg`)).body), "uploads are still there");
+    });
+
+    it("no password or private key in state, CLI output or any process's command line", async () => {
+        sampler.stop();
+        const state = JSON.stringify((await stack.exportStack()).deployment);
+        const cli = log.text();
+        const argv = [...sampler.seen].join("\n");
+        const keyBody = sshKeyText.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+        const serverKey = onHost(host, "cat /srv/ssl/devpi/server.key").split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+        assert.ok(sampler.seen.size > 100, "the sampler saw the run's processes");
+        assert.ok([...sampler.seen].some((c) => c.includes("python3 -c")), "the sampler saw the API steps run");
+        for (const [what, secret] of [
+            ["root password", ROOT_PASSWORD],
+            ["alice's password", ALICE_PASSWORD],
+            ["bob's password", BOB_PASSWORD],
+            ["ssh key", keyBody.slice(0, 60)],
+            ["tls key", serverKey.slice(0, 40)],
+        ]) {
+            assert.ok(!state.replace(/\\n/g, "").includes(secret), `${what} not in state`);
+            assert.ok(!cli.includes(secret), `${what} not in CLI output`);
+            assert.ok(!argv.replace(/\s/g, "").includes(secret.replace(/\s/g, "")), `${what} not in argv`);
+        }
+    });
+
+    it("pulumi destroy removes the program's files but keeps devpi's data and backups", async () => {
+        const result = await stack.destroy({ color: "never", onOutput: log.onOutput });
+        assert.equal(result.summary.result, "succeeded");
+        const listing = onHost(
+            host,
+            "for f in /etc/nginx/sites-enabled/devpi /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name '*.whl' | wc -l",
+        );
+        for (const gone of ["/etc/nginx/sites-enabled/devpi", "/etc/supervisor/conf.d/devpi.conf", "/opt/devpi/venv", "/srv/ssl/devpi/server.key", "/etc/cron.d/devpi-backup"]) {
+            assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
+        }
+        assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/);
+        assert.match(listing, /present \/srv\/devpi\/.secret/);
+        assert.match(listing, /^2$/m, "both uploaded wheels are still on disk");
+    });
+});
