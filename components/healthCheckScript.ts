@@ -51,10 +51,15 @@ try:
         problems.append("nginx presents certificate sha256 %s, expected %s" % (got_sha, want_sha))
     if status != 200 or "login" not in json.loads(body)["result"]:
         problems.append("/+api answered %s" % status)
-    for ix in [i for i in indexes.split(",") if i]:
-        status, body, _ = get("/" + ix)
-        if status != 200 or json.loads(body)["result"].get("type") not in ("stage", "mirror"):
-            problems.append("index %s answered %s" % (ix, status))
+    # Per user, not per index: an index's own JSON lists its projects, which for root/pypi
+    # means fetching PyPI's whole project list.
+    wanted = [i.split("/") for i in indexes.split(",") if i]
+    for user in sorted({u for u, _ in wanted}):
+        status, body, _ = get("/" + user)
+        have = json.loads(body)["result"].get("indexes", {}) if status == 200 else {}
+        for u, ix in wanted:
+            if u == user and ix not in have:
+                problems.append("index %s/%s is missing (GET /%s answered %s)" % (u, ix, user, status))
     status, _, _ = get("/+changelog/0")
     if not replication and status != 403:
         problems.append("/+changelog is not blocked (HTTP %s)" % status)

@@ -7,6 +7,7 @@ import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { it as nodeIt } from "node:test";
 import { promisify } from "node:util";
 import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
@@ -66,9 +67,8 @@ export function projectCopy(): string {
 
 export const PASSPHRASE = "e2e-passphrase";
 
-/** A stack of the project copy on a local file backend. */
-export async function createStack(name: string, workDir: string): Promise<Stack> {
-    const backend = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-state-"));
+/** A stack of the project copy on a local file backend in `backend` (a fresh directory). */
+export async function createStack(name: string, workDir: string, backend: string): Promise<Stack> {
     const envVars = {
         PULUMI_BACKEND_URL: `file://${backend}`,
         PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
@@ -77,6 +77,22 @@ export async function createStack(name: string, workDir: string): Promise<Stack>
     };
     const ws = await LocalWorkspace.create({ workDir, envVars });
     return Stack.create(name, ws);
+}
+
+/**
+ * Every file of a file backend (checkpoints, history, backups) whose text contains `secret`.
+ * The Automation API's exportStack() decrypts secrets (--show-secrets), so state at rest is
+ * checked here instead.
+ */
+export function filesContaining(dir: string, secret: string): string[] {
+    const found: string[] = [];
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+        if (!entry.isFile()) continue;
+        const file = path.join(entry.parentPath, entry.name);
+        const text = fs.readFileSync(file, "utf8").replace(/\\n/g, "");
+        if (text.includes(secret)) found.push(file);
+    }
+    return found;
 }
 
 /** Records what the engine did, in order. */
@@ -112,17 +128,30 @@ export class EventLog {
     }
 }
 
-/** Samples every process's command line on this machine (the test host's included) until stopped. */
+/**
+ * Samples every process's command line on this machine (the test host's included) until
+ * stopped, except the test's own client tools under `ignorePrefix` (devpi-client takes
+ * passwords in argv; that is the test's doing, not the program's).
+ */
 export class ProcessSampler {
     readonly seen = new Set<string>();
+    /** Command lines of processes running inside the test host's root. */
+    readonly onHost = new Set<string>();
     private timer?: NodeJS.Timeout;
+    constructor(
+        private readonly ignorePrefix: string,
+        private readonly hostRoot: () => string | undefined,
+    ) {}
     start(): void {
         this.timer = setInterval(() => {
             for (const pid of fs.readdirSync("/proc")) {
                 if (!/^\d+$/.test(pid)) continue;
                 try {
-                    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-                    if (cmd) this.seen.add(cmd.replace(/\0/g, " "));
+                    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+                    if (!cmd || cmd.startsWith(this.ignorePrefix)) continue;
+                    this.seen.add(cmd);
+                    const root = this.hostRoot();
+                    if (root && fs.readlinkSync(`/proc/${pid}/root`) === root) this.onHost.add(cmd);
                 } catch {
                     // the process ended meanwhile
                 }
@@ -175,4 +204,25 @@ export function buildPackage(venv: string, name: string, version: string, dist: 
     );
     execFileSync(path.join(venv, "bin/python"), ["-m", "build", "--wheel", "--no-isolation", "--outdir", dist, src], { stdio: "pipe" });
     return path.join(dist, `${mod}-${version}-py3-none-any.whl`);
+}
+
+/**
+ * `it` for a scenario whose steps build on each other: after the first failure the remaining
+ * steps are skipped (and say why) instead of failing for the same reason.
+ */
+export function steps(): (name: string, fn: () => Promise<void> | void) => void {
+    let failed: string | undefined;
+    return (name, fn) =>
+        nodeIt(name, async (t) => {
+            if (failed) {
+                t.skip(`an earlier step failed: ${failed}`);
+                return;
+            }
+            try {
+                await fn();
+            } catch (e) {
+                failed = name;
+                throw e;
+            }
+        });
 }

@@ -9,9 +9,9 @@ import * as https from "node:https";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, client, clientVenv, createStack, EventLog, onHost, ProcessSampler, projectCopy, startHost, stopHost, TestHost } from "./harness";
+import { buildPackage, client, clientVenv, createStack, EventLog, filesContaining, onHost, ProcessSampler, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
 
 const HOST = "e2e-selfsigned";
 const PORTS = { ssh: 2231, http: 28080, https: 28443, devpi: 24040 };
@@ -24,8 +24,9 @@ let host: TestHost;
 let stack: Stack;
 let venv: string;
 const log = new EventLog();
-const sampler = new ProcessSampler();
+const sampler = new ProcessSampler(clientVenv(), () => host?.root);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-"));
+const backend = path.join(work, "state");
 const caFile = path.join(work, "ca.pem");
 const clientEnv = () => ({ REQUESTS_CA_BUNDLE: caFile, DEVPI_CLIENTDIR: path.join(work, "devpi-client"), PIP_CERT: caFile, PIP_DISABLE_PIP_VERSION_CHECK: "1" });
 let sshKeyText = "";
@@ -39,23 +40,27 @@ function get(url: string, opts: https.RequestOptions = {}): Promise<{ status: nu
     const mod = url.startsWith("https:") ? https : http;
     return new Promise((resolve, reject) => {
         const req = mod.get(url, { ca: fs.readFileSync(caFile), headers: { Accept: "application/json" }, ...opts }, (res) => {
+            // Read the certificate now: the socket is detached once the response ends.
+            const sock = res.socket as unknown as { getPeerCertificate?: () => { fingerprint256?: string } } | null;
+            const fingerprint = sock?.getPeerCertificate?.().fingerprint256;
             let body = "";
             res.on("data", (c: Buffer) => (body += c.toString()));
-            res.on("end", () => {
-                const sock = res.socket as unknown as { getPeerCertificate?: () => { fingerprint256: string } };
-                resolve({ status: res.statusCode ?? 0, headers: res.headers, body, fingerprint: sock.getPeerCertificate?.().fingerprint256 });
-            });
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, fingerprint }));
+            res.on("error", reject);
         });
         req.on("error", reject);
     });
 }
 
 describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }, () => {
+    const it = steps();
     before(async () => {
         venv = clientVenv();
+        assert.ok(fs.existsSync(venv));
         host = startHost(HOST, PORTS.ssh);
         sshKeyText = fs.readFileSync(host.sshKey, "utf8");
-        stack = await createStack("e2e-selfsigned", projectCopy());
+        fs.mkdirSync(backend);
+        stack = await createStack("e2e-selfsigned", projectCopy(), backend);
         await stack.setAllConfig({
             "devpi:host": { value: host.sshHost },
             "devpi:sshPort": { value: String(host.sshPort) },
@@ -63,16 +68,18 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
             "devpi:sshPrivateKey": { value: sshKeyText, secret: true },
             "devpi:hostKey": { value: host.hostKey },
             "devpi:domain": { value: "localhost" },
-            "devpi:extraIpAddresses": { value: '["127.0.0.1"]' },
             "devpi:httpPort": { value: String(PORTS.http) },
             "devpi:httpsPort": { value: String(PORTS.https) },
             "devpi:devpiPort": { value: String(PORTS.devpi) },
             "devpi:listenIpv6": { value: "false" },
             "devpi:rootPassword": { value: ROOT_PASSWORD, secret: true },
             "devpi:clientIncludePassword": { value: "true" },
+            // This machine reaches PyPI through a TLS-inspecting proxy; the test host trusts its CA.
+            "devpi:upstreamCaBundle": { value: "/etc/ssl/certs/ca-certificates.crt" },
         });
         await stack.setAllConfig(
             {
+                "extraIpAddresses[0]": { value: "127.0.0.1" },
                 "users.alice.password": { value: ALICE_PASSWORD, secret: true },
                 "users.alice.email": { value: "alice@example.com" },
                 "users.bob.password": { value: BOB_PASSWORD, secret: true },
@@ -92,6 +99,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
                 // best effort: the backend is a temp dir
             }
             stopHost(HOST);
+            fs.rmSync(work, { recursive: true, force: true });
         }
     });
 
@@ -222,13 +230,15 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
 
     it("no password or private key in state, CLI output or any process's command line", async () => {
         sampler.stop();
-        const state = JSON.stringify((await stack.exportStack()).deployment);
+        const stateFiles = fs.readdirSync(backend, { recursive: true }).length;
         const cli = log.text();
         const argv = [...sampler.seen].join("\n");
         const keyBody = sshKeyText.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
         const serverKey = onHost(host, "cat /srv/ssl/devpi/server.key").split("\n").filter((l) => l && !l.startsWith("-----")).join("");
         assert.ok(sampler.seen.size > 100, "the sampler saw the run's processes");
-        assert.ok([...sampler.seen].some((c) => c.includes("python3 -c")), "the sampler saw the API steps run");
+        assert.ok(stateFiles > 3, "the backend holds the stack's checkpoints");
+        assert.ok([...sampler.onHost].some((c) => c.includes("python3 -c")), "the sampler saw the API steps run on the server");
+        assert.ok([...sampler.onHost].some((c) => c.includes("devpi-server")), "the sampler saw devpi-server on the server");
         for (const [what, secret] of [
             ["root password", ROOT_PASSWORD],
             ["alice's password", ALICE_PASSWORD],
@@ -236,7 +246,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
             ["ssh key", keyBody.slice(0, 60)],
             ["tls key", serverKey.slice(0, 40)],
         ]) {
-            assert.ok(!state.replace(/\\n/g, "").includes(secret), `${what} not in state`);
+            assert.deepEqual(filesContaining(backend, secret), [], `${what} not in state (checkpoints, history, backups)`);
             assert.ok(!cli.includes(secret), `${what} not in CLI output`);
             assert.ok(!argv.replace(/\s/g, "").includes(secret.replace(/\s/g, "")), `${what} not in argv`);
         }
@@ -247,7 +257,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.equal(result.summary.result, "succeeded");
         const listing = onHost(
             host,
-            "for f in /etc/nginx/sites-enabled/devpi /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name '*.whl' | wc -l",
+            "for f in /etc/nginx/sites-enabled/devpi /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name 'e2e_pkg-*.whl' | wc -l",
         );
         for (const gone of ["/etc/nginx/sites-enabled/devpi", "/etc/supervisor/conf.d/devpi.conf", "/opt/devpi/venv", "/srv/ssl/devpi/server.key", "/etc/cron.d/devpi-backup"]) {
             assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
