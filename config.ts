@@ -56,6 +56,8 @@ export interface SslConfig {
     providedChainPem?: string;
     /** For `provided`: PEM private key (plain text here; secret in Pulumi). */
     providedKeyPem?: string;
+    /** For `provided` by a private CA: that CA's certificate (health check trust, client output). */
+    providedCaPem?: string;
 }
 
 /** The whole validated configuration. */
@@ -123,7 +125,7 @@ export const KNOWN_KEYS = [
     "mirrorCacheExpiry", "maxUploadMb", "restrictModify", "replication", "debug", "pythonPackageIndex", "upstreamCaBundle",
     "sslMode", "sslDir", "sslOwner", "extraDnsNames", "extraIpAddresses",
     "certValidityDays", "certRenewBeforeDays", "caValidityDays",
-    "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile",
+    "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile", "sslCaCertificate", "sslCaCertificateFile",
     "rootPassword", "users", "indexes", "clientIndex", "clientIncludePassword",
 ] as const;
 
@@ -370,6 +372,23 @@ export function checkProvidedCertificate(chainPem: string, keyPem: string, now: 
     }
 }
 
+/** Checks that the chain's last certificate was issued by (or is) the given CA certificate. */
+export function checkIssuedBy(chainPem: string, caPem: string): void {
+    let ca: crypto.X509Certificate;
+    try {
+        ca = new crypto.X509Certificate(caPem);
+    } catch (e) {
+        throw new ConfigError(`devpi:sslCaCertificate: not a PEM certificate (${(e as Error).message})`);
+    }
+    const certs = pemBlocks(chainPem, /^CERTIFICATE$/).map((c) => new crypto.X509Certificate(c));
+    const top = certs[certs.length - 1];
+    if (!(top.fingerprint256 === ca.fingerprint256 || (top.checkIssued(ca) && top.verify(ca.publicKey)))) {
+        throw new ConfigError(
+            `devpi:sslCaCertificate: ${ca.subject.replace(/\n/g, ", ")} did not issue the chain's last certificate (issuer ${top.issuer.replace(/\n/g, ", ")})`,
+        );
+    }
+}
+
 /**
  * Validates the raw stack configuration and returns the typed configuration.
  * @param raw reads this project's config keys (without the `devpi:` prefix)
@@ -475,7 +494,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     if (ssl.certRenewBeforeDays >= ssl.certValidityDays) {
         fail("certRenewBeforeDays", ssl.certRenewBeforeDays, `must be less than certValidityDays (${ssl.certValidityDays})`);
     }
-    const sslKeys = ["sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile"];
+    const sslKeys = ["sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile", "sslCaCertificate", "sslCaCertificateFile"];
     if (mode === "provided") {
         const chain = r.optStr("sslCertificate") ?? (r.optStr("sslCertificateFile") ? readLocalFile("sslCertificateFile", r.str("sslCertificateFile")) : undefined);
         const key = r.optStr("sslPrivateKey") ?? (r.optStr("sslPrivateKeyFile") ? readLocalFile("sslPrivateKeyFile", r.str("sslPrivateKeyFile")) : undefined);
@@ -484,6 +503,11 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         checkProvidedCertificate(chain, key, now);
         ssl.providedChainPem = chain.trim() + "\n";
         ssl.providedKeyPem = key.trim() + "\n";
+        const ca = r.optStr("sslCaCertificate") ?? (r.optStr("sslCaCertificateFile") ? readLocalFile("sslCaCertificateFile", r.str("sslCaCertificateFile")) : undefined);
+        if (ca !== undefined) {
+            checkIssuedBy(chain, ca);
+            ssl.providedCaPem = ca.trim() + "\n";
+        }
     } else {
         for (const k of sslKeys) {
             if (r.optStr(k) !== undefined) fail(k, k.includes("Key") ? "(secret)" : r.optStr(k), "only allowed when devpi:sslMode is provided");

@@ -84,6 +84,7 @@ const ssl = new SslCertificate("ssl", {
     caValidityDays: cfg.ssl.caValidityDays,
     providedChainPem: cfg.ssl.providedChainPem,
     providedKeyPem: cfg.ssl.providedKeyPem === undefined ? undefined : pulumi.secret(cfg.ssl.providedKeyPem),
+    providedCaPem: cfg.ssl.providedCaPem,
 });
 
 const server = new DevpiServer(
@@ -215,7 +216,7 @@ const client: ClientSettings = {
     baseUrl,
     index: clientIndex?.name ?? "root/pypi",
     username: clientIndex?.owner ?? "root",
-    caPath: cfg.ssl.mode === "self-signed" ? "~/.config/devpi/ca.pem" : undefined,
+    caPath: cfg.ssl.mode === "self-signed" || cfg.ssl.providedCaPem ? "~/.config/devpi/ca.pem" : undefined,
 };
 const clientUser = cfg.users.find((u) => u.name === client.username);
 

@@ -24,6 +24,8 @@ export interface SslCertificateArgs {
     providedChainPem?: pulumi.Input<string>;
     /** Provided: PEM private key (secret). */
     providedKeyPem?: pulumi.Input<string>;
+    /** Provided by a private CA: its certificate, trusted by the health check and exported. */
+    providedCaPem?: string;
 }
 
 /** sha256 (lower-case hex) of the first certificate in a PEM chain. */
@@ -44,7 +46,7 @@ export class SslCertificate extends pulumi.ComponentResource {
     public readonly chainPem: pulumi.Output<string>;
     /** sha256 of the server certificate: changes exactly when nginx must reload. */
     public readonly certSha256: pulumi.Output<string>;
-    /** The private CA's certificate (self-signed mode), to give to clients; empty when provided. */
+    /** The private CA's certificate (self-signed, or provided with sslCaCertificate), for clients; else empty. */
     public readonly caCertPem: pulumi.Output<string>;
     /** Resolves once the files are on the server. */
     public readonly installed: pulumi.Output<string>;
@@ -102,7 +104,7 @@ export class SslCertificate extends pulumi.ComponentResource {
             }
             keyPem = pulumi.secret(args.providedKeyPem);
             this.chainPem = pulumi.output(args.providedChainPem);
-            this.caCertPem = pulumi.output("");
+            this.caCertPem = pulumi.output(args.providedCaPem ?? "");
         }
         this.certSha256 = this.chainPem.apply(certificateSha256);
 

@@ -5,6 +5,8 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { it as nodeIt } from "node:test";
@@ -225,4 +227,29 @@ export function steps(): (name: string, fn: () => Promise<void> | void) => void 
                 throw e;
             }
         });
+}
+
+export interface Fetched {
+    status: number;
+    headers: http.IncomingHttpHeaders;
+    body: string;
+    /** SHA-256 fingerprint (AA:BB:...) of the server certificate, for HTTPS. */
+    fingerprint?: string;
+}
+
+/** GET `url` trusting only the CA in `caFile` (for HTTPS); JSON unless headers say otherwise. */
+export function fetchWithCa(url: string, caFile: string, opts: https.RequestOptions = {}): Promise<Fetched> {
+    const mod = url.startsWith("https:") ? https : http;
+    return new Promise((resolve, reject) => {
+        const req = mod.get(url, { ca: fs.readFileSync(caFile), headers: { Accept: "application/json" }, ...opts }, (res) => {
+            // Read the certificate now: the socket is detached once the response ends.
+            const sock = res.socket as unknown as { getPeerCertificate?: () => { fingerprint256?: string } } | null;
+            const fingerprint = sock?.getPeerCertificate?.().fingerprint256;
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c.toString()));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, fingerprint }));
+            res.on("error", reject);
+        });
+        req.on("error", reject);
+    });
 }

@@ -6,12 +6,11 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as https from "node:https";
-import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, client, clientVenv, createStack, EventLog, filesContaining, onHost, ProcessSampler, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
+import { buildPackage, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, onHost, ProcessSampler, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
 
 const HOST = "e2e-selfsigned";
 const PORTS = { ssh: 2231, http: 28080, https: 28443, devpi: 24040 };
@@ -36,21 +35,7 @@ async function up() {
     return stack.up({ onEvent: log.onEvent, onOutput: log.onOutput, color: "never" });
 }
 
-function get(url: string, opts: https.RequestOptions = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; fingerprint?: string }> {
-    const mod = url.startsWith("https:") ? https : http;
-    return new Promise((resolve, reject) => {
-        const req = mod.get(url, { ca: fs.readFileSync(caFile), headers: { Accept: "application/json" }, ...opts }, (res) => {
-            // Read the certificate now: the socket is detached once the response ends.
-            const sock = res.socket as unknown as { getPeerCertificate?: () => { fingerprint256?: string } } | null;
-            const fingerprint = sock?.getPeerCertificate?.().fingerprint256;
-            let body = "";
-            res.on("data", (c: Buffer) => (body += c.toString()));
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, fingerprint }));
-            res.on("error", reject);
-        });
-        req.on("error", reject);
-    });
-}
+const get = (url: string, opts: https.RequestOptions = {}) => fetchWithCa(url, caFile, opts);
 
 describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }, () => {
     const it = steps();

@@ -182,6 +182,15 @@ describe("provided certificates", () => {
         );
     });
 
+    it("accepts the CA that issued the certificate and rejects another", () => {
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=Test CA");
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "c.key", "-out", "c.csr", "-subj", "/CN=devpi.example.com");
+        openssl("x509", "-req", "-in", "c.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "c.crt", "-days", "10");
+        const c = load({ ...base(), sslMode: "provided", sslCertificate: read("c.crt"), sslPrivateKey: read("c.key"), sslCaCertificate: read("ca.crt") });
+        assert.ok(c.ssl.providedCaPem?.includes("BEGIN CERTIFICATE"));
+        rejects({ ...base(), sslMode: "provided", sslCertificate: read("c.crt"), sslPrivateKey: read("c.key"), sslCaCertificate: read("b.crt") }, "devpi:sslCaCertificate", "did not issue");
+    });
+
     it("rejects garbage instead of a certificate", () => {
         rejects({ ...base(), sslMode: "provided", sslCertificate: "not a cert", sslPrivateKey: read("a.key") }, "devpi:sslCertificate", "no PEM certificate");
     });

@@ -1,0 +1,141 @@
+/**
+ * End to end, provided mode with the seed's own layout: the user's key and chain (server
+ * certificate + intermediate, from a private CA) under /srv/ssl/devpi, devpi under
+ * /home/web/repo/devpi as user `web`, as the how-to had it.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe } from "node:test";
+import { Stack } from "@pulumi/pulumi/automation";
+import { buildPackage, client, clientVenv, createStack, EventLog, fetchWithCa, onHost, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
+
+const HOST = "e2e-provided";
+const PORTS = { ssh: 2232, http: 38080, https: 38443, devpi: 34040 };
+const ROOT_PASSWORD = "root-Pw-provided-5512";
+const BZ_PASSWORD = "bz-Pw-provided-2291";
+const BASE = `https://localhost:${PORTS.https}`;
+
+let host: TestHost;
+let stack: Stack;
+let venv: string;
+const log = new EventLog();
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-provided-"));
+const pki = path.join(work, "pki");
+const rootCa = path.join(pki, "root.pem");
+const get = (url: string) => fetchWithCa(url, rootCa);
+
+/** A root CA, an intermediate, and a server certificate for localhost; chain = server + intermediate. */
+function makePki(): void {
+    fs.mkdirSync(pki);
+    const ossl = (...args: string[]) => execFileSync("openssl", args, { cwd: pki, stdio: "pipe" });
+    fs.writeFileSync(path.join(pki, "ca.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n");
+    fs.writeFileSync(path.join(pki, "server.ext"), "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n");
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "root.key", "-out", "root.pem", "-days", "30", "-subj", "/CN=e2e Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=e2e Intermediate CA");
+    ossl("x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-out", "int.pem", "-days", "20", "-extfile", "ca.ext");
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost");
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "int.pem", "-CAkey", "int.key", "-CAcreateserial", "-out", "server.pem", "-days", "10", "-extfile", "server.ext");
+    fs.writeFileSync(path.join(pki, "ssl-unified.crt"), fs.readFileSync(path.join(pki, "server.pem"), "utf8") + fs.readFileSync(path.join(pki, "int.pem"), "utf8"));
+}
+
+describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 1000 }, () => {
+    const it = steps();
+
+    before(async () => {
+        venv = clientVenv();
+        makePki();
+        host = startHost(HOST, PORTS.ssh);
+        const backend = path.join(work, "state");
+        fs.mkdirSync(backend);
+        stack = await createStack("e2e-provided", projectCopy(), backend);
+        await stack.setAllConfig({
+            "devpi:host": { value: host.sshHost },
+            "devpi:sshPort": { value: String(host.sshPort) },
+            "devpi:sshUser": { value: host.sshUser },
+            "devpi:sshPrivateKeyFile": { value: host.sshKey },
+            "devpi:hostKey": { value: host.hostKey },
+            "devpi:domain": { value: "localhost" },
+            "devpi:httpPort": { value: String(PORTS.http) },
+            "devpi:httpsPort": { value: String(PORTS.https) },
+            "devpi:devpiPort": { value: String(PORTS.devpi) },
+            "devpi:listenIpv6": { value: "false" },
+            "devpi:upstreamCaBundle": { value: "/etc/ssl/certs/ca-certificates.crt" },
+            "devpi:sslMode": { value: "provided" },
+            "devpi:sslCertificateFile": { value: path.join(pki, "ssl-unified.crt") },
+            "devpi:sslPrivateKeyFile": { value: path.join(pki, "server.key") },
+            "devpi:sslCaCertificateFile": { value: rootCa },
+            "devpi:serviceUser": { value: "web" },
+            "devpi:venvDir": { value: "/home/web/repo/devpi/venv_devpi" },
+            "devpi:serverDir": { value: "/home/web/repo/devpi/data" },
+            "devpi:secretFile": { value: "/home/web/repo/devpi/.secret" },
+            "devpi:backupDir": { value: "/home/web/repo/backup/devpi" },
+            "devpi:web": { value: "false" },
+            "devpi:rootPassword": { value: ROOT_PASSWORD, secret: true },
+        });
+        await stack.setAllConfig({ "users.bz.password": { value: BZ_PASSWORD, secret: true }, 'indexes["bz/dev"].volatile': { value: "false" } }, true);
+    });
+
+    after(async () => {
+        if (process.env.DEVPI_E2E_KEEP !== "1") {
+            try {
+                await stack?.workspace.removeStack("e2e-provided", { force: true });
+            } catch {
+                // best effort: the backend is a temp dir
+            }
+            stopHost(HOST);
+            fs.rmSync(work, { recursive: true, force: true });
+        }
+    });
+
+    it("pulumi up installs the provided key and chain and devpi in the seed's layout", async () => {
+        const result = await stack.up({ onEvent: log.onEvent, onOutput: log.onOutput, color: "never" });
+        assert.equal(result.summary.result, "succeeded");
+        const files = onHost(host, "stat -c '%n %a %U' /srv/ssl/devpi /srv/ssl/devpi/server.key /srv/ssl/devpi/ssl-unified.crt /home/web/repo/devpi/data/.nodeinfo /home/web/repo/devpi/venv_devpi/bin/devpi-server");
+        assert.match(files, /^\/srv\/ssl\/devpi 500 www-data$/m);
+        assert.match(files, /^\/srv\/ssl\/devpi\/server.key 400 www-data$/m);
+        assert.match(files, /^\/srv\/ssl\/devpi\/ssl-unified.crt 400 www-data$/m);
+        assert.match(files, /^\/home\/web\/repo\/devpi\/data\/.nodeinfo \d+ web$/m);
+        assert.match(files, /^\/home\/web\/repo\/devpi\/venv_devpi\/bin\/devpi-server \d+ root$/m);
+        assert.match(onHost(host, "ps -eo user:20,args | grep '[d]evpi-server -c'"), /^web\s+.*\/home\/web\/repo\/devpi\/venv_devpi\/bin\/devpi-server -c/m);
+    });
+
+    it("serves the provided certificate with its intermediate, trusted through the root CA only", async () => {
+        const api = await get(`${BASE}/+api`);
+        assert.equal(api.status, 200);
+        const leaf = new crypto.X509Certificate(fs.readFileSync(path.join(pki, "server.pem")));
+        assert.equal(api.fingerprint, leaf.fingerprint256);
+        const outputs = await stack.outputs();
+        assert.equal(String(outputs.caCertificate.value).trim(), fs.readFileSync(rootCa, "utf8").trim());
+    });
+
+    it("works for devpi-client and pip", async () => {
+        const env = { REQUESTS_CA_BUNDLE: rootCa, PIP_CERT: rootCa, DEVPI_CLIENTDIR: path.join(work, "devpi-client") };
+        assert.equal((await client(venv, "devpi", ["use", `${BASE}/bz/dev`], env)).code, 0);
+        assert.equal((await client(venv, "devpi", ["login", "bz", "--password", BZ_PASSWORD], env)).code, 0);
+        const wheel = buildPackage(venv, "seed-pkg", "1.0.0", path.join(work, "dist"));
+        const upload = await client(venv, "devpi", ["upload", wheel], env);
+        assert.equal(upload.code, 0, upload.out);
+        const target = path.join(work, "site");
+        const pip = await client(venv, "pip", ["install", "--no-cache-dir", "--target", target, "--index-url", `${BASE}/bz/dev/+simple/`, "seed-pkg==1.0.0"], env);
+        assert.equal(pip.code, 0, pip.out);
+        assert.equal((await client(venv, "devpi", ["login", "root", "--password", ROOT_PASSWORD], env)).code, 0);
+    });
+
+    it("a second pulumi up changes nothing", async () => {
+        log.clear();
+        const result = await stack.up({ onEvent: log.onEvent, color: "never" });
+        assert.deepEqual(Object.keys(result.summary.resourceChanges ?? {}), ["same"]);
+        assert.deepEqual(log.changed(), []);
+    });
+
+    it("pulumi destroy keeps the seed layout's data", async () => {
+        await stack.destroy({ color: "never" });
+        const listing = onHost(host, "ls /home/web/repo/devpi/data/.nodeinfo /home/web/repo/devpi/.secret; test ! -e /home/web/repo/devpi/venv_devpi && echo venv-removed; find /home/web/repo/devpi/data/+files -name 'seed_pkg-*' | wc -l");
+        assert.match(listing, /venv-removed/);
+        assert.match(listing, /^1$/m);
+    });
+});
