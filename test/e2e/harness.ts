@@ -214,8 +214,8 @@ export function buildPackage(venv: string, name: string, version: string, dist: 
  */
 export function steps(): (name: string, fn: () => Promise<void> | void) => void {
     let failed: string | undefined;
-    return (name, fn) =>
-        nodeIt(name, async (t) => {
+    return (name, fn) => {
+        void nodeIt(name, async (t) => {
             if (failed) {
                 t.skip(`an earlier step failed: ${failed}`);
                 return;
@@ -227,6 +227,7 @@ export function steps(): (name: string, fn: () => Promise<void> | void) => void 
                 throw e;
             }
         });
+    };
 }
 
 export interface Fetched {

@@ -213,7 +213,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.ok(JSON.parse((await get(`${BASE}/alice/dev/e2e-pkg`)).body), "uploads are still there");
     });
 
-    it("no password or private key in state, CLI output or any process's command line", async () => {
+    it("no password or private key in state, CLI output or any process's command line", () => {
         sampler.stop();
         const stateFiles = fs.readdirSync(backend, { recursive: true }).length;
         const cli = log.text();
