@@ -89,6 +89,8 @@ export interface DevpiConfig {
         backupDir: string;
         backupSchedule: string;
         backupKeep: number;
+        upgradeStrategy: "auto" | "export-import";
+        allowDowngrade: boolean;
         mirrorCacheExpiry: number;
         maxUploadMb: number;
         restrictModify: string;
@@ -121,7 +123,7 @@ export const KNOWN_KEYS = [
     "domain", "httpPort", "httpsPort", "listenIpv6",
     "devpiHost", "devpiPort", "devpiServerVersion", "devpiWebVersion", "web",
     "serviceUser", "venvDir", "serverDir", "configDir", "secretFile",
-    "backupDir", "backupSchedule", "backupKeep",
+    "backupDir", "backupSchedule", "backupKeep", "upgradeStrategy", "allowDowngrade",
     "mirrorCacheExpiry", "maxUploadMb", "restrictModify", "replication", "debug", "pythonPackageIndex", "upstreamCaBundle",
     "sslMode", "sslDir", "sslOwner", "extraDnsNames", "extraIpAddresses",
     "certValidityDays", "certRenewBeforeDays", "caValidityDays",
@@ -478,6 +480,11 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
 
     const upstreamCaBundle = r.optStr("upstreamCaBundle") === undefined ? undefined : r.path("upstreamCaBundle", "/");
 
+    const upgradeStrategy = r.str("upgradeStrategy", "auto");
+    if (upgradeStrategy !== "auto" && upgradeStrategy !== "export-import") {
+        fail("upgradeStrategy", upgradeStrategy, "must be auto (in place when the data format allows) or export-import");
+    }
+
     const mode = r.str("sslMode", "self-signed");
     if (mode !== "self-signed" && mode !== "provided") fail("sslMode", mode, "must be self-signed or provided");
     const ssl: SslConfig = {
@@ -544,6 +551,8 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
             backupDir,
             backupSchedule: validateCron("backupSchedule", r.str("backupSchedule", "17 3 * * *")),
             backupKeep: r.int("backupKeep", 7, 1, 365),
+            upgradeStrategy,
+            allowDowngrade: r.bool("allowDowngrade", false),
             mirrorCacheExpiry: r.int("mirrorCacheExpiry", 1800, 0, 31536000),
             maxUploadMb: r.int("maxUploadMb", 1024, 1, 102400),
             restrictModify,

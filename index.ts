@@ -104,6 +104,14 @@ const server = new DevpiServer(
         },
         configDir: d.configDir,
         serviceUser: d.serviceUser,
+        upgrade: {
+            backupDir: d.backupDir,
+            program: "devpi",
+            logFile: supervisorLog,
+            devpiUrl,
+            strategy: d.upgradeStrategy,
+            allowDowngrade: d.allowDowngrade,
+        },
     },
     { dependsOn: [prepared] },
 );
@@ -150,13 +158,13 @@ const nginx = new NginxSite(
     { dependsOn: [ssl, supervisor] },
 );
 
-const rootPassword = new DevpiRootPassword("root-password", { host, api, password: pulumi.secret(cfg.rootPassword) }, { dependsOn: [supervisor] });
+const rootPassword = new DevpiRootPassword("root-password", { host, api, serverRevision: server.versionKey, password: pulumi.secret(cfg.rootPassword) }, { dependsOn: [supervisor] });
 
 const users = new Map<string, pulumi.Resource>([["root", rootPassword]]);
 for (const u of cfg.users) {
     users.set(
         u.name,
-        new DevpiUser(`user-${u.name}`, { host, api, username: u.name, password: pulumi.secret(u.password), email: u.email }, { dependsOn: [rootPassword] }),
+        new DevpiUser(`user-${u.name}`, { host, api, serverRevision: server.versionKey, username: u.name, password: pulumi.secret(u.password), email: u.email }, { dependsOn: [rootPassword] }),
     );
 }
 
@@ -169,7 +177,7 @@ const createIndex = (name: string): DevpiIndex => {
     const bases = ix.bases.filter((b) => b !== "root/pypi").map(createIndex);
     const created = new DevpiIndex(
         `index-${ix.name}`,
-        { host, api, indexName: ix.name, bases: ix.bases, volatile: ix.volatile, aclUpload: ix.aclUpload, mirrorWhitelist: ix.mirrorWhitelist },
+        { host, api, serverRevision: server.versionKey, indexName: ix.name, bases: ix.bases, volatile: ix.volatile, aclUpload: ix.aclUpload, mirrorWhitelist: ix.mirrorWhitelist },
         { dependsOn: [users.get(ix.owner)!, ...bases] },
     );
     indexes.set(name, created);
@@ -187,6 +195,8 @@ const backups = new BackupSchedule(
         backupDir: d.backupDir,
         schedule: d.backupSchedule,
         keep: d.backupKeep,
+        serverDir: d.serverDir,
+        program: "devpi",
     },
     { dependsOn: [server] },
 );
@@ -239,3 +249,4 @@ export const certificateSha256 = ssl.certSha256;
 export const serverVersions = server.versions;
 export const healthCheck = health.result;
 export const backupCommand = backups.command;
+export const restoreCommand = backups.restoreCommand;

@@ -28,6 +28,51 @@ echo "$dest"
 `;
 }
 
+export interface RestoreSettings {
+    venvDir: string;
+    configFile: string;
+    backupDir: string;
+    serverDir: string;
+    serviceUser: string;
+    /** supervisor program running devpi-server. */
+    program: string;
+}
+
+/**
+ * /usr/local/sbin/devpi-restore NAME: imports BACKUPDIR/NAME into a fresh serverDir. The current
+ * data is moved aside (SERVERDIR.before-restore-STAMP), never deleted; a failed import puts it back.
+ */
+export function renderRestoreScript(s: RestoreSettings): string {
+    const q = shellQuote;
+    return `#!/bin/bash
+# Managed by Pulumi (devpi). Usage: devpi-restore BACKUP_NAME (a directory in ${s.backupDir}); as root.
+set -euo pipefail
+name=\${1:-}
+if [ -z "$name" ] || [[ $name == */* ]] || [[ $name == .* ]]; then
+  echo "usage: devpi-restore BACKUP_NAME; backups in ${s.backupDir}:" >&2
+  ls -1 ${q(s.backupDir)} >&2 || true
+  exit 2
+fi
+src=${q(s.backupDir)}/$name
+[ -d "$src" ] || { echo "no backup named $name in ${s.backupDir}" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "devpi-restore must run as root" >&2; exit 1; }
+sd=${q(s.serverDir)}
+aside=$sd.before-restore-$(date -u +%Y%m%dT%H%M%SZ)
+supervisorctl stop ${q(s.program)}
+mv -T "$sd" "$aside"
+install -d -m 0750 -o ${q(s.serviceUser)} -g ${q(s.serviceUser)} "$sd"
+if ! runuser -u ${q(s.serviceUser)} -- ${q(s.venvDir)}/bin/devpi-import -c ${q(s.configFile)} "$src"; then
+  echo "import failed; the previous data is back in place" >&2
+  rm -rf -- "$sd"
+  mv -T "$aside" "$sd"
+  supervisorctl start ${q(s.program)}
+  exit 1
+fi
+supervisorctl start ${q(s.program)}
+echo "restored $name; the previous data is kept in $aside"
+`;
+}
+
 /** /etc/cron.d/devpi-backup */
 export function renderCronEntry(schedule: string, user: string, scriptPath: string): string {
     return `# Managed by Pulumi (devpi).
@@ -37,11 +82,13 @@ ${schedule} ${user} ${scriptPath} >/dev/null
 `;
 }
 
-/** Installs the script and cron entry and makes sure cron runs. */
-export function renderBackupInstallScript(scriptPath: string, script: string, cronPath: string, cron: string): string {
+/** Installs the backup and restore scripts and the cron entry, and makes sure cron runs. */
+export function renderBackupInstallScript(scriptPath: string, script: string, cronPath: string, cron: string, restorePath: string, restore: string): string {
     return `a=$(write_if_changed ${shellQuote(scriptPath)} 0755 root:root <<'DEVPI_BACKUP'
 ${script.replace(/\n?$/, "\n")}DEVPI_BACKUP
 )
+write_if_changed ${shellQuote(restorePath)} 0755 root:root >/dev/null <<'DEVPI_RESTORE'
+${restore.replace(/\n?$/, "\n")}DEVPI_RESTORE
 b=$(write_if_changed ${shellQuote(cronPath)} 0644 root:root <<'DEVPI_CRON'
 ${cron.replace(/\n?$/, "\n")}DEVPI_CRON
 )
@@ -50,7 +97,7 @@ echo "backup script $a, schedule $b"
 `;
 }
 
-/** Removes the schedule on destroy; existing backups stay. */
-export function renderBackupRemoveScript(scriptPath: string, cronPath: string): string {
-    return `rm -f ${shellQuote(cronPath)} ${shellQuote(scriptPath)}\necho "backup schedule removed; backups kept"\n`;
+/** Removes the schedule and scripts on destroy; existing backups stay. */
+export function renderBackupRemoveScript(scriptPath: string, cronPath: string, restorePath: string): string {
+    return `rm -f ${shellQuote(cronPath)} ${shellQuote(scriptPath)} ${shellQuote(restorePath)}\necho "backup schedule removed; backups kept"\n`;
 }

@@ -5,6 +5,8 @@ import { RemoteHost, remoteStep } from "./remoteStep";
 export interface DevpiIndexArgs {
     host: RemoteHost;
     api: ApiTarget;
+    /** The active devpi-server version set; a change (an upgrade, maybe an import) re-applies this step. */
+    serverRevision: string;
     /** `USER/INDEX`. */
     indexName: string;
     /** Default `["root/pypi"]`, so packages from PyPI install through the index. */
@@ -43,7 +45,7 @@ export class DevpiIndex extends pulumi.ComponentResource {
             `${name}-index`,
             args.host,
             {
-                create: renderApiScript(args.api, "index-ensure", args.indexName),
+                create: `# verified against ${args.serverRevision}\n` + renderApiScript(args.api, "index-ensure", args.indexName),
                 delete: renderApiScript(args.api, "index-delete", args.indexName),
                 stdin: JSON.stringify(indexSpec(args)),
             },

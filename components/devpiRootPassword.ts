@@ -5,6 +5,8 @@ import { RemoteHost, remoteStep } from "./remoteStep";
 export interface DevpiRootPasswordArgs {
     host: RemoteHost;
     api: ApiTarget;
+    /** The active devpi-server version set; a change (an upgrade, maybe an import) re-applies this step. */
+    serverRevision: string;
     /** The password (secret). Changing it rotates root's password on the next `pulumi up`. */
     password: pulumi.Input<string>;
 }
@@ -24,7 +26,7 @@ export class DevpiRootPassword extends pulumi.ComponentResource {
             `${name}-set`,
             args.host,
             {
-                create: renderApiScript(args.api, "root-password"),
+                create: `# verified against ${args.serverRevision}\n` + renderApiScript(args.api, "root-password"),
                 stdin: pulumi.secret(pulumi.output(args.password).apply((password) => JSON.stringify({ password }))),
                 secret: true,
             },

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
+    venvKey,
     DevpiServerSettings,
     InstallSettings,
     renderConfigScript,
@@ -8,6 +9,7 @@ import {
     renderInstallScript,
     renderUninstallScript,
 } from "./devpiServerConfig";
+import { renderUpgradeScript, UpgradeStrategy } from "./devpiUpgradeScript";
 import { RemoteHost, remoteStep } from "./remoteStep";
 import { contentHash } from "./shell";
 
@@ -22,17 +24,34 @@ export interface DevpiServerArgs {
     /** Directory of devpi-server.yml. */
     configDir: string;
     serviceUser: string;
+    /** How a version change is rolled out (see devpiUpgradeScript.ts). */
+    upgrade: {
+        /** Backups taken before an upgrade go here. */
+        backupDir: string;
+        /** supervisor program that runs devpi-server. */
+        program: string;
+        logFile: string;
+        devpiUrl: string;
+        /** `auto` (default): in place when the data format matches; `export-import` forces it. */
+        strategy: UpgradeStrategy;
+        /** Refused by default: older versions may not read newer data. */
+        allowDowngrade: boolean;
+    };
 }
 
 /**
- * devpi-server on the server: a virtualenv with the pinned devpi-server (and devpi-web),
- * `CONFIGDIR/devpi-server.yml`, a persistent secret file, and `devpi-init` run exactly once.
- * On destroy the virtualenv goes; the server directory, secret and backups stay.
+ * devpi-server on the server: one root-owned virtualenv per pinned version set under
+ * `VENVDIR.versions/` with `VENVDIR` linking the active one, `CONFIGDIR/devpi-server.yml`, a
+ * persistent secret file, and `devpi-init` run exactly once. A version change is an upgrade:
+ * backup export first, then in place or by export/import, rolled back when the new version does
+ * not come up. On destroy the virtualenvs go; the server directory, secret and backups stay.
  */
 export class DevpiServer extends pulumi.ComponentResource {
     public readonly configFile: string;
-    /** Changes whenever devpi-server must restart: new versions or a new config file. */
+    /** Changes whenever devpi-server must restart for its config (version switches restart it themselves). */
     public readonly restartToken: string;
+    /** The active version set, e.g. devpi-server-6.20.3_devpi-web-5.1.1. */
+    public readonly versionKey: string;
     /** Installed versions as pip reports them. */
     public readonly versions: pulumi.Output<string>;
     /** Resolves once the server directory is initialised. */
@@ -78,8 +97,25 @@ export class DevpiServer extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: [config] },
         );
-        this.restartToken = contentHash(installScript, yaml);
-        this.versions = venv.stdout;
+        this.versionKey = venvKey(args.install);
+        const upgrade = remoteStep(
+            `${name}-upgrade`,
+            args.host,
+            {
+                create: renderUpgradeScript({
+                    venvDir: args.venvDir,
+                    key: this.versionKey,
+                    configFile: this.configFile,
+                    serverDir: args.settings.serverDir,
+                    serviceUser: args.serviceUser,
+                    readyTimeout: 120,
+                    ...args.upgrade,
+                }),
+            },
+            { parent: this, dependsOn: [init] },
+        );
+        this.restartToken = contentHash(yaml);
+        this.versions = pulumi.all([venv.stdout, upgrade.stdout]).apply(([v]) => v);
         this.initialised = init.stdout;
         this.registerOutputs({ versions: this.versions, initialised: this.initialised });
     }

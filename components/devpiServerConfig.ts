@@ -60,27 +60,46 @@ export function requirements(s: InstallSettings): string[] {
     return reqs;
 }
 
+/** The directory name of one installed version set, e.g. `devpi-server-6.20.3_devpi-web-5.1.1`. */
+export function venvKey(s: Omit<InstallSettings, "venvDir">): string {
+    return `devpi-server-${s.serverVersion}` + (s.web ? `_devpi-web-${s.webVersion}` : "");
+}
+
+/** Where versions live side by side: `VENVDIR.versions/KEY`; `VENVDIR` is a symlink to the active one. */
+export function versionsDir(venvDir: string): string {
+    return `${venvDir}.versions`;
+}
+
 /**
- * Creates the virtualenv (root-owned, so the service cannot rewrite its own code) and installs
- * exactly the pinned versions. Prints the installed versions.
+ * Installs exactly the pinned versions into their own root-owned virtualenv beside the others
+ * (so the service cannot rewrite its own code, and an upgrade can go back). On a fresh server
+ * VENVDIR is pointed at it; on an existing one switching is the upgrade step's job. A VENVDIR
+ * that is a plain directory (installed by hand, as in the seed) is kept as version `legacy`.
  */
 export function renderInstallScript(s: InstallSettings): string {
     const venv = shellQuote(s.venvDir);
+    const target = shellQuote(`${versionsDir(s.venvDir)}/${venvKey(s)}`);
     const reqs = requirements(s).map(shellQuote).join(" ");
     const index = (s.packageIndex ? ` --index-url ${shellQuote(s.packageIndex)}` : "") + (s.caBundle ? ` --cert ${shellQuote(s.caBundle)}` : "");
-    const uninstallWeb = s.web ? "" : `if ${venv}/bin/pip show -q devpi-web >/dev/null 2>&1; then ${venv}/bin/pip uninstall -y -q devpi-web >&2; fi\n`;
-    return `if [ ! -x ${venv}/bin/python ]; then
-  install -d -m 0755 "$(dirname ${venv})"
-  python3 -m venv ${venv} >&2
+    return `install -d -m 0755 ${shellQuote(versionsDir(s.venvDir))}
+if [ -d ${venv} ] && [ ! -L ${venv} ]; then
+  mv -T ${venv} ${shellQuote(`${versionsDir(s.venvDir)}/legacy`)}
+  ln -s ${shellQuote(`${versionsDir(s.venvDir)}/legacy`)} ${venv}
+  echo "kept the existing virtualenv as version legacy" >&2
 fi
-${venv}/bin/pip install --disable-pip-version-check --no-input -q${index} ${reqs} >&2
-${uninstallWeb}${venv}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(server|web)=='
+if [ ! -x ${target}/bin/python ]; then python3 -m venv ${target} >&2; fi
+${target}/bin/pip install --disable-pip-version-check --no-input -q${index} ${reqs} >&2
+if [ ! -e ${venv} ]; then ln -sfn ${target} ${venv}; fi
+${target}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(server|web)=='
 `;
 }
 
-/** Removes the virtualenv on destroy; data, secret and backups stay. */
+/** Removes every installed version on destroy; data, secret and backups stay. */
 export function renderUninstallScript(venvDir: string): string {
-    return `rm -rf -- ${shellQuote(venvDir)}\necho "removed ${venvDir}; data kept"\n`;
+    return `rm -f -- ${shellQuote(venvDir)}
+rm -rf -- ${shellQuote(versionsDir(venvDir))}
+echo "removed ${venvDir}; data kept"
+`;
 }
 
 export interface ConfigFileSettings {

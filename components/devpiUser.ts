@@ -5,6 +5,8 @@ import { RemoteHost, remoteStep } from "./remoteStep";
 export interface DevpiUserArgs {
     host: RemoteHost;
     api: ApiTarget;
+    /** The active devpi-server version set; a change (an upgrade, maybe an import) re-applies this step. */
+    serverRevision: string;
     /** devpi user name; it becomes the first part of the user's index URLs. */
     username: string;
     /** The user's password (secret); a change sets the new password. */
@@ -29,7 +31,7 @@ export class DevpiUser extends pulumi.ComponentResource {
             `${name}-user`,
             args.host,
             {
-                create: renderApiScript(args.api, "user-ensure", args.username),
+                create: `# verified against ${args.serverRevision}\n` + renderApiScript(args.api, "user-ensure", args.username),
                 delete: renderApiScript(args.api, "user-delete", args.username),
                 stdin: pulumi.secret(
                     pulumi.output(args.password).apply((password) => JSON.stringify({ password, email: args.email ?? null })),

@@ -102,6 +102,7 @@ describe("the program's resources", () => {
             "backups-cron",
             "devpi-config",
             "devpi-init",
+            "devpi-upgrade",
             "devpi-venv",
             "health-https",
             "host-packages",
@@ -154,6 +155,7 @@ describe("the program's resources", () => {
         assert.deepEqual(deps("health"), ["index-bz/dev", "index-bz/prod", "index-pk/dev", "nginx"]);
         assert.deepEqual(deps("devpi-config"), ["devpi-venv"]);
         assert.deepEqual(deps("devpi-init"), ["devpi-config"]);
+        assert.deepEqual(deps("devpi-upgrade"), ["devpi-init"]);
         assert.deepEqual(deps("host-service-user"), ["host-packages"]);
     });
 

@@ -5,7 +5,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import { parse } from "yaml";
-import { renderBackupInstallScript, renderBackupRemoveScript, renderBackupScript, renderCronEntry } from "../../components/backupScript";
+import { renderBackupInstallScript, renderBackupRemoveScript, renderBackupScript, renderCronEntry, renderRestoreScript } from "../../components/backupScript";
+import { describeUpgrade, renderUpgradeScript } from "../../components/devpiUpgradeScript";
 import { devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "../../components/clientConfig";
 import { DEVPI_API_PY, renderApiScript } from "../../components/devpiApi";
 import {
@@ -199,6 +200,8 @@ describe("remote scripts", () => {
     const ssl = { dir: "/srv/ssl/devpi", owner: "www-data", keyFile: "server.key", chainFile: "ssl-unified.crt" };
     const api = { devpiUrl: "http://127.0.0.1:4040", credentialFile: "/etc/devpi/root-credential.json" };
     const backup = renderBackupScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", keep: 7 });
+    const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi" });
+    const upgrade = { venvDir: "/opt/devpi/venv", key: "devpi-server-6.20.3", configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040", allowDowngrade: false, readyTimeout: 120, logFile: "/var/log/supervisor/devpi.log" };
     const scripts: Record<string, string> = {
         packages: renderPackagesScript(),
         serviceUser: renderServiceUserScript(layout),
@@ -217,8 +220,10 @@ describe("remote scripts", () => {
         userEnsure: renderApiScript(api, "user-ensure", "bz"),
         indexDelete: renderApiScript(api, "index-delete", "bz/dev"),
         health: renderHealthCheckScript({ domain: "devpi.example.com", httpPort: 80, httpsPort: 443, certSha256: "ab", indexes: ["bz/dev"], replication: false, devpiLog: "/var/log/supervisor/devpi.log", revision: "1" }),
-        backupInstall: renderBackupInstallScript("/usr/local/sbin/devpi-backup", backup, "/etc/cron.d/devpi-backup", renderCronEntry("17 3 * * *", "devpi", "/usr/local/sbin/devpi-backup")),
-        backupRemove: renderBackupRemoveScript("/usr/local/sbin/devpi-backup", "/etc/cron.d/devpi-backup"),
+        backupInstall: renderBackupInstallScript("/usr/local/sbin/devpi-backup", backup, "/etc/cron.d/devpi-backup", renderCronEntry("17 3 * * *", "devpi", "/usr/local/sbin/devpi-backup"), "/usr/local/sbin/devpi-restore", restore),
+        backupRemove: renderBackupRemoveScript("/usr/local/sbin/devpi-backup", "/etc/cron.d/devpi-backup", "/usr/local/sbin/devpi-restore"),
+        upgradeAuto: renderUpgradeScript({ ...upgrade, strategy: "auto" }),
+        upgradeForced: renderUpgradeScript({ ...upgrade, strategy: "export-import", allowDowngrade: true }),
     };
     for (const [name, body] of Object.entries(scripts)) {
         it(`${name} passes shellcheck`, () => {
@@ -226,9 +231,20 @@ describe("remote scripts", () => {
             assert.equal(r.status, 0, r.stdout);
         });
     }
-    it("the backup script itself passes shellcheck", () => {
-        const r = spawnSync("shellcheck", ["-"], { input: backup, encoding: "utf8" });
-        assert.equal(r.status, 0, r.stdout);
+    for (const [name, script] of [["backup", backup], ["restore", restore]]) {
+        it(`the ${name} script itself passes shellcheck`, () => {
+            const r = spawnSync("shellcheck", ["-"], { input: script, encoding: "utf8" });
+            assert.equal(r.status, 0, r.stdout);
+        });
+    }
+    it("the upgrade says in preview which path it takes, and exports before switching", () => {
+        assert.match(describeUpgrade({ key: "devpi-server-6.20.3", strategy: "auto" }), /in place when the data format matches, by export\/import otherwise/);
+        assert.match(describeUpgrade({ key: "devpi-server-6.20.3", strategy: "export-import" }), /export\/import \(forced\)/);
+        const auto = renderUpgradeScript({ ...upgrade, strategy: "auto" });
+        assert.ok(auto.indexOf("devpi-export") < auto.indexOf("switch_to \"$new\""), "export before the switch");
+        assert.match(auto, /refusing to downgrade/);
+        assert.match(auto, /^allow_downgrade=0$/m, "downgrades refused unless allowed");
+        assert.match(renderUpgradeScript({ ...upgrade, strategy: "auto", allowDowngrade: true }), /^allow_downgrade=1$/m);
     });
     it("no script carries a secret-looking argument", () => {
         for (const body of Object.values(scripts)) assert.doesNotMatch(body, /--root-passwd|password=|PASSWORD=/);

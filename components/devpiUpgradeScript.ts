@@ -1,0 +1,112 @@
+/**
+ * Renders the upgrade step: switching devpi-server to a newly installed version without losing
+ * a package, and going back automatically when the new version does not come up.
+ */
+import { shellQuote } from "./shell";
+import { versionsDir } from "./devpiServerConfig";
+
+export type UpgradeStrategy = "auto" | "export-import";
+
+export interface UpgradeSettings {
+    venvDir: string;
+    /** `versionsDir(venvDir)/KEY` of the version to run. */
+    key: string;
+    configFile: string;
+    serverDir: string;
+    backupDir: string;
+    serviceUser: string;
+    /** supervisor program name. */
+    program: string;
+    devpiUrl: string;
+    /** `auto`: in place when the data format matches, else export/import. */
+    strategy: UpgradeStrategy;
+    allowDowngrade: boolean;
+    readyTimeout: number;
+    /** devpi-server's log (supervisor's stdout_logfile), shown when the new version fails. */
+    logFile: string;
+}
+
+/** What `pulumi preview` shows for an upgrade: the rule, since the installed version is on the server. */
+export function describeUpgrade(s: Pick<UpgradeSettings, "key" | "strategy">): string {
+    return s.strategy === "export-import"
+        ? `switch to ${s.key} by export/import (forced)`
+        : `switch to ${s.key} in place when the data format matches, by export/import otherwise`;
+}
+
+/**
+ * 1. Nothing to do when VENVDIR already points at KEY (a fresh install, or a re-run).
+ * 2. Refuse a downgrade unless allowed.
+ * 3. Stop devpi and export its data with the OLD version into BACKUPDIR/pre-upgrade-OLD-to-NEW-STAMP.
+ * 4. In place (same data format, not forced): switch VENVDIR. Otherwise move SERVERDIR aside
+ *    (kept as SERVERDIR.pre-upgrade-STAMP), import the export with the NEW version, switch.
+ * 5. Start devpi and wait until /+status reports the new version. If it does not, stop it, put
+ *    the old data and version back, start the old server and fail the step.
+ */
+export function renderUpgradeScript(s: UpgradeSettings): string {
+    const q = shellQuote;
+    const versions = versionsDir(s.venvDir);
+    return `# ${describeUpgrade(s)}
+link=${q(s.venvDir)}
+new=${q(`${versions}/${s.key}`)}
+sd=${q(s.serverDir)}
+cfg=${q(s.configFile)}
+user=${q(s.serviceUser)}
+prog=${q(s.program)}
+allow_downgrade=${s.allowDowngrade ? "1" : "0"}
+cur=$(readlink -f "$link")
+if [ "$cur" = "$(readlink -f "$new")" ]; then echo "${s.key} is active"; exit 0; fi
+version_of() { "$1/bin/python" -c 'import importlib.metadata as m; print(m.version("devpi-server"))'; }
+old_ver=$(version_of "$cur")
+new_ver=$(version_of "$new")
+if [ "$old_ver" != "$new_ver" ] && [ "$(printf '%s\\n' "$old_ver" "$new_ver" | sort -V | tail -n 1)" = "$old_ver" ] && [ "$allow_downgrade" = 0 ]; then
+  echo "refusing to downgrade devpi-server from $old_ver to $new_ver: its data may not be readable by the older version. Set devpi:allowDowngrade to true to force it (a backup is taken first)." >&2
+  exit 1
+fi
+old_db=$(cat "$sd/.serverversion" 2>/dev/null || echo unknown)
+new_db=$("$new/bin/python" -c 'from devpi_server.main import DATABASE_VERSION; print(DATABASE_VERSION)')
+path=${s.strategy === "export-import" ? "export-import" : `in-place; [ "$old_db" = "$new_db" ] || path=export-import`}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+backup=${q(s.backupDir)}/pre-upgrade-$old_ver-to-$new_ver-$stamp
+echo "upgrading devpi-server $old_ver -> $new_ver ($path; data format $old_db -> $new_db)" >&2
+wait_version() {
+  for _ in $(seq 1 ${s.readyTimeout}); do
+    if curl -fsS -H 'Accept: application/json' ${q(`${s.devpiUrl}/+status`)} 2>/dev/null | "$new/bin/python" -c 'import json, sys; sys.exit(json.load(sys.stdin)["result"]["versioninfo"]["devpi-server"] != sys.argv[1])' "$1"; then return 0; fi
+    sleep 1
+  done
+  return 1
+}
+switch_to() { ln -sfn "$1" "$link.tmp" && mv -T "$link.tmp" "$link"; }
+supervisorctl stop "$prog" >&2
+install -d -m 0750 -o "$user" -g "$user" ${q(s.backupDir)}
+runuser -u "$user" -- "$cur/bin/devpi-export" -c "$cfg" "$backup.partial" >&2
+mv -T "$backup.partial" "$backup"
+aside=""
+if [ "$path" = export-import ]; then
+  aside="$sd.pre-upgrade-$stamp"
+  mv -T "$sd" "$aside"
+  install -d -m 0750 -o "$user" -g "$user" "$sd"
+  if ! runuser -u "$user" -- "$new/bin/devpi-import" -c "$cfg" "$backup" >&2; then
+    echo "devpi-import with $new_ver failed; restoring the old data" >&2
+    rm -rf -- "$sd"; mv -T "$aside" "$sd"; supervisorctl start "$prog" >&2 || true
+    exit 1
+  fi
+fi
+switch_to "$new"
+supervisorctl start "$prog" >&2 || true
+if ! wait_version "$new_ver"; then
+  echo "devpi-server $new_ver did not come up; rolling back to $old_ver. Tail of its log:" >&2
+  tail -n 30 ${q(s.logFile)} >&2 || true
+  supervisorctl stop "$prog" >&2 || true
+  if [ -n "$aside" ]; then rm -rf -- "$sd"; mv -T "$aside" "$sd"; fi
+  switch_to "$cur"
+  supervisorctl start "$prog" >&2 || true
+  wait_version "$old_ver" || echo "the old version did not come back either; see the log" >&2
+  exit 1
+fi
+# Keep the previous version for a manual rollback; older ones go.
+for d in ${q(versions)}/*; do
+  [ "$(readlink -f "$d")" = "$(readlink -f "$new")" ] || [ "$(readlink -f "$d")" = "$cur" ] || rm -rf -- "$d"
+done
+echo "upgraded devpi-server $old_ver -> $new_ver ($path); backup: $backup\${aside:+; old data kept in $aside}"
+`;
+}
