@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { it as nodeIt } from "node:test";
 import { promisify } from "node:util";
-import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { ConfigMap, EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 
 export const ROOT = path.resolve(__dirname, "../..");
 const execFileP = promisify(execFile);
@@ -253,4 +253,47 @@ export function fetchWithCa(url: string, caFile: string, opts: https.RequestOpti
         });
         req.on("error", reject);
     });
+}
+
+export interface Ports {
+    ssh: number;
+    http: number;
+    https: number;
+    devpi: number;
+}
+
+/**
+ * Config every e2e stack shares: the test host's SSH access (host key pinned; the private key
+ * as a local file or as a secret config value), `localhost` as
+ * the domain, ports that cannot clash with another test host, and the machine's CA bundle for
+ * outbound HTTPS (this machine reaches PyPI through a TLS-inspecting proxy).
+ */
+export function hostConfig(host: TestHost, ports: Ports, keyAs: "file" | "secret" = "file"): ConfigMap {
+    return {
+        "devpi:host": { value: host.sshHost },
+        "devpi:sshPort": { value: String(host.sshPort) },
+        "devpi:sshUser": { value: host.sshUser },
+        ...(keyAs === "file"
+            ? { "devpi:sshPrivateKeyFile": { value: host.sshKey } }
+            : { "devpi:sshPrivateKey": { value: fs.readFileSync(host.sshKey, "utf8"), secret: true } }),
+        "devpi:hostKey": { value: host.hostKey },
+        "devpi:domain": { value: "localhost" },
+        "devpi:httpPort": { value: String(ports.http) },
+        "devpi:httpsPort": { value: String(ports.https) },
+        "devpi:devpiPort": { value: String(ports.devpi) },
+        "devpi:listenIpv6": { value: "false" },
+        "devpi:upstreamCaBundle": { value: "/etc/ssl/certs/ca-certificates.crt" },
+    };
+}
+
+/** Removes the stack, the test host and the scratch directory, unless DEVPI_E2E_KEEP=1. */
+export async function cleanUp(stack: Stack | undefined, hostName: string, work: string): Promise<void> {
+    if (process.env.DEVPI_E2E_KEEP === "1") return;
+    try {
+        if (stack) await stack.workspace.removeStack(stack.name, { force: true });
+    } catch {
+        // best effort: the backend is a scratch directory
+    }
+    stopHost(hostName);
+    fs.rmSync(work, { recursive: true, force: true });
 }

@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, client, clientVenv, createStack, EventLog, fetchWithCa, onHost, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, onHost, projectCopy, startHost, steps, TestHost } from "./harness";
 
 const HOST = "e2e-provided";
 const PORTS = { ssh: 2232, http: 38080, https: 38443, devpi: 34040 };
@@ -53,17 +53,7 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
         fs.mkdirSync(backend);
         stack = await createStack("e2e-provided", projectCopy(), backend);
         await stack.setAllConfig({
-            "devpi:host": { value: host.sshHost },
-            "devpi:sshPort": { value: String(host.sshPort) },
-            "devpi:sshUser": { value: host.sshUser },
-            "devpi:sshPrivateKeyFile": { value: host.sshKey },
-            "devpi:hostKey": { value: host.hostKey },
-            "devpi:domain": { value: "localhost" },
-            "devpi:httpPort": { value: String(PORTS.http) },
-            "devpi:httpsPort": { value: String(PORTS.https) },
-            "devpi:devpiPort": { value: String(PORTS.devpi) },
-            "devpi:listenIpv6": { value: "false" },
-            "devpi:upstreamCaBundle": { value: "/etc/ssl/certs/ca-certificates.crt" },
+            ...hostConfig(host, PORTS),
             "devpi:sslMode": { value: "provided" },
             "devpi:sslCertificateFile": { value: path.join(pki, "ssl-unified.crt") },
             "devpi:sslPrivateKeyFile": { value: path.join(pki, "server.key") },
@@ -80,15 +70,7 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
     });
 
     after(async () => {
-        if (process.env.DEVPI_E2E_KEEP !== "1") {
-            try {
-                await stack?.workspace.removeStack("e2e-provided", { force: true });
-            } catch {
-                // best effort: the backend is a temp dir
-            }
-            stopHost(HOST);
-            fs.rmSync(work, { recursive: true, force: true });
-        }
+        await cleanUp(stack, HOST, work);
     });
 
     it("pulumi up installs the provided key and chain and devpi in the seed's layout", async () => {

@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, onHost, ProcessSampler, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, TestHost } from "./harness";
 
 const HOST = "e2e-selfsigned";
 const PORTS = { ssh: 2231, http: 28080, https: 28443, devpi: 24040 };
@@ -47,20 +47,9 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         fs.mkdirSync(backend);
         stack = await createStack("e2e-selfsigned", projectCopy(), backend);
         await stack.setAllConfig({
-            "devpi:host": { value: host.sshHost },
-            "devpi:sshPort": { value: String(host.sshPort) },
-            "devpi:sshUser": { value: host.sshUser },
-            "devpi:sshPrivateKey": { value: sshKeyText, secret: true },
-            "devpi:hostKey": { value: host.hostKey },
-            "devpi:domain": { value: "localhost" },
-            "devpi:httpPort": { value: String(PORTS.http) },
-            "devpi:httpsPort": { value: String(PORTS.https) },
-            "devpi:devpiPort": { value: String(PORTS.devpi) },
-            "devpi:listenIpv6": { value: "false" },
+            ...hostConfig(host, PORTS, "secret"),
             "devpi:rootPassword": { value: ROOT_PASSWORD, secret: true },
             "devpi:clientIncludePassword": { value: "true" },
-            // This machine reaches PyPI through a TLS-inspecting proxy; the test host trusts its CA.
-            "devpi:upstreamCaBundle": { value: "/etc/ssl/certs/ca-certificates.crt" },
         });
         await stack.setAllConfig(
             {
@@ -77,15 +66,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
 
     after(async () => {
         sampler.stop();
-        if (process.env.DEVPI_E2E_KEEP !== "1") {
-            try {
-                await stack?.workspace.removeStack("e2e-selfsigned", { force: true });
-            } catch {
-                // best effort: the backend is a temp dir
-            }
-            stopHost(HOST);
-            fs.rmSync(work, { recursive: true, force: true });
-        }
+        await cleanUp(stack, HOST, work);
     });
 
     it("pulumi up on a fresh host provisions everything, in dependency order", async () => {

@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, client, clientVenv, createStack, EventLog, fetchWithCa, onHost, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, onHost, projectCopy, startHost, steps, TestHost } from "./harness";
 
 const HOST = "e2e-upgrade";
 const PORTS = { ssh: 2233, http: 48080, https: 48443, devpi: 44040 };
@@ -65,17 +65,7 @@ describe("upgrades and backups keep every package", { timeout: 60 * 60 * 1000 },
         fs.mkdirSync(backend);
         stack = await createStack("e2e-upgrade", projectCopy(), backend);
         await stack.setAllConfig({
-            "devpi:host": { value: host.sshHost },
-            "devpi:sshPort": { value: String(host.sshPort) },
-            "devpi:sshUser": { value: host.sshUser },
-            "devpi:sshPrivateKeyFile": { value: host.sshKey },
-            "devpi:hostKey": { value: host.hostKey },
-            "devpi:domain": { value: "localhost" },
-            "devpi:httpPort": { value: String(PORTS.http) },
-            "devpi:httpsPort": { value: String(PORTS.https) },
-            "devpi:devpiPort": { value: String(PORTS.devpi) },
-            "devpi:listenIpv6": { value: "false" },
-            "devpi:upstreamCaBundle": { value: "/etc/ssl/certs/ca-certificates.crt" },
+            ...hostConfig(host, PORTS),
             "devpi:web": { value: "false" },
             "devpi:devpiServerVersion": { value: OLD },
             "devpi:rootPassword": { value: ROOT_PASSWORD, secret: true },
@@ -91,15 +81,7 @@ describe("upgrades and backups keep every package", { timeout: 60 * 60 * 1000 },
     });
 
     after(async () => {
-        if (process.env.DEVPI_E2E_KEEP !== "1") {
-            try {
-                await stack?.workspace.removeStack("e2e-upgrade", { force: true });
-            } catch {
-                // best effort: the backend is a temp dir
-            }
-            stopHost(HOST);
-            fs.rmSync(work, { recursive: true, force: true });
-        }
+        await cleanUp(stack, HOST, work);
     });
 
     it(`devpi-server ${OLD} with an upload and a scheduled backup`, async () => {
