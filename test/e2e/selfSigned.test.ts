@@ -177,6 +177,17 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.equal((await client(venv, "devpi", ["login", "alice", "--password", changed], env)).code, 0);
     });
 
+    it("a new root password rotates root's password only", async () => {
+        const rotated = "root-Pw-rotated-5";
+        await stack.setConfig("devpi:rootPassword", { value: rotated, secret: true });
+        await up();
+        assert.deepEqual(log.changed(), ["update:root-password-set"]);
+        const env = clientEnv();
+        assert.equal((await client(venv, "devpi", ["use", BASE], env)).code, 0);
+        assert.notEqual((await client(venv, "devpi", ["login", "root", "--password", ROOT_PASSWORD], env)).code, 0);
+        assert.equal((await client(venv, "devpi", ["login", "root", "--password", rotated], env)).code, 0);
+    });
+
     it("a new index is created without touching the others", async () => {
         await stack.setConfig('indexes["alice/new"].volatile', { value: "true" }, true);
         await up();
