@@ -17,6 +17,8 @@ const PORTS = { ssh: 2231, http: 28080, https: 28443, devpi: 24040 };
 const ROOT_PASSWORD = "root-Pw-e2e-7731";
 const ALICE_PASSWORD = "alice-Pw-e2e-4410";
 const BOB_PASSWORD = "bob-Pw-e2e-9083";
+const ROTATED_ROOT_PASSWORD = "root-Pw-rotated-5";
+const ROTATED_ALICE_PASSWORD = "alice-Pw-rotated-2";
 const BASE = `https://localhost:${PORTS.https}`;
 
 let host: TestHost;
@@ -168,7 +170,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
     });
 
     it("a new user password rotates that password only", async () => {
-        const changed = "alice-Pw-rotated-2";
+        const changed = ROTATED_ALICE_PASSWORD;
         await stack.setConfig("users.alice.password", { value: changed, secret: true }, true);
         await up();
         assert.deepEqual(log.changed(), ["update:user-alice-user"]);
@@ -178,7 +180,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
     });
 
     it("a new root password rotates root's password only", async () => {
-        const rotated = "root-Pw-rotated-5";
+        const rotated = ROTATED_ROOT_PASSWORD;
         await stack.setConfig("devpi:rootPassword", { value: rotated, secret: true });
         await up();
         assert.deepEqual(log.changed(), ["update:root-password-set"]);
@@ -220,6 +222,8 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
             ["root password", ROOT_PASSWORD],
             ["alice's password", ALICE_PASSWORD],
             ["bob's password", BOB_PASSWORD],
+            ["rotated root password", ROTATED_ROOT_PASSWORD],
+            ["rotated alice password", ROTATED_ALICE_PASSWORD],
             ["ssh key", keyBody.slice(0, 60)],
             ["tls key", serverKey.slice(0, 40)],
         ]) {
