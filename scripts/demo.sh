@@ -23,7 +23,8 @@ cat <<MSG
 
 devpi is up: $(pulumi stack output url)
   index:   $(pulumi stack output pipIndexUrl)
-  install: pip install --cert $ca --index-url $(pulumi stack output pipIndexUrl) six
+  install: REQUESTS_CA_BUNDLE=$ca pip install --cert $ca --index-url $(pulumi stack output pipIndexUrl) six
+           (REQUESTS_CA_BUNDLE too: when it or CURL_CA_BUNDLE is set, pip ignores --cert)
   login:   devpi use $(pulumi stack output url) && devpi login root   (password: pulumi config get rootPassword)
 Remove the test host with: npm run demo:down
 MSG
