@@ -68,9 +68,17 @@ path=${s.strategy === "export-import" ? "export-import" : `in-place; [ "$old_db"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 backup=${q(s.backupDir)}/pre-upgrade-$old_ver-to-$new_ver-$stamp
 echo "upgrading devpi-server $old_ver -> $new_ver ($path; data format $old_db -> $new_db)" >&2
+# Exit 0 when /+status (stdin) reports devpi-server version argv[1]; quietly 1 otherwise (not up yet).
+status_is='
+import json, sys
+try:
+    sys.exit(json.load(sys.stdin)["result"]["versioninfo"]["devpi-server"] != sys.argv[1])
+except ValueError:
+    sys.exit(1)
+'
 wait_version() {
   for _ in $(seq 1 ${s.readyTimeout}); do
-    if curl -fsS -H 'Accept: application/json' ${q(`${s.devpiUrl}/+status`)} 2>/dev/null | "$new/bin/python" -c 'import json, sys; sys.exit(json.load(sys.stdin)["result"]["versioninfo"]["devpi-server"] != sys.argv[1])' "$1"; then return 0; fi
+    if curl -fsS -H 'Accept: application/json' ${q(`${s.devpiUrl}/+status`)} 2>/dev/null | python3 -c "$status_is" "$1"; then return 0; fi
     sleep 1
   done
   return 1

@@ -112,6 +112,21 @@ describe("upgrades and backups keep every package", { timeout: 60 * 60 * 1000 },
         assert.deepEqual((await carolDev()).mirror_whitelist, ["six"]);
     });
 
+    it("a new version that does not come up is rolled back automatically", async () => {
+        // The new version is installed but its server cannot start: the health check must fail.
+        onHost(
+            host,
+            `v=/opt/devpi/venv.versions/devpi-server-${NEW} && python3 -m venv $v && $v/bin/pip install -q --cert /etc/ssl/certs/ca-certificates.crt devpi-server==${NEW} && printf '#!/bin/sh\\necho broken on purpose >&2\\nexit 1\\n' > $v/bin/devpi-server`,
+        );
+        await stack.setAllConfig({ "devpi:devpiServerVersion": { value: NEW }, "devpi:upgradeStrategy": { value: "export-import" } });
+        await assert.rejects(up(), new RegExp(`devpi-server ${NEW.replace(/\./g, "\\.")} did not come up; rolling back to ${MIDDLE.replace(/\./g, "\\.")}`));
+        assert.equal(await runningVersion(), MIDDLE);
+        assert.ok(await installs("keep-me==1.0.0"));
+        assert.ok(await loginWorks("carol", CAROL_PASSWORD));
+        assert.equal(onHost(host, "ls -d /srv/devpi/data.pre-upgrade-* 2>/dev/null | wc -l").trim(), "0", "the old data is back in place");
+        onHost(host, `rm -rf /opt/devpi/venv.versions/devpi-server-${NEW}`);
+    });
+
     it(`upgrades to ${NEW} by a forced export/import, keeping the old data aside`, async () => {
         await stack.setAllConfig({ "devpi:devpiServerVersion": { value: NEW }, "devpi:upgradeStrategy": { value: "export-import" } });
         await up();
