@@ -1,13 +1,16 @@
 /**
  * The stack's configuration, read once and validated before any resource is created.
  *
- * Everything here is synchronous and pure apart from reading local files named by the stack
+ * {@link loadConfig} is synchronous and pure apart from reading local files named by the stack
  * (certificate and key paths): bad input throws a {@link ConfigError} naming the key, the bad
  * value and what is allowed, so `pulumi preview`/`up` stop before any server is touched.
+ * {@link readStackConfig} feeds it the running stack's config.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 
 /** Thrown for any invalid stack configuration. */
 export class ConfigError extends Error {
@@ -147,10 +150,6 @@ function fail(key: string, value: unknown, allowed: string): never {
 
 class Reader {
     constructor(private readonly raw: RawConfigGetter) {}
-
-    has(key: string): boolean {
-        return this.raw(key) !== undefined;
-    }
 
     str(key: string, def?: string): string {
         const v = this.raw(key);
@@ -568,4 +567,26 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         clientIncludePassword: r.bool("clientIncludePassword", false),
         clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
     };
+}
+
+/**
+ * Reads and validates the running stack's config (the `devpi:` namespace). A bad value fails the
+ * program with a RunError, which Pulumi shows without a stack trace.
+ */
+export function readStackConfig(): DevpiConfig {
+    const prefix = `${pulumi.getProject()}:`;
+    // The SDK knows which keys were set with --secret but does not declare that function in its types.
+    const { isConfigSecret } = runtimeConfig as unknown as { isConfigSecret?: (key: string) => boolean };
+    try {
+        return loadConfig(
+            (key) => pulumi.runtime.getConfig(prefix + key),
+            Object.keys(pulumi.runtime.allConfig())
+                .filter((k) => k.startsWith(prefix))
+                .map((k) => k.slice(prefix.length)),
+            new Date(),
+            isConfigSecret ? (key) => isConfigSecret(prefix + key) : undefined,
+        );
+    } catch (e) {
+        throw e instanceof ConfigError ? new pulumi.RunError(e.message) : e;
+    }
 }

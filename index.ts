@@ -4,9 +4,8 @@
  */
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import * as command from "@pulumi/command";
-import { ConfigError, DevpiConfig, loadConfig } from "./config";
+import { readStackConfig } from "./config";
 import { BackupSchedule } from "./components/backupSchedule";
 import { ClientSettings, devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "./components/clientConfig";
 import { DevpiIndex } from "./components/devpiIndex";
@@ -21,25 +20,7 @@ import { contentHash } from "./components/shell";
 import { SslCertificate } from "./components/sslCertificate";
 import { SupervisorProgram } from "./components/supervisorProgram";
 
-const prefix = `${pulumi.getProject()}:`;
-// The SDK knows which keys were set with --secret but does not declare the function in its types.
-const { isConfigSecret } = runtimeConfig as unknown as { isConfigSecret?: (key: string) => boolean };
-function readConfig(): DevpiConfig {
-    try {
-        return loadConfig(
-            (key) => pulumi.runtime.getConfig(prefix + key),
-            Object.keys(pulumi.runtime.allConfig())
-                .filter((k) => k.startsWith(prefix))
-                .map((k) => k.slice(prefix.length)),
-            new Date(),
-            isConfigSecret ? (key) => isConfigSecret(prefix + key) : undefined,
-        );
-    } catch (e) {
-        // A RunError is shown without a stack trace: the message names the key and what is allowed.
-        throw e instanceof ConfigError ? new pulumi.RunError(e.message) : e;
-    }
-}
-const cfg = readConfig();
+const cfg = readStackConfig();
 
 const connection: command.types.input.remote.ConnectionArgs = {
     host: cfg.ssh.host,
