@@ -11,7 +11,7 @@ import {
 } from "./devpiServerConfig";
 import { renderUpgradeScript, UpgradeStrategy } from "./devpiUpgradeScript";
 import { RemoteHost, remoteStep } from "./remoteStep";
-import { contentHash } from "./shell";
+import { contentHash, shellQuote } from "./shell";
 
 export interface DevpiServerArgs {
     host: RemoteHost;
@@ -81,6 +81,8 @@ export class DevpiServer extends pulumi.ComponentResource {
                     serviceUser: args.serviceUser,
                     venvDir: args.venvDir,
                 }),
+                // The secret stays: a later install with the same data keeps everyone logged in.
+                delete: `rm -f -- ${shellQuote(this.configFile)}\necho "removed ${this.configFile}"\n`,
             },
             { parent: this, dependsOn: [venv] },
         );
