@@ -120,4 +120,13 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
         assert.match(listing, /venv-removed/);
         assert.match(listing, /^1$/m);
     });
+
+    it("a pulumi up after destroy picks the kept data up again", async () => {
+        const result = await stack.up({ color: "never" });
+        assert.equal(result.summary.result, "succeeded");
+        const target = path.join(work, "site-again");
+        const env = { REQUESTS_CA_BUNDLE: rootCa, PIP_CERT: rootCa };
+        const pip = await client(venv, "pip", ["install", "--no-cache-dir", "--target", target, "--index-url", `${BASE}/bz/dev/+simple/`, "seed-pkg==1.0.0"], env);
+        assert.equal(pip.code, 0, pip.out);
+    });
 });

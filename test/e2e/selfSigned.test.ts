@@ -238,9 +238,9 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.equal(result.summary.result, "succeeded");
         const listing = onHost(
             host,
-            "for f in /etc/nginx/sites-enabled/devpi /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name 'e2e_pkg-*.whl' | wc -l",
+            "for f in /etc/nginx/sites-enabled/devpi /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /opt/devpi/venv.versions /etc/devpi/devpi-server.yml /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name 'e2e_pkg-*.whl' | wc -l",
         );
-        for (const gone of ["/etc/nginx/sites-enabled/devpi", "/etc/supervisor/conf.d/devpi.conf", "/opt/devpi/venv", "/srv/ssl/devpi/server.key", "/etc/cron.d/devpi-backup"]) {
+        for (const gone of ["/etc/nginx/sites-enabled/devpi", "/etc/supervisor/conf.d/devpi.conf", "/opt/devpi/venv", "/opt/devpi/venv.versions", "/etc/devpi/devpi-server.yml", "/srv/ssl/devpi/server.key", "/etc/cron.d/devpi-backup"]) {
             assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
         }
         assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/);
