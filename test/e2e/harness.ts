@@ -162,6 +162,20 @@ export class ProcessSampler {
     }
     stop(): void {
         if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+    }
+    /**
+     * Runs `fn` unsampled: the Automation API passes config values to `pulumi config set` in
+     * argv, which is the test setting config, not the program running.
+     */
+    async unsampled<T>(fn: () => Promise<T>): Promise<T> {
+        const running = this.timer !== undefined;
+        this.stop();
+        try {
+            return await fn();
+        } finally {
+            if (running) this.start();
+        }
     }
 }
 
