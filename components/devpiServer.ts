@@ -104,15 +104,19 @@ export class DevpiServer extends pulumi.ComponentResource {
             `${name}-upgrade`,
             args.host,
             {
-                create: renderUpgradeScript({
-                    venvDir: args.venvDir,
-                    key: this.versionKey,
-                    configFile: this.configFile,
-                    serverDir: args.settings.serverDir,
-                    serviceUser: args.serviceUser,
-                    readyTimeout: 120,
-                    ...args.upgrade,
-                }),
+                // The install again (a no-op when the venv is complete): a failed or interrupted
+                // earlier run, or a venv removed by hand, must not leave the switch without it.
+                create:
+                    installScript +
+                    renderUpgradeScript({
+                        venvDir: args.venvDir,
+                        key: this.versionKey,
+                        configFile: this.configFile,
+                        serverDir: args.settings.serverDir,
+                        serviceUser: args.serviceUser,
+                        readyTimeout: 120,
+                        ...args.upgrade,
+                    }),
             },
             { parent: this, dependsOn: [init] },
         );
