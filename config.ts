@@ -144,7 +144,7 @@ const ABS_PATH_RE = /^\/[A-Za-z0-9._/+-]*$/;
 const CRON_FIELD_RE = /^[0-9*,/-]+$/;
 
 function fail(key: string, value: unknown, allowed: string): never {
-    const shown = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+    const shown = JSON.stringify(value) ?? String(value);
     throw new ConfigError(`devpi:${key}: invalid value ${shown}: ${allowed}`);
 }
 
@@ -312,8 +312,9 @@ function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
         if (s.volatile !== undefined && typeof s.volatile !== "boolean") fail(`indexes.${name}.volatile`, s.volatile, "must be true or false");
         const aclUpload = list("acl_upload", [owner]);
         for (const a of aclUpload) {
-            if (a !== ":ANONYMOUS:" && !owners.has(a.replace(/^:/, "").replace(/:$/, "")) && !a.startsWith(":")) {
-                fail(`indexes.${name}.acl_upload`, a, `must name declared users (${[...owners].join(", ")}) or :ANONYMOUS:`);
+            // devpi's special principals are spelled :NAME: (e.g. :ANONYMOUS:, :AUTHENTICATED:).
+            if (!owners.has(a) && !/^:[A-Z]+:$/.test(a)) {
+                fail(`indexes.${name}.acl_upload`, a, `must name declared users (${[...owners].join(", ")}) or a principal like :ANONYMOUS:`);
             }
         }
         const mirrorWhitelist = list("mirror_whitelist", []);

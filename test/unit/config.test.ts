@@ -73,6 +73,11 @@ describe("loadConfig defaults", () => {
         assert.equal(c.devpi.serviceUser, "web");
     });
 
+    it("accepts devpi's special principals in acl_upload", () => {
+        const c = load({ ...base(), indexes: JSON.stringify({ "bz/dev": { acl_upload: ["bz", ":ANONYMOUS:", ":AUTHENTICATED:"] } }) });
+        assert.deepEqual(c.indexes[0].aclUpload, ["bz", ":ANONYMOUS:", ":AUTHENTICATED:"]);
+    });
+
     it("treats the empty defaults declared in Pulumi.yaml as unset", () => {
         const c = load({ ...base(), hostKey: "", sslCertificate: "", sslPrivateKey: "", clientIndex: "", pythonPackageIndex: "" });
         assert.equal(c.ssh.hostKey, undefined);
@@ -128,6 +133,7 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["volatile not boolean", { ...base(), indexes: JSON.stringify({ "bz/dev": { volatile: "False" } }) }, "devpi:indexes.bz/dev.volatile"],
         ["unknown index key", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: [], type: "mirror" } }) }, "devpi:indexes.bz/dev.type"],
         ["acl of unknown user", { ...base(), indexes: JSON.stringify({ "bz/dev": { acl_upload: ["eve"] } }) }, "devpi:indexes.bz/dev.acl_upload", '"eve"'],
+        ["acl of a misspelt principal", { ...base(), indexes: JSON.stringify({ "bz/dev": { acl_upload: [":anonymous"] } }) }, "devpi:indexes.bz/dev.acl_upload", '":anonymous"'],
         ["managing root/pypi", { ...base(), indexes: JSON.stringify({ "root/pypi": {} }) }, "devpi:indexes.root/pypi", "built-in"],
         ["indexes not a map", { ...base(), indexes: JSON.stringify(["bz/dev"]) }, "devpi:indexes", "map"],
         ["provided without files", { ...base(), sslMode: "provided" }, "devpi:sslCertificate", "required when devpi:sslMode is provided"],
