@@ -80,7 +80,9 @@ wait_version() {
   for _ in $(seq 1 ${s.readyTimeout}); do
     if curl -fsS -H 'Accept: application/json' ${q(`${s.devpiUrl}/+status`)} 2>/dev/null | python3 -c "$status_is" "$1"; then return 0; fi
     # supervisor gave up on it (it keeps exiting): no need to wait out the timeout.
-    if supervisorctl status "$prog" 2>/dev/null | grep -q FATAL; then return 1; fi
+    # (supervisorctl exits non-zero for a stopped program, hence no pipe under pipefail.)
+    st=$(supervisorctl status "$prog" 2>/dev/null || true)
+    case $st in *FATAL*) return 1 ;; esac
     sleep 1
   done
   return 1
