@@ -2,7 +2,7 @@
  * Renders the scheduled backup: a script that runs devpi-export into a timestamped directory and
  * keeps the newest N, and the cron entry that runs it as the service user.
  */
-import { shellQuote } from "./shell";
+import { shellQuote, writeFileLines } from "./shell";
 
 export interface BackupSettings {
     venvDir: string;
@@ -84,16 +84,11 @@ ${schedule} ${user} ${scriptPath} >/dev/null
 
 /** Installs the backup and restore scripts and the cron entry, and makes sure cron runs. */
 export function renderBackupInstallScript(scriptPath: string, script: string, cronPath: string, cron: string, restorePath: string, restore: string): string {
-    return `a=$(write_if_changed ${shellQuote(scriptPath)} 0755 root:root <<'DEVPI_BACKUP'
-${script.replace(/\n?$/, "\n")}DEVPI_BACKUP
-)
-write_if_changed ${shellQuote(restorePath)} 0755 root:root >/dev/null <<'DEVPI_RESTORE'
-${restore.replace(/\n?$/, "\n")}DEVPI_RESTORE
-b=$(write_if_changed ${shellQuote(cronPath)} 0644 root:root <<'DEVPI_CRON'
-${cron.replace(/\n?$/, "\n")}DEVPI_CRON
-)
+    return `a=$(${writeFileLines(scriptPath, "0755", "root:root", script)})
+r=$(${writeFileLines(restorePath, "0755", "root:root", restore)})
+b=$(${writeFileLines(cronPath, "0644", "root:root", cron)})
 if ! svc_running cron; then svc start cron >&2; fi
-echo "backup script $a, schedule $b"
+echo "backup script $a, restore script $r, schedule $b"
 `;
 }
 

@@ -2,7 +2,7 @@
  * Renders devpi-server's YAML config file and the install/init scripts of the devpi-server step.
  */
 import { stringify } from "yaml";
-import { shellQuote } from "./shell";
+import { shellQuote, writeFileLines } from "./shell";
 
 export interface DevpiServerSettings {
     serverDir: string;
@@ -113,9 +113,7 @@ export interface ConfigFileSettings {
 /** Writes devpi-server.yml and creates the secret file once (never rotated: it would log everyone out). */
 export function renderConfigScript(s: ConfigFileSettings): string {
     const u = shellQuote(s.serviceUser);
-    return `write_if_changed ${shellQuote(s.configFile)} 0644 root:root <<'DEVPI_YAML'
-${s.yaml.replace(/\n?$/, "\n")}DEVPI_YAML
-if [ ! -s ${shellQuote(s.secretFile)} ]; then
+    return `${writeFileLines(s.configFile, "0644", "root:root", s.yaml)}if [ ! -s ${shellQuote(s.secretFile)} ]; then
   runuser -u ${u} -- ${shellQuote(s.venvDir)}/bin/devpi-gen-secret --secretfile ${shellQuote(s.secretFile)} >&2
   echo "secret created"
 fi

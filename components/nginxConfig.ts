@@ -1,7 +1,7 @@
 /**
  * Renders the nginx site in front of devpi and the script that installs it safely.
  */
-import { shellQuote } from "./shell";
+import { shellQuote, writeFileLines } from "./shell";
 
 export interface NginxSiteSettings {
     domain: string;
@@ -128,9 +128,7 @@ export function renderNginxScript(s: NginxScriptSettings): string {
     return `# certificate sha256 ${s.certFingerprint}
 backup=""
 if [ -f ${site} ]; then backup=$(mktemp); cp -p ${site} "$backup"; fi
-state=$(write_if_changed ${site} 0644 root:root <<'DEVPI_NGINX'
-${s.site.replace(/\n?$/, "\n")}DEVPI_NGINX
-)
+state=$(${writeFileLines(s.sitePath, "0644", "root:root", s.site)})
 ln -sfn ${site} ${shellQuote(s.enabledPath)}
 if ! out=$(nginx -t 2>&1); then
   if [ -n "$backup" ]; then mv -f "$backup" ${site}; else rm -f ${site} ${shellQuote(s.enabledPath)}; fi

@@ -64,7 +64,11 @@ export function asRoot(script: string, sshUser: string): string {
     return sshUser === "root" ? run : `sudo -n ${run}`;
 }
 
-/** Renders script lines that install fixed text at `dest` (via a quoted heredoc and write_if_changed). */
+/**
+ * Renders script lines that install fixed text at `dest` through write_if_changed, printing
+ * "changed" or "unchanged". The quoted heredoc's delimiter is derived from the content, so no
+ * line of the content can end it early. Ends with a newline, so it also works inside `$(...)`.
+ */
 export function writeFileLines(dest: string, mode: string, owner: string, content: string): string {
     const marker = `DEVPI_EOF_${contentHash(content)}`;
     return `write_if_changed ${shellQuote(dest)} ${mode} ${shellQuote(owner)} <<'${marker}'\n${content.replace(/\n?$/, "\n")}${marker}\n`;

@@ -1,7 +1,7 @@
 /**
  * Renders supervisor's program section for devpi-server and the script that installs it.
  */
-import { shellQuote } from "./shell";
+import { shellQuote, writeFileLines } from "./shell";
 
 export interface SupervisorProgramSettings {
     /** Program name; the file is /etc/supervisor/conf.d/NAME.conf (seed: devpi). */
@@ -59,9 +59,7 @@ export interface SupervisorScriptSettings {
  */
 export function renderSupervisorScript(s: SupervisorScriptSettings): string {
     const n = shellQuote(s.name);
-    return `state=$(write_if_changed ${shellQuote(s.confPath)} 0644 root:root <<'DEVPI_SUPERVISOR'
-${s.program.replace(/\n?$/, "\n")}DEVPI_SUPERVISOR
-)
+    return `state=$(${writeFileLines(s.confPath, "0644", "root:root", s.program)})
 if ! svc_running supervisor; then
   svc start supervisor >&2 || true
   for _ in $(seq 1 30); do svc_running supervisor && break; sleep 1; done

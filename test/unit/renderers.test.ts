@@ -20,7 +20,7 @@ import {
 import { HEALTH_PY, renderHealthCheckScript } from "../../components/healthCheckScript";
 import { renderPackagesScript, renderServiceUserScript } from "../../components/hostPreparationScript";
 import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginxConfig";
-import { asRoot, PRELUDE, shellQuote } from "../../components/shell";
+import { asRoot, PRELUDE, shellQuote, writeFileLines } from "../../components/shell";
 import { renderSslFilesScript, renderSslRemoveScript } from "../../components/sslFilesScript";
 import { renderSupervisorProgram, renderSupervisorRemoveScript, renderSupervisorScript } from "../../components/supervisorConfig";
 
@@ -265,6 +265,14 @@ describe("remote scripts", () => {
         assert.equal(run("b\n"), "changed");
         assert.equal(fs.readFileSync(dest, "utf8"), "b\n");
         assert.equal((fs.statSync(dest).mode & 0o777).toString(8), "640");
+    });
+    it("writeFileLines installs any content, also inside $(...)", () => {
+        const dest = path.join(tmp, "wfl.conf");
+        const content = "a line\n)\nDEVPI_EOF_0\n$(echo not run)\n";
+        const script = `${PRELUDE}state=$(${writeFileLines(dest, "0640", "root:root", content)})\necho "$state"\n`;
+        assert.equal(execFileSync("bash", ["-c", script]).toString().trim(), "changed");
+        assert.equal(execFileSync("bash", ["-c", script]).toString().trim(), "unchanged");
+        assert.equal(fs.readFileSync(dest, "utf8"), content);
     });
     it("the SSL script splits key and chain read from stdin", () => {
         const dir = path.join(tmp, "ssl");
