@@ -15,17 +15,14 @@ export interface RemoteHost {
 }
 
 export interface StepArgs {
-    /** Script run on create, and on update when `update` is not given. */
+    /** Script run on create, and again whenever any input changes (it is idempotent). */
     create: pulumi.Input<string>;
-    update?: pulumi.Input<string>;
     /** Script run when the resource is deleted: it undoes `create`, keeping user data. */
     delete?: pulumi.Input<string>;
     /** Stdin for every script. Secret stdin makes the step secret-aware (no logging). */
     stdin?: pulumi.Input<string>;
     /** Whether stdin carries a secret. */
     secret?: boolean;
-    /** Replaces the step (delete, then create) when any of these change. */
-    triggers?: pulumi.Input<unknown>[];
 }
 
 /**
@@ -45,10 +42,8 @@ export function remoteStep(
         {
             connection: host.connection,
             create: wrap(args.create),
-            update: wrap(args.update),
             delete: wrap(args.delete),
             stdin: args.stdin,
-            triggers: args.triggers,
             // Previous stdout is not needed by any script; keep the environment empty (stock sshd rejects it).
             addPreviousOutputInEnv: false,
             logging: args.secret ? "none" : "stdoutAndStderr",
