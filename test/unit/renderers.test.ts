@@ -5,10 +5,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import { parse } from "yaml";
-import { renderBackupInstallScript, renderBackupRemoveScript, renderBackupScript, renderCronEntry, renderRestoreScript } from "../../components/backupScript";
-import { describeUpgrade, renderUpgradeScript } from "../../components/devpiUpgradeScript";
-import { devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "../../components/clientConfig";
-import { DEVPI_API_PY, renderApiScript } from "../../components/devpiApi";
+import { renderBackupInstallScript, renderBackupRemoveScript, renderBackupScript, renderCronEntry, renderRestoreScript } from "../../components/backup/backupScript";
+import { describeUpgrade, renderUpgradeScript } from "../../components/devpi/devpiUpgradeScript";
+import { devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "../../components/client/clientConfig";
+import { DEVPI_API_PY, renderApiScript } from "../../components/access/devpiApi";
 import {
     renderConfigScript,
     renderDevpiServerYaml,
@@ -16,13 +16,13 @@ import {
     renderInstallScript,
     renderUninstallScript,
     requirements,
-} from "../../components/devpiServerConfig";
-import { HEALTH_PY, renderHealthCheckScript } from "../../components/healthCheckScript";
-import { renderPackagesScript, renderServiceUserScript } from "../../components/hostPreparationScript";
-import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginxConfig";
-import { asRoot, PRELUDE, shellQuote, writeFileLines } from "../../components/shell";
-import { renderSslFilesScript, renderSslRemoveScript } from "../../components/sslFilesScript";
-import { renderSupervisorProgram, renderSupervisorRemoveScript, renderSupervisorScript } from "../../components/supervisorConfig";
+} from "../../components/devpi/devpiServerConfig";
+import { HEALTH_PY, renderHealthCheckScript } from "../../components/health/healthCheckScript";
+import { renderPackagesScript, renderServiceUserScript } from "../../components/host/hostPreparationScript";
+import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginx/nginxConfig";
+import { asRoot, PRELUDE, shellQuote, writeFileLines } from "../../components/common/shell";
+import { renderSslFilesScript, renderSslRemoveScript } from "../../components/ssl/sslFilesScript";
+import { renderSupervisorProgram, renderSupervisorRemoveScript, renderSupervisorScript } from "../../components/supervisor/supervisorConfig";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-render-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HOST_PACKAGES, HostLayout, renderPackagesScript, renderServiceUserScript } from "./hostPreparationScript";
-import { RemoteHost, remoteStep } from "./remoteStep";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
 
 export interface HostPreparationArgs {
     host: RemoteHost;

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { RemoteHost, remoteStep } from "./remoteStep";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
 import { renderSupervisorProgram, renderSupervisorRemoveScript, renderSupervisorScript, SupervisorProgramSettings } from "./supervisorConfig";
 
 export interface SupervisorProgramArgs {

@@ -2,7 +2,7 @@
  * Renders the scheduled backup: a script that runs devpi-export into a timestamped directory and
  * keeps the newest N, and the cron entry that runs it as the service user.
  */
-import { shellQuote, writeFileLines } from "./shell";
+import { shellQuote, writeFileLines } from "../common/shell";
 
 export interface BackupSettings {
     venvDir: string;

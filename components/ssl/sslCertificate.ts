@@ -1,7 +1,7 @@
 import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { RemoteHost, remoteStep } from "./remoteStep";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
 import { renderSslFilesScript, renderSslRemoveScript } from "./sslFilesScript";
 
 export interface SslCertificateArgs {

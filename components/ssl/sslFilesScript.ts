@@ -1,7 +1,7 @@
 /**
  * Renders the script that installs the TLS key and certificate chain on the server.
  */
-import { shellQuote } from "./shell";
+import { shellQuote } from "../common/shell";
 
 export interface SslFilesSettings {
     dir: string;

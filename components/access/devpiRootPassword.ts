@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ApiTarget, renderApiScript } from "./devpiApi";
-import { RemoteHost, remoteStep } from "./remoteStep";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
 
 export interface DevpiRootPasswordArgs {
     host: RemoteHost;

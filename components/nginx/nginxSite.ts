@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "./nginxConfig";
-import { RemoteHost, remoteStep } from "./remoteStep";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
 
 export interface NginxSiteArgs {
     host: RemoteHost;

@@ -1,7 +1,7 @@
 /**
  * Renders the end-of-run health check that runs on the server.
  */
-import { shellQuote } from "./shell";
+import { shellQuote } from "../common/shell";
 
 export interface HealthCheckSettings {
     domain: string;

@@ -1,7 +1,7 @@
 /**
  * Renders supervisor's program section for devpi-server and the script that installs it.
  */
-import { shellQuote, writeFileLines } from "./shell";
+import { shellQuote, writeFileLines } from "../common/shell";
 
 export interface SupervisorProgramSettings {
     /** Program name; the file is /etc/supervisor/conf.d/NAME.conf (seed: devpi). */

@@ -1,7 +1,7 @@
 /**
  * Renders the nginx site in front of devpi and the script that installs it safely.
  */
-import { shellQuote, writeFileLines } from "./shell";
+import { shellQuote, writeFileLines } from "../common/shell";
 
 export interface NginxSiteSettings {
     domain: string;

@@ -2,7 +2,7 @@
  * Renders the upgrade step: switching devpi-server to a newly installed version without losing
  * a package, and going back automatically when the new version does not come up.
  */
-import { shellQuote } from "./shell";
+import { shellQuote } from "../common/shell";
 import { versionsDir } from "./devpiServerConfig";
 
 export type UpgradeStrategy = "auto" | "export-import";

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { renderBackupInstallScript, renderBackupRemoveScript, renderBackupScript, renderCronEntry, renderRestoreScript } from "./backupScript";
-import { RemoteHost, remoteStep } from "./remoteStep";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
 
 export interface BackupScheduleArgs {
     host: RemoteHost;

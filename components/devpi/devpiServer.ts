@@ -10,8 +10,8 @@ import {
     renderUninstallScript,
 } from "./devpiServerConfig";
 import { renderUpgradeScript, UpgradeStrategy } from "./devpiUpgradeScript";
-import { RemoteHost, remoteStep } from "./remoteStep";
-import { contentHash, shellQuote } from "./shell";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
+import { contentHash, shellQuote } from "../common/shell";
 
 export interface DevpiServerArgs {
     host: RemoteHost;

@@ -7,7 +7,7 @@
  * server in a root-only file, so users and indexes can be managed (and root's password rotated)
  * without sending the root password to every step.
  */
-import { shellQuote } from "./shell";
+import { shellQuote } from "../common/shell";
 
 /** The Python program. argv: BASE_URL CREDENTIAL_FILE ACTION [NAME]. Exit 1 with a message on failure. */
 export const DEVPI_API_PY = `import base64, json, os, sys, urllib.error, urllib.request

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HealthCheckSettings, renderHealthCheckScript } from "./healthCheckScript";
-import { RemoteHost, remoteStep } from "./remoteStep";
-import { contentHash } from "./shell";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
+import { contentHash } from "../common/shell";
 
 export interface HealthCheckArgs {
     host: RemoteHost;

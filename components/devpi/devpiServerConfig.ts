@@ -2,7 +2,7 @@
  * Renders devpi-server's YAML config file and the install/init scripts of the devpi-server step.
  */
 import { stringify } from "yaml";
-import { shellQuote, writeFileLines } from "./shell";
+import { shellQuote, writeFileLines } from "../common/shell";
 
 export interface DevpiServerSettings {
     serverDir: string;

@@ -1,7 +1,7 @@
 /**
  * Renders the host preparation scripts: Debian packages, the service user and its directories.
  */
-import { shellQuote } from "./shell";
+import { shellQuote } from "../common/shell";
 
 /** Debian packages the server needs. `cron` runs the scheduled backups. */
 export const HOST_PACKAGES = ["nginx", "supervisor", "python3", "python3-venv", "ca-certificates", "curl", "cron"] as const;
