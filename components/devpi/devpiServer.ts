@@ -114,7 +114,7 @@ export class DevpiServer extends pulumi.ComponentResource {
                         configFile: this.configFile,
                         serverDir: args.settings.serverDir,
                         serviceUser: args.serviceUser,
-                        readyTimeout: 120,
+                        readyTimeout: 600,
                         ...args.upgrade,
                     }),
             },

@@ -75,6 +75,10 @@ for i in $(seq 1 ${s.readyTimeout}); do
     echo "devpi-server answers after \${i}s (config $state)"
     exit 0
   fi
+  # supervisor gave up on it (it keeps exiting): no need to wait out the timeout.
+  # (supervisorctl exits non-zero for a stopped program, hence no pipe under pipefail.)
+  st=$(supervisorctl status ${n} 2>/dev/null || true)
+  case $st in *FATAL*) echo "devpi-server keeps exiting (supervisor: FATAL)" >&2; break ;; esac
   sleep 1
 done
 echo "devpi-server did not answer on ${s.devpiUrl} within ${s.readyTimeout}s; supervisorctl status:" >&2

@@ -9,7 +9,11 @@ export interface SupervisorProgramArgs {
     devpiUrl: string;
     /** Any change (versions, devpi config) restarts devpi-server. */
     restartToken: pulumi.Input<string>;
-    /** Seconds to wait for devpi-server to answer. Default 90. */
+    /**
+     * Seconds to wait for devpi-server to answer. Default 600: a first start on a small server
+     * (devpi-web builds its templates) can take minutes; a program that keeps exiting ends the
+     * wait at once (supervisor marks it FATAL).
+     */
     readyTimeout?: number;
 }
 
@@ -42,7 +46,7 @@ export class SupervisorProgram extends pulumi.ComponentResource {
                             program,
                             devpiUrl: args.devpiUrl,
                             logFile: args.program.logFile,
-                            readyTimeout: args.readyTimeout ?? 90,
+                            readyTimeout: args.readyTimeout ?? 600,
                         }),
                 ),
                 delete: renderSupervisorRemoveScript({ name: args.program.name, confPath: this.confPath }),
