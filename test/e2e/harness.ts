@@ -18,6 +18,9 @@ const execFileP = promisify(execFile);
 
 export interface TestHost {
     name: string;
+    /** `chroot` (shares this machine's kernel and network) or `vm` (QEMU, systemd as PID 1, can reboot). */
+    kind: "chroot" | "vm";
+    /** The chroot's root directory on this machine; "" for a VM. */
     root: string;
     sshHost: string;
     sshPort: number;
@@ -26,12 +29,20 @@ export interface TestHost {
     hostKey: string;
 }
 
-/** Starts a fresh test host (scripts/testhost/up.sh) and parses what it prints. */
-export function startHost(name: string, sshPort: number): TestHost {
-    const out = execFileSync(path.join(ROOT, "scripts/testhost/up.sh"), [name, String(sshPort)], {
+/** The Debian release and kind of test host the e2e tests run against (scripts/testhost/, docs/testhost.md). */
+export const TESTHOST_RELEASE = process.env.DEVPI_TESTHOST_RELEASE ?? "trixie";
+
+/**
+ * Starts a fresh test host (scripts/testhost/up.sh) and parses what it prints. `forward` lists
+ * the ports a VM host forwards from 127.0.0.1 to itself (a chroot host shares the network);
+ * `kind` overrides DEVPI_TESTHOST_KIND.
+ */
+export function startHost(name: string, sshPort: number, forward: number[] = [], kind?: "chroot" | "vm"): TestHost {
+    const out = execFileSync(path.join(ROOT, "scripts/testhost/up.sh"), [name, String(sshPort), ...forward.map(String)], {
         encoding: "utf8",
         stdio: ["ignore", "pipe", "inherit"],
-        timeout: 15 * 60 * 1000,
+        timeout: 30 * 60 * 1000,
+        env: { ...process.env, DEVPI_TESTHOST_RELEASE: TESTHOST_RELEASE, ...(kind ? { DEVPI_TESTHOST_KIND: kind } : {}) },
     });
     const env: Record<string, string> = {};
     for (const line of out.split("\n")) {
@@ -40,6 +51,7 @@ export function startHost(name: string, sshPort: number): TestHost {
     }
     return {
         name,
+        kind: env.TESTHOST_KIND === "vm" ? "vm" : "chroot",
         root: env.TESTHOST_ROOT,
         sshHost: env.TESTHOST_SSH_HOST,
         sshPort: Number(env.TESTHOST_SSH_PORT),

@@ -48,7 +48,7 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
     before(async () => {
         venv = clientVenv();
         makePki();
-        host = startHost(HOST, PORTS.ssh);
+        host = startHost(HOST, PORTS.ssh, [PORTS.http, PORTS.https]);
         const backend = path.join(work, "state");
         fs.mkdirSync(backend);
         stack = await createStack("e2e-provided", projectCopy(), backend);

@@ -44,7 +44,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
     before(async () => {
         venv = clientVenv();
         assert.ok(fs.existsSync(venv));
-        host = startHost(HOST, PORTS.ssh);
+        host = startHost(HOST, PORTS.ssh, [PORTS.http, PORTS.https]);
         sshKeyText = fs.readFileSync(host.sshKey, "utf8");
         fs.mkdirSync(backend);
         stack = await createStack("e2e-selfsigned", projectCopy(), backend);

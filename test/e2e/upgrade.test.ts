@@ -60,7 +60,7 @@ describe("upgrades and backups keep every package", { timeout: 60 * 60 * 1000 },
 
     before(async () => {
         venv = clientVenv();
-        host = startHost(HOST, PORTS.ssh);
+        host = startHost(HOST, PORTS.ssh, [PORTS.http, PORTS.https]);
         const backend = path.join(work, "state");
         fs.mkdirSync(backend);
         stack = await createStack("e2e-upgrade", projectCopy(), backend);
