@@ -16,7 +16,7 @@ logfile=$PWD/.demo.log
 : >"$logfile"
 started=$SECONDS
 
-phase() { printf '%-34s' "$1..." >&2; }
+phase() { printf '%-40s' "$1..." >&2; }
 done_() { printf ' %s (%ss)\n' "${1:-done}" "$((SECONDS - phase_start))" >&2; }
 fail() {
     printf ' FAILED\n\n' >&2

@@ -25,9 +25,6 @@ validate_name "$name"
 forwards=()
 for p in "$port" "$@"; do
     if ! [[ $p =~ ^[0-9]{1,5}$ ]] || ((10#$p < 1 || 10#$p > 65535)); then die "invalid port '$p'"; fi
-    if [[ -n $(ss -Hltn "( sport = :$((10#$p)) )") ]]; then
-        die "port $p is already in use: $(ss -Hltnp "( sport = :$((10#$p)) )" | head -n1)"
-    fi
 done
 for p in "$@"; do forwards+=("hostfwd=tcp:127.0.0.1:$((10#$p))-:$((10#$p))"); done
 port=$((10#$port))
@@ -45,6 +42,12 @@ if [[ -e $state ]]; then
     log "host '$name' exists, tearing it down first"
     "$here/down.sh" "$name"
 fi
+# QEMU would fail later with a less obvious message; fail early and clearly.
+for p in "$port" "$@"; do
+    if [[ -n $(ss -Hltn "( sport = :$((10#$p)) )") ]]; then
+        die "port $p is already in use: $(ss -Hltnp "( sport = :$((10#$p)) )" | head -n1)"
+    fi
+done
 
 image=$("$here/build-vm-image.sh")
 
