@@ -160,7 +160,7 @@ in_image systemctl mask serial-getty@ttyS0.service >/dev/null 2>&1 || true
 mkdir -p "$root/var/log/journal"
 
 log "making the ext4 image ($disk_size, sparse)"
-mkfs.ext4 -q -F -L devpiroot -d "$root" "$build/disk.raw" "$disk_size"
+mkfs.ext4 -q -F -L devpiroot -d "$root" "$build/disk.raw" "$disk_size" >&2
 qemu-img convert -O qcow2 "$build/disk.raw" "$build/base.qcow2"
 rm -f "$build/disk.raw"
 remove_tree_safely "$root" "$build"
