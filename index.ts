@@ -14,6 +14,7 @@ import { DevpiServer } from "./components/devpi/devpiServer";
 import { DevpiUser } from "./components/access/devpiUser";
 import { HealthCheck } from "./components/health/healthCheck";
 import { HostPreparation } from "./components/host/hostPreparation";
+import { HOST_PACKAGES } from "./components/host/hostPreparationScript";
 import { NginxSite } from "./components/nginx/nginxSite";
 import { RemoteHost } from "./components/common/remoteStep";
 import { contentHash } from "./components/common/shell";
@@ -52,13 +53,15 @@ const prepared = new HostPreparation("host", {
         configDir: d.configDir,
         webUser: cfg.ssl.owner,
     },
+    // One apt run: certbot (Debian's package, with its webroot plugin) for sslMode acme.
+    packages: cfg.ssl.mode === "acme" ? [...HOST_PACKAGES, "certbot"] : undefined,
 });
 
 // sslMode acme: certbot (set up first, with a temporary certificate) needs nginx's site on
 // httpPort to answer the challenge, so the certificate is issued after the site and reloads it.
 const acmeClient =
     cfg.ssl.mode === "acme"
-        ? new AcmeClient("acme-client", { host, domain: cfg.domain, dir: cfg.ssl.dir, owner: cfg.ssl.owner, caBundlePem: cfg.ssl.acmeCaBundlePem })
+        ? new AcmeClient("acme-client", { host, domain: cfg.domain, dir: cfg.ssl.dir, owner: cfg.ssl.owner, caBundlePem: cfg.ssl.acmeCaBundlePem }, { dependsOn: [prepared] })
         : undefined;
 const ssl =
     cfg.ssl.mode === "acme"
