@@ -87,6 +87,7 @@ export function renderBackupInstallScript(scriptPath: string, script: string, cr
     return `a=$(${writeFileLines(scriptPath, "0755", "root:root", script)})
 r=$(${writeFileLines(restorePath, "0755", "root:root", restore)})
 b=$(${writeFileLines(cronPath, "0644", "root:root", cron)})
+svc_enable cron
 if ! svc_running cron; then svc start cron >&2; fi
 echo "backup script $a, restore script $r, schedule $b"
 `;

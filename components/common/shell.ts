@@ -21,6 +21,8 @@ export function contentHash(...parts: string[]): string {
 /**
  * Shell functions every step script starts with.
  * - `svc ACTION NAME`: systemd when it runs as init, `service` otherwise (containers, chroots).
+ * - `svc_enable NAME`: starts NAME at boot under systemd (a server that reboots must come back by
+ *   itself); without systemd there is no boot to prepare for.
  * - `svc_running NAME`: whether the service's daemon is up, without trusting init scripts' exit codes.
  * - `write_if_changed DEST MODE OWNER`: installs stdin at DEST atomically; prints "changed" or "unchanged".
  */
@@ -29,6 +31,9 @@ umask 022
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 svc() {
   if [ -d /run/systemd/system ]; then systemctl "$1" "$2"; else service "$2" "$1"; fi
+}
+svc_enable() {
+  if [ -d /run/systemd/system ] && ! systemctl is-enabled --quiet "$1" 2>/dev/null; then systemctl enable --quiet "$1"; fi
 }
 svc_running() {
   case "$1" in

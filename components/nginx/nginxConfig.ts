@@ -152,6 +152,7 @@ if ! out=$(nginx -t 2>&1); then
   exit 1
 fi
 [ -z "$backup" ] || rm -f "$backup"
+svc_enable nginx
 if svc_running nginx; then
   nginx -s reload
   action=reloaded

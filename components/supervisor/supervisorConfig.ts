@@ -60,6 +60,7 @@ export interface SupervisorScriptSettings {
 export function renderSupervisorScript(s: SupervisorScriptSettings): string {
     const n = shellQuote(s.name);
     return `state=$(${writeFileLines(s.confPath, "0644", "root:root", s.program)})
+svc_enable supervisor
 if ! svc_running supervisor; then
   svc start supervisor >&2 || true
   for _ in $(seq 1 30); do svc_running supervisor && break; sleep 1; done

@@ -15,7 +15,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Bump when the customisation below changes, to invalidate old tarballs.
 RECIPE_VERSION=1
 
-release=${DEVPI_TESTHOST_RELEASE:-bookworm}
+release=${DEVPI_TESTHOST_RELEASE:-trixie}
 mirror=${DEVPI_TESTHOST_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${DEVPI_TESTHOST_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # Deliberately minimal: sshd + sudo is what a fresh cloud VM guarantees. The
@@ -46,17 +46,18 @@ require_root
 require_cmds debootstrap tar flock sha256sum
 mkdir -p "$cache_dir"
 
-# Parallel `up`s on a cold cache must not build twice or read a half-written file.
-exec 9>"$cache_dir/.lock"
+# Parallel `up`s on a cold cache must not build twice or read a half-written file. The lock is
+# per tarball, so different releases or package sets build side by side.
+exec 9>"$cache_dir/.lock-$release-$key"
 flock 9
 if [[ -f $tarball ]]; then
     printf '%s\n' "$tarball"
     exit 0
 fi
 
-# Leftovers of builds that were killed (we hold the lock, so none is live).
+# Leftovers of killed builds of this tarball (we hold its lock, so none is live).
 # debootstrap mounts proc and sys in its target, hence the careful removal.
-for old in "$cache_dir"/.build.*; do
+for old in "$cache_dir/.build.$release-$key".*; do
     [[ -e $old ]] || continue
     log "removing leftover build dir $old"
     stop_processes_in "$old"
@@ -64,7 +65,7 @@ for old in "$cache_dir"/.build.*; do
     remove_tree_safely "$old" "$cache_dir"
 done
 
-build=$(mktemp -d "$cache_dir/.build.XXXXXX")
+build=$(mktemp -d "$cache_dir/.build.$release-$key.XXXXXX")
 cleanup() {
     stop_processes_in "$build"
     unmount_all_under "$build"

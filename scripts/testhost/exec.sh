@@ -15,7 +15,18 @@ shift
 validate_name "$name"
 require_root
 
-rootfs=$(state_dir "$name")/rootfs
+state=$(state_dir "$name")
+if [[ $(cat "$state/kind" 2>/dev/null) == vm ]]; then
+    # A VM has no tree to chroot into: the tester's view is root over SSH (deploy + sudo).
+    [[ -f $state/env ]] || die "test host '$name' is not running"
+    ssh_cmd=(ssh -F /dev/null -i "$state/id_ed25519" -p "$(sed -n "s/^TESTHOST_SSH_PORT='\(.*\)'$/\1/p" "$state/env")"
+        -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes
+        -o "UserKnownHostsFile=$state/known_hosts" -o GlobalKnownHostsFile=/dev/null
+        -o ConnectTimeout=5 -o LogLevel=ERROR)
+    if [[ $# -eq 0 ]]; then exec "${ssh_cmd[@]}" -t deploy@127.0.0.1 sudo -i; fi
+    exec "${ssh_cmd[@]}" deploy@127.0.0.1 sudo -n -- "$(printf '%q ' "$@")"
+fi
+rootfs=$state/rootfs
 [[ -d $rootfs ]] || die "no test host '$name' (start it with up.sh)"
 mountpoint -q "$rootfs/proc" || die "test host '$name' is not running (proc not mounted)"
 [[ $# -gt 0 ]] || set -- /bin/bash -l

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# up.sh NAME SSH_PORT — start a fresh, disposable Debian host to provision.
+# up.sh NAME SSH_PORT [PORT...] — start a fresh, disposable Debian host to provision.
+#
+# DEVPI_TESTHOST_KIND picks the kind: `chroot` (default, below) or `vm` (a QEMU
+# machine with systemd as PID 1 that can reboot: up-vm.sh). DEVPI_TESTHOST_RELEASE
+# picks the Debian release (trixie by default; bookworm too).
 #
 # The host is a chroot of a cached debootstrap rootfs with its own sshd on
 # 127.0.0.1:SSH_PORT, a `deploy` user with key-only SSH and NOPASSWD sudo, and
@@ -14,8 +18,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$here/lib.sh"
 
-usage() { die "usage: $0 NAME SSH_PORT"; }
-[[ $# -eq 2 ]] || usage
+usage() { die "usage: $0 NAME SSH_PORT [PORT...]"; }
+case ${DEVPI_TESTHOST_KIND:-chroot} in
+    chroot) ;;
+    vm) exec "$here/up-vm.sh" "$@" ;;
+    *) die "DEVPI_TESTHOST_KIND='$DEVPI_TESTHOST_KIND' is not a kind of test host: use chroot or vm" ;;
+esac
+# The chroot shares the machine's network: extra PORTs need no forwarding.
+[[ $# -ge 2 ]] || usage
 name=$1 port=$2
 validate_name "$name"
 if ! [[ $port =~ ^[0-9]{1,5}$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
@@ -60,6 +70,8 @@ trap 'exit 130' INT TERM
 start=$SECONDS
 mkdir -p "$base"
 mkdir -m 0755 "$state"
+printf 'chroot\n' >"$state/kind"
+printf '%s\n' "${DEVPI_TESTHOST_RELEASE:-trixie}" >"$state/release"
 mkdir "$rootfs"
 tar -I "$(case $tarball in *.zst) echo zstd ;; *) echo gzip ;; esac)" \
     --numeric-owner --xattrs --xattrs-include='*' -C "$rootfs" -xpf "$tarball"
@@ -179,6 +191,7 @@ cp "$rootfs/run/sshd.pid" "$state/sshd.pid"
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 env_lines=$(
     printf 'TESTHOST_NAME=%s\n' "$(q "$name")"
+    printf 'TESTHOST_KIND=%s\n' "$(q chroot)"
     printf 'TESTHOST_ROOT=%s\n' "$(q "$rootfs")"
     printf 'TESTHOST_SSH_HOST=%s\n' "$(q 127.0.0.1)"
     printf 'TESTHOST_SSH_PORT=%s\n' "$(q "$port")"
