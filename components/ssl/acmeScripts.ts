@@ -258,6 +258,7 @@ echo "ACME certificate removed"
 /** Installs the renewal cron entry and makes sure cron runs. */
 export function renderRenewCronScript(): string {
     return `c=$(${writeFileLines(ACME_PATHS.cron, "0644", "root:root", renderRenewCron())})
+svc_enable cron
 if ! svc_running cron; then svc start cron >&2; fi
 echo "renewal schedule $c"
 `;
