@@ -128,6 +128,7 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         sampler.start();
         const result = await up();
         assert.equal(result.summary.result, "succeeded");
+        console.log(`test host: Debian ${onServer("cat /etc/debian_version")}, ${onServer("certbot --version 2>&1")}`);
         for (const [first, then] of [
             ["acme-client-certbot", "nginx-site"],
             ["nginx-site", "acme-issue"],

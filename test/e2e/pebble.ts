@@ -5,7 +5,7 @@
  * uses a certificate from a throwaway CA made here (Debian's package ships no test certs);
  * its issuing roots come from its management API and change on every start.
  */
-import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
@@ -78,6 +78,11 @@ export class Pebble {
 
     /** Starts challtestsrv and pebble and waits until pebble's directory answers. */
     async start(): Promise<void> {
+        for (const bin of ["pebble", "pebble-challtestsrv"]) {
+            if (spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0) {
+                throw new Error(`${bin} is not installed: apt-get install pebble (Debian's package; .ci/run installs it)`);
+            }
+        }
         const dnsLog = fs.openSync(path.join(this.dir, "challtestsrv.log"), "a");
         this.dns = spawn(
             "pebble-challtestsrv",
