@@ -193,9 +193,17 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         const out = onServer("/usr/local/sbin/devpi-acme-renew --force-renewal --no-random-sleep-on-renew 2>&1");
         assert.match(out, /Congratulations|renewed|success/i, out);
         assert.equal(pebble.issued(), issued + 1);
-        const served = await getHttps("/+api", pebbleRoot);
+        assert.match(onServer("grep -h 'devpi-nginx-reload' /var/log/letsencrypt/letsencrypt.log* | tail -n 3"), /devpi-nginx-reload/, "certbot ran the deploy hook");
+        // `nginx -s reload` only signals the master: connections made in the next moments may
+        // still reach old workers, so look for the new serial for a few seconds.
+        let served = await getHttps("/+api", pebbleRoot);
+        for (let i = 0; i < 50 && served.cert?.serialNumber === firstSerial; i++) {
+            await new Promise((r) => setTimeout(r, 200));
+            served = await getHttps("/+api", pebbleRoot);
+        }
         assert.equal(served.status, 200);
         assert.notEqual(served.cert?.serialNumber, firstSerial, "nginx serves the renewed certificate (new serial)");
+        assert.equal(served.cert?.serialNumber.toLowerCase(), onServer("openssl x509 -noout -serial -in /etc/letsencrypt/live/devpi/cert.pem | cut -d= -f2").toLowerCase());
         const result = await up();
         assert.equal(result.summary.result, "succeeded");
         assert.deepEqual(log.changed(), []);
