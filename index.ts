@@ -168,6 +168,7 @@ const acme =
                   dir: cfg.ssl.dir,
                   caBundle: acmeClient.hasCaBundle,
                   renewBeforeDays: Math.min(cfg.ssl.certRenewBeforeDays, 30),
+                  httpsPort: cfg.httpsPort,
               },
               { dependsOn: [nginx] },
           )

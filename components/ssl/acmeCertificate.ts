@@ -68,6 +68,8 @@ export interface AcmeCertificateArgs {
     caBundle: boolean;
     /** A `pulumi up` requests a new certificate when the current one expires within this many days. */
     renewBeforeDays: number;
+    /** nginx's HTTPS port. */
+    httpsPort: number;
 }
 
 /**
@@ -99,6 +101,7 @@ export class AcmeCertificate extends pulumi.ComponentResource {
                     directoryUrl: args.directoryUrl,
                     caBundle: args.caBundle,
                     renewBeforeDays: args.renewBeforeDays,
+                    httpsPort: args.httpsPort,
                 }),
                 delete: renderAcmeIssueRemoveScript({ sslDir: args.dir }),
             },

@@ -51,6 +51,8 @@ export interface AcmeIssueSettings {
     caBundle: boolean;
     /** Request again when the certificate expires within this many days (certbot's own default is 30). */
     renewBeforeDays: number;
+    /** nginx's HTTPS port, to see the new certificate served after the reload. */
+    httpsPort: number;
 }
 
 const caEnv = (caBundle: boolean) => (caBundle ? `export REQUESTS_CA_BUNDLE=${shellQuote(ACME_PATHS.caBundle)}\n` : "");
@@ -234,6 +236,13 @@ if ! nginx -t >/dev/null 2>&1; then
   exit 1
 fi
 if svc_running nginx; then nginx -s reload; else svc start nginx >&2 || nginx; fi
+# nginx -s reload only signals the master; wait (at most 10 s) until new connections get the certificate.
+want_fp=$(openssl x509 -in "$live/cert.pem" -noout -fingerprint -sha256)
+for _ in $(seq 1 50); do
+  got_fp=$(openssl s_client -connect 127.0.0.1:${s.httpsPort} -servername ${shellQuote(names[0])} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null || true)
+  [ "$got_fp" != "$want_fp" ] || break
+  sleep 0.2
+done
 openssl x509 -in "$live/cert.pem" -noout -fingerprint -sha256 | sed 's/^.*=//; s/://g; y/ABCDEF/abcdef/; s/^/sha256=/'
 openssl x509 -in "$live/cert.pem" -noout -enddate | sed 's/^notAfter=/notAfter=/'
 openssl x509 -in "$live/cert.pem" -noout -issuer -nameopt RFC2253 | sed 's/^issuer=/issuer=/'

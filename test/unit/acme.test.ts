@@ -37,6 +37,7 @@ const issue = {
     directoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory",
     caBundle: false,
     renewBeforeDays: 30,
+    httpsPort: 443,
 };
 
 function get(port: number, pathname: string): Promise<{ status: number; location?: string; body: string }> {
