@@ -40,7 +40,10 @@ export interface IndexConfig {
     mirrorWhitelist: string[];
 }
 
-export type SslMode = "self-signed" | "provided";
+export type SslMode = "self-signed" | "provided" | "acme";
+
+/** Let's Encrypt's production directory, the default ACME server. */
+export const LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
 
 export interface SslConfig {
     mode: SslMode;
@@ -61,6 +64,12 @@ export interface SslConfig {
     providedKeyPem?: string;
     /** For `provided` by a private CA: that CA's certificate (health check trust, client output). */
     providedCaPem?: string;
+    /** For `acme`: the ACME account's contact address (expiry notices). */
+    acmeEmail?: string;
+    /** For `acme`: the RFC 8555 directory URL (https). */
+    acmeDirectoryUrl?: string;
+    /** For `acme` with a private CA: PEM certificates the server trusts for the ACME server's HTTPS and the issued chain. */
+    acmeCaBundlePem?: string;
 }
 
 /** The whole validated configuration. */
@@ -131,6 +140,7 @@ export const KNOWN_KEYS = [
     "sslMode", "sslDir", "sslOwner", "extraDnsNames", "extraIpAddresses",
     "certValidityDays", "certRenewBeforeDays", "caValidityDays",
     "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile", "sslCaCertificate", "sslCaCertificateFile",
+    "acmeEmail", "acmeDirectoryUrl", "acmeCaBundle", "acmeCaBundleFile",
     "rootPassword", "users", "indexes", "clientIndex", "clientIncludePassword",
 ] as const;
 
@@ -392,6 +402,56 @@ export function checkIssuedBy(chainPem: string, caPem: string): void {
 }
 
 /**
+ * The ACME keys: a contact e-mail, an https directory, names a public CA can validate over
+ * HTTP-01 (no IP addresses, no `localhost`), and optionally the PEM bundle of a private CA.
+ */
+function parseAcme(r: Reader, domain: string, ssl: SslConfig): Pick<SslConfig, "acmeEmail" | "acmeDirectoryUrl" | "acmeCaBundlePem"> {
+    const email = r.optStr("acmeEmail");
+    if (email === undefined) {
+        throw new ConfigError("devpi:acmeEmail is required when devpi:sslMode is acme: `pulumi config set acmeEmail you@example.com` (the CA's expiry notices go there)");
+    }
+    if (!/^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(email)) fail("acmeEmail", email, "must be an e-mail address like ops@example.com");
+    const directory = r.str("acmeDirectoryUrl", LETSENCRYPT_DIRECTORY);
+    let url: URL | undefined;
+    try {
+        url = new URL(directory);
+    } catch {
+        url = undefined;
+    }
+    if (!url || url.protocol !== "https:" || !/^[A-Za-z0-9:/._~%?=&-]+$/.test(directory)) {
+        fail("acmeDirectoryUrl", directory, `must be the https URL of an RFC 8555 directory, e.g. ${LETSENCRYPT_DIRECTORY} or https://acme-staging-v02.api.letsencrypt.org/directory`);
+    }
+    if (domain === "localhost" || domain.endsWith(".localhost")) {
+        fail("domain", domain, "must be a public DNS name that resolves to this server when devpi:sslMode is acme (no CA validates localhost)");
+    }
+    if (ssl.extraIpAddresses.length > 0) {
+        fail("extraIpAddresses", ssl.extraIpAddresses, "must be empty when devpi:sslMode is acme (certbot requests DNS names only)");
+    }
+    for (const n of ssl.extraDnsNames) {
+        if (!n.includes(".") || n === "localhost" || n.endsWith(".localhost")) fail("extraDnsNames", n, "must be public DNS names when devpi:sslMode is acme");
+    }
+    let bundle = r.optStr("acmeCaBundle");
+    const bundleFile = r.optStr("acmeCaBundleFile");
+    if (bundle !== undefined && bundleFile !== undefined) fail("acmeCaBundleFile", bundleFile, "set either acmeCaBundle or acmeCaBundleFile, not both");
+    if (bundle === undefined && bundleFile !== undefined) bundle = readLocalFile("acmeCaBundleFile", bundleFile);
+    let acmeCaBundlePem: string | undefined;
+    if (bundle !== undefined) {
+        const key = bundleFile !== undefined ? "acmeCaBundleFile" : "acmeCaBundle";
+        const certs = pemBlocks(bundle, /^CERTIFICATE$/);
+        if (certs.length === 0) fail(key, bundleFile ?? bundle.slice(0, 40), "must be PEM certificates (-----BEGIN CERTIFICATE-----)");
+        for (const c of certs) {
+            try {
+                new crypto.X509Certificate(c);
+            } catch (e) {
+                fail(key, c.slice(0, 60), `holds a certificate that cannot be parsed (${(e as Error).message})`);
+            }
+        }
+        acmeCaBundlePem = certs.join("\n") + "\n";
+    }
+    return { acmeEmail: email, acmeDirectoryUrl: directory, acmeCaBundlePem };
+}
+
+/**
  * Validates the raw stack configuration and returns the typed configuration.
  * @param raw reads this project's config keys (without the `devpi:` prefix)
  * @param keys every key set in the stack (without prefix), to reject unknown keys
@@ -486,7 +546,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     }
 
     const mode = r.str("sslMode", "self-signed");
-    if (mode !== "self-signed" && mode !== "provided") fail("sslMode", mode, "must be self-signed or provided");
+    if (mode !== "self-signed" && mode !== "provided" && mode !== "acme") fail("sslMode", mode, "must be self-signed, provided or acme");
     const ssl: SslConfig = {
         mode,
         dir: r.path("sslDir", "/srv/ssl/devpi"),
@@ -518,6 +578,14 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     } else {
         for (const k of sslKeys) {
             if (r.optStr(k) !== undefined) fail(k, k.includes("Key") ? "(secret)" : r.optStr(k), "only allowed when devpi:sslMode is provided");
+        }
+    }
+    const acmeKeys = ["acmeEmail", "acmeDirectoryUrl", "acmeCaBundle", "acmeCaBundleFile"];
+    if (mode === "acme") {
+        Object.assign(ssl, parseAcme(r, domain, ssl));
+    } else {
+        for (const k of acmeKeys) {
+            if (r.optStr(k) !== undefined) fail(k, r.optStr(k), "only allowed when devpi:sslMode is acme");
         }
     }
 

@@ -14,10 +14,13 @@ import { DevpiServer } from "./components/devpi/devpiServer";
 import { DevpiUser } from "./components/access/devpiUser";
 import { HealthCheck } from "./components/health/healthCheck";
 import { HostPreparation } from "./components/host/hostPreparation";
+import { HOST_PACKAGES } from "./components/host/hostPreparationScript";
 import { NginxSite } from "./components/nginx/nginxSite";
 import { RemoteHost } from "./components/common/remoteStep";
 import { contentHash } from "./components/common/shell";
 import { SslCertificate } from "./components/ssl/sslCertificate";
+import { AcmeCertificate, AcmeClient } from "./components/ssl/acmeCertificate";
+import { ACME_PATHS } from "./components/ssl/acmeScripts";
 import { SupervisorProgram } from "./components/supervisor/supervisorProgram";
 
 const cfg = readStackConfig();
@@ -50,23 +53,35 @@ const prepared = new HostPreparation("host", {
         configDir: d.configDir,
         webUser: cfg.ssl.owner,
     },
+    // One apt run: certbot (Debian's package, with its webroot plugin) for sslMode acme.
+    packages: cfg.ssl.mode === "acme" ? [...HOST_PACKAGES, "certbot"] : undefined,
 });
 
-const ssl = new SslCertificate("ssl", {
-    host,
-    mode: cfg.ssl.mode,
-    domain: cfg.domain,
-    extraDnsNames: cfg.ssl.extraDnsNames,
-    extraIpAddresses: cfg.ssl.extraIpAddresses,
-    dir: cfg.ssl.dir,
-    owner: cfg.ssl.owner,
-    certValidityDays: cfg.ssl.certValidityDays,
-    certRenewBeforeDays: cfg.ssl.certRenewBeforeDays,
-    caValidityDays: cfg.ssl.caValidityDays,
-    providedChainPem: cfg.ssl.providedChainPem,
-    providedKeyPem: cfg.ssl.providedKeyPem === undefined ? undefined : pulumi.secret(cfg.ssl.providedKeyPem),
-    providedCaPem: cfg.ssl.providedCaPem,
-});
+// sslMode acme: certbot (set up first, with a temporary certificate) needs nginx's site on
+// httpPort to answer the challenge, so the certificate is issued after the site and reloads it.
+const acmeClient =
+    cfg.ssl.mode === "acme"
+        ? new AcmeClient("acme-client", { host, domain: cfg.domain, dir: cfg.ssl.dir, owner: cfg.ssl.owner, caBundlePem: cfg.ssl.acmeCaBundlePem }, { dependsOn: [prepared] })
+        : undefined;
+const ssl =
+    cfg.ssl.mode === "acme"
+        ? undefined
+        : new SslCertificate("ssl", {
+              host,
+              mode: cfg.ssl.mode,
+              domain: cfg.domain,
+              extraDnsNames: cfg.ssl.extraDnsNames,
+              extraIpAddresses: cfg.ssl.extraIpAddresses,
+              dir: cfg.ssl.dir,
+              owner: cfg.ssl.owner,
+              certValidityDays: cfg.ssl.certValidityDays,
+              certRenewBeforeDays: cfg.ssl.certRenewBeforeDays,
+              caValidityDays: cfg.ssl.caValidityDays,
+              providedChainPem: cfg.ssl.providedChainPem,
+              providedKeyPem: cfg.ssl.providedKeyPem === undefined ? undefined : pulumi.secret(cfg.ssl.providedKeyPem),
+              providedCaPem: cfg.ssl.providedCaPem,
+          });
+const certFiles = (ssl ?? acmeClient)!;
 
 const server = new DevpiServer(
     "devpi",
@@ -127,17 +142,38 @@ const nginx = new NginxSite(
             httpPort: cfg.httpPort,
             httpsPort: cfg.httpsPort,
             listenIpv6: cfg.listenIpv6,
-            certPath: ssl.certPath,
-            keyPath: ssl.keyPath,
+            certPath: certFiles.certPath,
+            keyPath: certFiles.keyPath,
             upstream: `${d.host}:${d.port}`,
             serverDir: d.serverDir,
             maxUploadMb: d.maxUploadMb,
             replication: d.replication,
+            acmeWebroot: acmeClient?.webroot,
         },
-        certSha256: ssl.certSha256,
+        // With acme, the issuance step reloads nginx itself (and certbot's deploy hook on renewal).
+        certSha256: ssl?.certSha256 ?? "issued on the server by certbot",
     },
-    { dependsOn: [ssl, supervisor] },
+    { dependsOn: [certFiles, supervisor] },
 );
+
+const acme =
+    cfg.ssl.mode === "acme" && acmeClient
+        ? new AcmeCertificate(
+              "acme",
+              {
+                  host,
+                  names: [cfg.domain, ...cfg.ssl.extraDnsNames],
+                  email: cfg.ssl.acmeEmail!,
+                  directoryUrl: cfg.ssl.acmeDirectoryUrl!,
+                  dir: cfg.ssl.dir,
+                  caBundle: acmeClient.hasCaBundle,
+                  renewBeforeDays: Math.min(cfg.ssl.certRenewBeforeDays, 30),
+                  httpsPort: cfg.httpsPort,
+              },
+              { dependsOn: [nginx] },
+          )
+        : undefined;
+const served = (ssl ?? acme)!;
 
 const rootPassword = new DevpiRootPassword("root-password", { host, api, serverRevision: server.versionKey, password: pulumi.secret(cfg.rootPassword) }, { dependsOn: [supervisor] });
 
@@ -193,12 +229,13 @@ const health = new HealthCheck(
             indexes: ["root/pypi", ...cfg.indexes.map((i) => i.name)],
             replication: d.replication,
             devpiLog: supervisorLog,
+            certbotLog: acme ? ACME_PATHS.log : undefined,
         },
-        certSha256: ssl.certSha256,
-        caCertPem: ssl.caCertPem,
+        certSha256: served.certSha256,
+        caCertPem: ssl?.caCertPem ?? cfg.ssl.acmeCaBundlePem ?? "",
         revision: contentHash(nginx.siteConfig, server.restartToken, JSON.stringify(cfg.indexes), cfg.users.map((u) => u.name).join(",")),
     },
-    { dependsOn: [nginx, ...indexes.values()] },
+    { dependsOn: [nginx, ...(acme ? [acme] : []), ...indexes.values()] },
 );
 
 const baseUrl = `https://${cfg.domain}${cfg.httpsPort === 443 ? "" : `:${cfg.httpsPort}`}`;
@@ -225,8 +262,11 @@ export const pypircWithPassword = pulumi.secret(
 );
 export const devpiUse = devpiUseCommand(client);
 /** The private CA's certificate (self-signed mode): save it as ~/.config/devpi/ca.pem. */
-export const caCertificate = ssl.caCertPem;
-export const certificateSha256 = ssl.certSha256;
+export const caCertificate = ssl?.caCertPem ?? "";
+/** The served certificate: sha256, expiry (ISO 8601) and issuer. With acme, as of the last `pulumi up` that requested or checked it. */
+export const certificateSha256 = served.certSha256;
+export const certificateExpiry = (ssl ?? acme)!.notAfter;
+export const certificateIssuer = served.issuer;
 export const serverVersions = server.versions;
 export const healthCheck = health.result;
 export const backupCommand = backups.command;

@@ -13,6 +13,8 @@ export interface HealthCheckSettings {
     indexes: string[];
     replication: boolean;
     devpiLog: string;
+    /** sslMode acme: certbot's log, whose tail a failure shows too. */
+    certbotLog?: string;
     /** A hash of everything checked; a change re-runs the check. */
     revision: string;
 }
@@ -95,7 +97,9 @@ if ! python3 -c ${shellQuote(HEALTH_PY)} ${args}; then
   tail -n 20 /var/log/nginx/error.log >&2 || true
   echo "--- tail of ${s.devpiLog}" >&2
   tail -n 30 ${shellQuote(s.devpiLog)} >&2 || true
-  exit 1
+${s.certbotLog ? `  echo "--- tail of ${s.certbotLog}" >&2
+  tail -n 30 ${shellQuote(s.certbotLog)} >&2 || true
+` : ""}  exit 1
 fi
 `;
 }

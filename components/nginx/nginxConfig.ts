@@ -20,6 +20,11 @@ export interface NginxSiteSettings {
     maxUploadMb: number;
     /** When false, /+changelog (the replication feed, which carries password hashes) is refused. */
     replication: boolean;
+    /**
+     * sslMode acme: certbot's webroot. The HTTP server then answers
+     * `/.well-known/acme-challenge/` from it instead of redirecting (HTTP-01 is plain HTTP).
+     */
+    acmeWebroot?: string;
 }
 
 function listen(port: number, ipv6: boolean, extra = ""): string {
@@ -38,6 +43,16 @@ function proxyDirectives(upstream: string): string {
         proxy_read_timeout 300s;
         proxy_request_buffering off;
         expires -1;`;
+}
+
+function acmeChallenge(webroot: string): string {
+    return `    # ACME HTTP-01 challenges (certbot --webroot) are answered over plain HTTP; all else redirects.
+    location ^~ /.well-known/acme-challenge/ {
+        root ${webroot};
+        default_type text/plain;
+        try_files $uri =404;
+    }
+`;
 }
 
 /**
@@ -60,7 +75,7 @@ server {
 ${listen(s.httpPort, s.listenIpv6)}
     server_name ${names};
     server_tokens off;
-    location / {
+${s.acmeWebroot ? acmeChallenge(s.acmeWebroot) : ""}    location / {
         return 301 https://$host${httpsSuffix}$request_uri;
     }
 }

@@ -48,6 +48,9 @@ export class SslCertificate extends pulumi.ComponentResource {
     public readonly certSha256: pulumi.Output<string>;
     /** The private CA's certificate (self-signed, or provided with sslCaCertificate), for clients; else empty. */
     public readonly caCertPem: pulumi.Output<string>;
+    /** The server certificate's notAfter (ISO 8601) and issuer (RFC 2253-like, one line). */
+    public readonly notAfter: pulumi.Output<string>;
+    public readonly issuer: pulumi.Output<string>;
     /** Resolves once the files are on the server. */
     public readonly installed: pulumi.Output<string>;
 
@@ -107,6 +110,8 @@ export class SslCertificate extends pulumi.ComponentResource {
             this.caCertPem = pulumi.output(args.providedCaPem ?? "");
         }
         this.certSha256 = this.chainPem.apply(certificateSha256);
+        this.notAfter = this.chainPem.apply((c) => new Date(new crypto.X509Certificate(c).validTo).toISOString());
+        this.issuer = this.chainPem.apply((c) => new crypto.X509Certificate(c).issuer.split("\n").reverse().join(","));
 
         const step = remoteStep(
             `${name}-files`,

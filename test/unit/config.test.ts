@@ -113,7 +113,7 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["devpi 2.x", { ...base(), devpiServerVersion: "2.6.0" }, "devpi:devpiServerVersion", "6.0 or newer"],
         ["version range", { ...base(), devpiServerVersion: ">=6" }, "devpi:devpiServerVersion", "exact version"],
         ["root service user", { ...base(), serviceUser: "root" }, "devpi:serviceUser", "non-root"],
-        ["bad sslMode", { ...base(), sslMode: "letsencrypt" }, "devpi:sslMode", '"letsencrypt"', "self-signed or provided"],
+        ["bad sslMode", { ...base(), sslMode: "letsencrypt" }, "devpi:sslMode", '"letsencrypt"', "self-signed, provided or acme"],
         ["short root password", { ...base(), rootPassword: "123" }, "devpi:rootPassword", "at least 8"],
         ["missing root password", { ...base(), rootPassword: undefined }, "devpi:rootPassword is required"],
         ["user without password", { ...base(), users: JSON.stringify({ bz: { email: "bz@example.com" } }) }, "devpi:users.bz.password is required"],
@@ -143,10 +143,38 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["clientIndex not declared", { ...base(), clientIndex: "bz/prod" }, "devpi:clientIndex", '"bz/prod"'],
         ["bad extra IP", { ...base(), extraIpAddresses: JSON.stringify(["300.1.1.1"]) }, "devpi:extraIpAddresses", "300.1.1.1"],
         ["bad boolean", { ...base(), debug: "yes" }, "devpi:debug", '"yes"', "true or false"],
+        ["acme without e-mail", { ...base(), sslMode: "acme" }, "devpi:acmeEmail is required when devpi:sslMode is acme"],
+        ["acme with a bad e-mail", { ...base(), sslMode: "acme", acmeEmail: "ops-at-example.com" }, "devpi:acmeEmail", '"ops-at-example.com"', "e-mail address"],
+        ["acme with a plain-http directory", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeDirectoryUrl: "http://acme.example.com/dir" }, "devpi:acmeDirectoryUrl", '"http://acme.example.com/dir"', "https URL"],
+        ["acme with a directory that is no URL", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeDirectoryUrl: "letsencrypt" }, "devpi:acmeDirectoryUrl", "https URL"],
+        ["acme without a domain", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", domain: undefined }, "devpi:domain is required"],
+        ["acme for localhost", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", domain: "localhost" }, "devpi:domain", '"localhost"', "public DNS name"],
+        ["acme with IP addresses", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", extraIpAddresses: JSON.stringify(["192.0.2.1"]) }, "devpi:extraIpAddresses", "DNS names only"],
+        ["acme with a single-label extra name", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", extraDnsNames: JSON.stringify(["devpi"]) }, "devpi:extraDnsNames", '"devpi"'],
+        ["acme CA bundle that is no PEM", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "trust me" }, "devpi:acmeCaBundle", "PEM certificates"],
+        ["acme CA bundle in both forms", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "x", acmeCaBundleFile: "/tmp/x.pem" }, "devpi:acmeCaBundleFile", "not both"],
+        ["acme key in self-signed mode", { ...base(), acmeEmail: "ops@example.com" }, "devpi:acmeEmail", "only allowed when devpi:sslMode is acme"],
     ];
     for (const [name, values, ...fragments] of cases) {
         it(name, () => rejects(values, ...fragments));
     }
+});
+
+describe("acme", () => {
+    it("defaults to Let's Encrypt production and keeps a private CA's bundle", () => {
+        const c = load({ ...base(), sslMode: "acme", acmeEmail: "ops@example.com", extraDnsNames: JSON.stringify(["pypi.example.com"]) });
+        assert.equal(c.ssl.mode, "acme");
+        assert.equal(c.ssl.acmeEmail, "ops@example.com");
+        assert.equal(c.ssl.acmeDirectoryUrl, "https://acme-v02.api.letsencrypt.org/directory");
+        assert.equal(c.ssl.acmeCaBundlePem, undefined);
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-acme-cfg-"));
+        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "k"), "-out", path.join(dir, "ca.pem"), "-days", "2", "-subj", "/CN=acme ca"], { stdio: "pipe" });
+        const staging = "https://acme-staging-v02.api.letsencrypt.org/directory";
+        const f = load({ ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeDirectoryUrl: staging, acmeCaBundleFile: path.join(dir, "ca.pem") });
+        assert.equal(f.ssl.acmeDirectoryUrl, staging);
+        assert.match(f.ssl.acmeCaBundlePem ?? "", /^-----BEGIN CERTIFICATE-----/);
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
 });
 
 describe("secrets stored in plain text", () => {

@@ -1,0 +1,116 @@
+/**
+ * The whole program in sslMode acme under Pulumi's mocks: certbot's setup before the nginx site,
+ * the issuance after it (HTTP-01 needs the site), the health check after the issuance, no
+ * @pulumi/tls resources (no key made or kept by Pulumi), and the certificate outputs.
+ */
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+
+interface Registered {
+    type: string;
+    name: string;
+    parent?: string;
+    dependsOn: string[];
+    inputs: Record<string, unknown>;
+}
+
+const registered = new Map<string, Registered>();
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+const ISSUED = "sha256=0a1b2c\nnotAfter=Nov 29 21:00:00 2031 GMT\nissuer=CN=Pebble Intermediate CA 45c5eb\n";
+let exports: Record<string, unknown>;
+
+function resourceName(r: pulumi.Resource | undefined): Promise<string | undefined> {
+    if (!r) return Promise.resolve(undefined);
+    return new Promise((resolve) => r.urn.apply((u) => resolve(u.split("::").pop())));
+}
+
+function value<T>(o: unknown): Promise<T> {
+    return new Promise((resolve) => pulumi.output(o as pulumi.Input<T>).apply((v) => resolve(v as T)));
+}
+
+/** A step's script as bash sees it (remote steps carry it single-quoted inside `bash -c '...'`). */
+async function script(name: string): Promise<string> {
+    return (await value<string>(registered.get(name)?.inputs.create)).replace(/'\\''/g, "'");
+}
+
+before(async () => {
+    pulumi.runtime.setMocks(
+        {
+            newResource: (args) => {
+                const outputs: Record<string, unknown> = { ...(args.inputs as Record<string, unknown>) };
+                if (args.type === "command:remote:Command") Object.assign(outputs, { stdout: args.name === "acme-issue" ? ISSUED : "ok", stderr: "" });
+                return { id: `${args.name}-id`, state: outputs };
+            },
+            call: () => ({}),
+        },
+        "devpi",
+        "test",
+        false,
+    );
+    pulumi.runtime.setAllConfig(
+        {
+            "devpi:host": "203.0.113.10",
+            "devpi:sshPrivateKey": KEY,
+            "devpi:domain": "devpi.example.com",
+            "devpi:extraDnsNames": JSON.stringify(["pypi.example.com"]),
+            "devpi:rootPassword": "root-secret-1",
+            "devpi:sslMode": "acme",
+            "devpi:acmeEmail": "ops@example.com",
+        },
+        ["devpi:sshPrivateKey", "devpi:rootPassword"],
+    );
+    const transformation: pulumi.ResourceTransformation = (args) => {
+        const entry: Registered = { type: args.type, name: args.name, dependsOn: [], inputs: args.props };
+        registered.set(args.name, entry);
+        const deps = args.opts.dependsOn;
+        const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
+        void resourceName(args.opts.parent).then((p) => (entry.parent = p));
+        void Promise.all(list.map(resourceName)).then((names) => (entry.dependsOn = names.filter((n): n is string => !!n)));
+        return undefined;
+    };
+    await pulumi.runtime.runInPulumiStack(async () => {
+        pulumi.runtime.registerStackTransformation(transformation);
+        exports = await import("../../index");
+        return exports;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+});
+
+describe("the program in sslMode acme", () => {
+    it("replaces SslCertificate by certbot's setup and certificate, with no key in Pulumi", () => {
+        const names = [...registered.values()].map((r) => `${r.type} ${r.name}`);
+        assert.ok(names.includes("devpi:index:AcmeClient acme-client"));
+        assert.ok(names.includes("devpi:index:AcmeCertificate acme"));
+        for (const n of ["acme-client-certbot", "acme-issue", "acme-renewal"]) assert.ok(registered.has(n), n);
+        assert.equal(registered.get("acme-issue")?.parent, "acme");
+        assert.equal(registered.get("acme-client-certbot")?.parent, "acme-client");
+        assert.deepEqual(names.filter((n) => n.startsWith("tls:") || n.includes("SslCertificate") || n.endsWith(" ssl-files")), []);
+    });
+
+    it("orders certbot's setup after the host's packages, the site after it, the issuance after the site, the check after the issuance", () => {
+        assert.deepEqual(registered.get("acme-client")?.dependsOn, ["host"]);
+        assert.ok(registered.get("nginx")?.dependsOn.includes("acme-client"));
+        assert.deepEqual(registered.get("acme")?.dependsOn, ["nginx"]);
+        assert.deepEqual(registered.get("acme-renewal")?.dependsOn, ["acme-issue"]);
+        assert.ok(registered.get("health")?.dependsOn.includes("acme"));
+    });
+
+    it("installs certbot with the host's packages and serves the challenge path", async () => {
+        const packages = await script("host-packages");
+        assert.match(packages, /'cron' 'certbot'\)/);
+        const site = await script("nginx-site");
+        assert.match(site, /location \^~ \/\.well-known\/acme-challenge\/ \{\n\s+root \/var\/lib\/devpi-acme\/webroot;/);
+        assert.match(site, /ssl_certificate \/srv\/ssl\/devpi\/acme\.crt;/);
+        const issue = await script("acme-issue");
+        assert.match(issue, /--server 'https:\/\/acme-v02\.api\.letsencrypt\.org\/directory'/);
+        assert.match(issue, /-d 'devpi\.example\.com' -d 'pypi\.example\.com'/);
+    });
+
+    it("exports the issued certificate's sha256, expiry and issuer", async () => {
+        assert.equal(await value<string>(exports.certificateSha256), "0a1b2c");
+        assert.equal(await value<string>(exports.certificateExpiry), "2031-11-29T21:00:00.000Z");
+        assert.equal(await value<string>(exports.certificateIssuer), "CN=Pebble Intermediate CA 45c5eb");
+        assert.equal(await value<string>(exports.caCertificate), "");
+    });
+});
