@@ -537,8 +537,13 @@ function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] 
                 fail(`${p}${chain ? "sslPrivateKey" : "sslCertificate"}`, "(missing)", "a replica's own certificate needs both its chain and its key; leave both out to use the primary's certificate");
             }
             if (chain !== undefined && key !== undefined) {
-                checkProvidedCertificate(chain, key, primary.now);
-                if (primary.ssl.providedCaPem) checkIssuedBy(chain, primary.ssl.providedCaPem);
+                try {
+                    checkProvidedCertificate(chain, key, primary.now);
+                    if (primary.ssl.providedCaPem) checkIssuedBy(chain, primary.ssl.providedCaPem);
+                } catch (err) {
+                    // Same checks as the primary's certificate; the message names this entry's key.
+                    throw err instanceof ConfigError ? new ConfigError(err.message.replace(/^devpi:(ssl[A-Za-z]+)/, `devpi:${p}$1`)) : err;
+                }
                 replica.providedChainPem = chain.trim() + "\n";
                 replica.providedKeyPem = key.trim() + "\n";
             }
