@@ -176,18 +176,6 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         for (const t of [...devpiTimes, ...twineTimes]) assert.ok(t <= 10, `${t} s`);
     });
 
-    it("an upload to a replica is forwarded to the primary", async () => {
-        const env = clientEnv();
-        assert.equal((await client(venv, "devpi", ["use", `${replicaUrl(0)}/alice/dev`], env)).code, 0);
-        const login = await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], env);
-        assert.equal(login.code, 0, login.out);
-        const upload = await client(venv, "devpi", ["upload", buildPackage(venv, PKG, "0.2.1", dist)], env);
-        assert.equal(upload.code, 0, upload.out);
-        const page = await get(`${PRIMARY_URL}/alice/dev/+simple/${PKG}/`, { headers: { Accept: "text/html" } });
-        assert.match(page.body, /e2e_rep-0\.2\.1/);
-        assert.equal((await client(venv, "devpi", ["use", `${PRIMARY_URL}/alice/dev`], env)).code, 0);
-    });
-
     it("a user and an index created by a later pulumi up appear on the replicas", async () => {
         await sampler.unsampled(() => stack.setConfig("users.bob.password", { value: BOB_PASSWORD, secret: true }, true));
         await stack.setConfig('indexes["bob/dev"].volatile', { value: "true" }, true);
@@ -319,5 +307,17 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
             assert.ok(!cli.includes(secret), `${what} not in CLI output`);
             assert.ok(!argv.includes(secret.replace(/\s/g, "")), `${what} not in argv`);
         }
+    });
+
+    it("last: an upload to a replica (r1) is forwarded to the primary", async () => {
+        const env = clientEnv();
+        assert.equal((await client(venv, "devpi", ["use", `${replicaUrl(0)}/alice/dev`], env)).code, 0);
+        const login = await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], env);
+        assert.equal(login.code, 0, login.out);
+        const upload = await client(venv, "devpi", ["upload", buildPackage(venv, PKG, "0.2.1", dist)], env);
+        assert.equal(upload.code, 0, upload.out);
+        const page = await get(`${PRIMARY_URL}/alice/dev/+simple/${PKG}/`, { headers: { Accept: "text/html" } });
+        assert.match(page.body, /e2e_rep-0\.2\.1/);
+        assert.equal((await client(venv, "devpi", ["use", `${PRIMARY_URL}/alice/dev`], env)).code, 0);
     });
 });

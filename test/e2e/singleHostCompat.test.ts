@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { cleanUp, createStack, EventLog, hostConfig, ROOT, startHost, steps, TestHost } from "./harness";
+import { cleanUp, createStack, EventLog, fetchWithCa, hostConfig, ROOT, startHost, steps, TestHost } from "./harness";
 
 /** The last commit of the single-server program (before devpi:replicas). */
 const SINGLE_HOST_COMMIT = "ad54e01";
@@ -69,5 +69,12 @@ describe("an existing single-server stack after the per-host refactor", { timeou
         assert.deepEqual(log.changed(), []);
         const names = log.events.filter((e) => e.resourcePreEvent).map((e) => e.resourcePreEvent!.metadata.urn.split("::").pop());
         console.log(`# ${names.length} resources unchanged after the refactor`);
+    });
+
+    it("without replicas /+changelog stays 403", async () => {
+        const caFile = path.join(work, "ca.pem");
+        fs.writeFileSync(caFile, String((await stack.outputs()).caCertificate.value));
+        assert.equal((await fetchWithCa(`https://localhost:${PORTS.https}/+changelog/0`, caFile)).status, 403);
+        assert.equal((await fetchWithCa(`https://localhost:${PORTS.https}/+api`, caFile)).status, 200);
     });
 });
