@@ -206,11 +206,14 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         for (let i = 0; i < 60 && (await get(`${PRIMARY_URL}/+api`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 1000));
         const after_ = await client(venv, "devpi", ["upload", buildPackage(venv, PKG, "0.4.0", dist)], env);
         assert.equal(after_.code, 0, after_.out);
+        // After a failed poll a replica waits 50 s before it asks again (devpi-server's ERROR_SLEEP).
         const since = Date.now();
+        const times: string[] = [];
         for (const u of indexUrls) {
-            await secondsUntilInstallable(u, "0.3.0", since, 60);
-            await secondsUntilInstallable(u, "0.4.0", since, 60);
+            times.push((await secondsUntilInstallable(u, "0.3.0", since, 180)).toFixed(1));
+            times.push((await secondsUntilInstallable(u, "0.4.0", since, 180)).toFixed(1));
         }
+        console.log(`# after the outage: 0.3.0 (uploaded before) and 0.4.0 (after) installable from r1 after ${times[0]} s / ${times[1]} s, from r2 after ${times[2]} s / ${times[3]} s`);
     });
 
     it("/+changelog is not readable anonymously on the primary and blocked on replicas", async () => {
