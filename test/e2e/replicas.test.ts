@@ -271,11 +271,27 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         const r2 = replicaHosts[1];
         const listing = onHost(
             r2,
-            "for f in /etc/supervisor/conf.d/devpi.conf /etc/nginx/sites-enabled/devpi /etc/devpi/devpi-server.yml /opt/devpi/venv /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; pgrep -f devpi-server >/dev/null && echo devpi running || echo devpi stopped",
+            "for f in /etc/supervisor/conf.d/devpi.conf /etc/nginx/sites-enabled/devpi /etc/devpi/devpi-server.yml /opt/devpi/venv /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done",
         );
         for (const gone of ["/etc/supervisor/conf.d/devpi.conf", "/etc/nginx/sites-enabled/devpi", "/etc/devpi/devpi-server.yml", "/opt/devpi/venv"]) assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
         assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/, "the replica's data stays");
-        assert.match(listing, /devpi stopped/);
+        // Test hosts share this machine's process table: look for devpi-server processes rooted in r2's filesystem.
+        const r2Devpi = fs.readdirSync("/proc").filter((pid) => {
+            try {
+                return /^\d+$/.test(pid) && fs.readlinkSync(`/proc/${pid}/root`) === r2.root && fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("devpi-server");
+            } catch {
+                return false;
+            }
+        });
+        assert.deepEqual(r2Devpi, [], "devpi-server no longer runs on r2");
+        const r1Devpi = fs.readdirSync("/proc").filter((pid) => {
+            try {
+                return /^\d+$/.test(pid) && fs.readlinkSync(`/proc/${pid}/root`) === replicaHosts[0].root && fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("devpi-server");
+            } catch {
+                return false;
+            }
+        });
+        assert.ok(r1Devpi.length > 0, "devpi-server still runs on r1 (the check can see it)");
         const outputs = await stack.outputs();
         assert.deepEqual(Object.keys(outputs.replicaClients.value as object), ["r1"]);
         assert.equal((await get(`${replicaUrl(0)}/alice/dev`)).status, 200, "r1 still serves");
