@@ -70,6 +70,17 @@ async function secondsUntilInstallable(indexUrl: string, version: string, since:
     return (Date.now() - since) / 1000;
 }
 
+/** devpi-server processes running inside `host` (test hosts share this machine's process table, so pgrep inside one sees all). */
+function devpiServerPids(host: TestHost): string[] {
+    return fs.readdirSync("/proc").filter((pid) => {
+        try {
+            return /^\d+$/.test(pid) && fs.readlinkSync(`/proc/${pid}/root`) === host.root && fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("devpi-server");
+        } catch {
+            return false;
+        }
+    });
+}
+
 async function replicaIndexUrls(): Promise<string[]> {
     const outputs = await stack.outputs();
     const clients = outputs.replicaClients.value as Record<string, { pipIndexUrl: string }>;
@@ -276,21 +287,8 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         for (const gone of ["/etc/supervisor/conf.d/devpi.conf", "/etc/nginx/sites-enabled/devpi", "/etc/devpi/devpi-server.yml", "/opt/devpi/venv"]) assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
         assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/, "the replica's data stays");
         // Test hosts share this machine's process table: look for devpi-server processes rooted in r2's filesystem.
-        const r2Devpi = fs.readdirSync("/proc").filter((pid) => {
-            try {
-                return /^\d+$/.test(pid) && fs.readlinkSync(`/proc/${pid}/root`) === r2.root && fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("devpi-server");
-            } catch {
-                return false;
-            }
-        });
-        assert.deepEqual(r2Devpi, [], "devpi-server no longer runs on r2");
-        const r1Devpi = fs.readdirSync("/proc").filter((pid) => {
-            try {
-                return /^\d+$/.test(pid) && fs.readlinkSync(`/proc/${pid}/root`) === replicaHosts[0].root && fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("devpi-server");
-            } catch {
-                return false;
-            }
-        });
+        assert.deepEqual(devpiServerPids(r2), [], "devpi-server no longer runs on r2");
+        const r1Devpi = devpiServerPids(replicaHosts[0]);
         assert.ok(r1Devpi.length > 0, "devpi-server still runs on r1 (the check can see it)");
         const outputs = await stack.outputs();
         assert.deepEqual(Object.keys(outputs.replicaClients.value as object), ["r1"]);
