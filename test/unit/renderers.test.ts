@@ -287,6 +287,11 @@ describe("remote scripts", () => {
             execFileSync("python3", ["-m", "py_compile", file]);
         });
     }
+    it("the replica sync check fails, naming the primary, when the primary cannot be read", () => {
+        const r = spawnSync("python3", ["-c", REPLICA_SYNC_PY, "https://127.0.0.1:1/", "localhost", "1", "5"], { input: "", encoding: "utf8" });
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /cannot read the primary's \/\+status at https:\/\/127\.0\.0\.1:1\//);
+    });
     it("write_if_changed reports changed, then unchanged, and keeps the mode", () => {
         const dest = path.join(tmp, "wic.txt");
         const run = (content: string) =>
