@@ -12,8 +12,12 @@ import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
 import { cleanUp, createStack, EventLog, fetchWithCa, hostConfig, ROOT, startHost, steps, TestHost } from "./harness";
 
-/** The last commit of the single-server program (before devpi:replicas). */
-const SINGLE_HOST_COMMIT = "ad54e01";
+/**
+ * The single-server program to compare with: by default the last commit before devpi:replicas
+ * (ad54e01). After merging into a branch that changed rendered scripts meanwhile, point
+ * DEVPI_E2E_SINGLE_HOST_COMMIT at that branch's commit before the merge.
+ */
+const SINGLE_HOST_COMMIT = process.env.DEVPI_E2E_SINGLE_HOST_COMMIT ?? "ad54e01";
 const HOST = "rep-compat";
 const PORTS = { ssh: 25001, http: 25080, https: 25443, devpi: 25040 };
 const PROJECT_FILES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts", "components"];
