@@ -72,16 +72,38 @@ export interface SslConfig {
     acmeCaBundlePem?: string;
 }
 
+/** SSH access to one server. */
+export interface SshConfig {
+    host: string;
+    port: number;
+    user: string;
+    /** Plain text here; wrapped as a Pulumi secret by the composition root. */
+    privateKey: string;
+    hostKey?: string;
+}
+
+/**
+ * One replica as declared in `devpi:replicas`: its own SSH target, public name(s) and ports;
+ * everything else (versions, layout, TLS mode, users, indexes) is the primary's.
+ */
+export interface ReplicaConfig {
+    /** Short label (DNS label); its resources are named `replica-NAME-...`. Default: the domain's first label. */
+    name: string;
+    ssh: SshConfig;
+    domain: string;
+    extraDnsNames: string[];
+    extraIpAddresses: string[];
+    httpPort: number;
+    httpsPort: number;
+    devpiPort: number;
+    /** Provided mode: this replica's own chain and key; absent means the primary's (shared) certificate. */
+    providedChainPem?: string;
+    providedKeyPem?: string;
+}
+
 /** The whole validated configuration. */
 export interface DevpiConfig {
-    ssh: {
-        host: string;
-        port: number;
-        user: string;
-        /** Plain text here; wrapped as a Pulumi secret by the composition root. */
-        privateKey: string;
-        hostKey?: string;
-    };
+    ssh: SshConfig;
     domain: string;
     httpPort: number;
     httpsPort: number;
@@ -120,6 +142,8 @@ export interface DevpiConfig {
     clientIncludePassword: boolean;
     /** The user whose index the client outputs point at (default: owner of the first index). */
     clientIndex?: string;
+    /** Servers that follow the primary through devpi's replication (empty: a single server). */
+    replicas: ReplicaConfig[];
 }
 
 /** Reads one raw (plain text) config value of this project, e.g. `get("host")`. */
@@ -141,7 +165,14 @@ export const KNOWN_KEYS = [
     "certValidityDays", "certRenewBeforeDays", "caValidityDays",
     "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile", "sslCaCertificate", "sslCaCertificateFile",
     "acmeEmail", "acmeDirectoryUrl", "acmeCaBundle", "acmeCaBundleFile",
-    "rootPassword", "users", "indexes", "clientIndex", "clientIncludePassword",
+    "rootPassword", "users", "indexes", "clientIndex", "clientIncludePassword", "replicas",
+] as const;
+
+/** Keys of one `devpi:replicas` entry. */
+export const REPLICA_KEYS = [
+    "name", "host", "sshPort", "sshUser", "sshPrivateKey", "sshPrivateKeyFile", "hostKey",
+    "domain", "extraDnsNames", "extraIpAddresses", "httpPort", "httpsPort", "devpiPort",
+    "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile",
 ] as const;
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
@@ -401,6 +432,151 @@ export function checkIssuedBy(chainPem: string, caPem: string): void {
     }
 }
 
+/** SSH access under `P` + host, sshPort, sshUser, sshPrivateKey(File), hostKey (P: "" or "replicas[i]."). */
+function parseSsh(r: Reader, p: string, defaults: { user: string }): SshConfig {
+    const host = r.str(`${p}host`);
+    if (!HOSTNAME_RE.test(host) && !isIpAddress(host)) fail(`${p}host`, host, "must be a host name or an IP address");
+    const port = r.int(`${p}sshPort`, 22, 1, 65535);
+    const user = r.str(`${p}sshUser`, defaults.user);
+    if (!UNIX_USER_RE.test(user)) fail(`${p}sshUser`, user, "must be a Unix user name ([a-z_][a-z0-9_-]{0,31})");
+    let privateKey = r.optStr(`${p}sshPrivateKey`);
+    const keyFile = r.optStr(`${p}sshPrivateKeyFile`);
+    if (privateKey && keyFile) fail(`${p}sshPrivateKeyFile`, keyFile, "set either sshPrivateKey or sshPrivateKeyFile, not both");
+    if (!privateKey && keyFile) privateKey = readLocalFile(`${p}sshPrivateKeyFile`, keyFile);
+    if (!privateKey) {
+        throw new ConfigError(
+            p === ""
+                ? "devpi:sshPrivateKey is required: `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519` or set devpi:sshPrivateKeyFile to a local path"
+                : `devpi:${p}sshPrivateKey is required: \`pulumi config set --secret --path '${p}sshPrivateKey' < ~/.ssh/id_ed25519\` or set devpi:${p}sshPrivateKeyFile to a local path`,
+        );
+    }
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
+        fail(keyFile ? `${p}sshPrivateKeyFile` : `${p}sshPrivateKey`, keyFile ?? "(secret)", "must be a PEM or OpenSSH private key");
+    }
+    const hostKey = r.optStr(`${p}hostKey`);
+    if (hostKey !== undefined && !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/.test(hostKey)) {
+        fail(`${p}hostKey`, hostKey, "must be the server's public host key, e.g. \"ssh-ed25519 AAAA...\" (from /etc/ssh/ssh_host_ed25519_key.pub)");
+    }
+    return { host, port, user, privateKey, hostKey };
+}
+
+/** One server's public name and ports under `P` (P: "" or "replicas[i]."). */
+function parseSite(
+    r: Reader,
+    p: string,
+    defaults: { domain?: string; httpPort: number; httpsPort: number; devpiPort: number },
+): { domain: string; httpPort: number; httpsPort: number; devpiPort: number } {
+    const domain = r.str(`${p}domain`, defaults.domain);
+    if (!HOSTNAME_RE.test(domain) || !domain.includes(".") && domain !== "localhost") {
+        fail(`${p}domain`, domain, "must be a fully qualified DNS name such as devpi.example.com");
+    }
+    const httpPort = r.int(`${p}httpPort`, defaults.httpPort, 1, 65535);
+    const httpsPort = r.int(`${p}httpsPort`, defaults.httpsPort, 1, 65535);
+    const devpiPort = r.int(`${p}devpiPort`, defaults.devpiPort, 1, 65535);
+    if (httpPort === httpsPort) fail(`${p}httpsPort`, httpsPort, "must differ from httpPort");
+    if (devpiPort === httpPort || devpiPort === httpsPort) fail(`${p}devpiPort`, devpiPort, "must differ from httpPort and httpsPort");
+    return { domain, httpPort, httpsPort, devpiPort };
+}
+
+interface PrimaryForReplicas {
+    ssh: SshConfig;
+    domain: string;
+    httpPort: number;
+    httpsPort: number;
+    devpiPort: number;
+    ssl: SslConfig;
+    now: Date;
+    isSecret?: SecretKeyCheck;
+}
+
+/**
+ * `devpi:replicas`: a list of servers that follow the primary. Each entry is read with the same
+ * rules as the primary's keys (errors name `replicas[i].KEY`); SSH user and ports default to the
+ * primary's. Two entries (or an entry and the primary) on the same SSH target, with the same
+ * name or the same public URL are refused.
+ */
+function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] {
+    const v = r.json("replicas");
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) fail("replicas", v, "must be a list of {host, domain, sshPrivateKey or sshPrivateKeyFile, ...} entries");
+    const list = v as unknown[];
+    if (list.length > 0 && primary.ssl.mode === "acme") {
+        // Each replica would need its own issuance and renewal on its own host; not built yet.
+        fail("replicas", `${list.length} entr${list.length === 1 ? "y" : "ies"}`, "must be empty when devpi:sslMode is acme (replicas support self-signed and provided certificates)");
+    }
+    if (primary.isSecret && list.some((e) => typeof e === "object" && e !== null && "sshPrivateKey" in e) && !primary.isSecret("replicas")) {
+        throw new ConfigError("devpi:replicas holds an SSH private key in plain text: set it with `pulumi config set --secret --path 'replicas[i].sshPrivateKey' < KEYFILE`");
+    }
+    const replicas: ReplicaConfig[] = [];
+    const sshTargets = new Map<string, string>([[`${primary.ssh.host}:${primary.ssh.port}`, "the primary"]]);
+    const urls = new Map<string, string>([[`${primary.domain}:${primary.httpsPort}`, "the primary"]]);
+    const names = new Map<string, string>();
+    list.forEach((entry, i) => {
+        const p = `replicas[${i}].`;
+        if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+            fail(`replicas[${i}]`, entry, "must be an object such as {host: ..., domain: ..., sshPrivateKeyFile: ...}");
+        }
+        const e = entry as Record<string, unknown>;
+        for (const k of Object.keys(e)) {
+            if (!(REPLICA_KEYS as readonly string[]).includes(k)) fail(`${p}${k}`, k.includes("Key") ? "(secret)" : e[k], `unknown key; allowed: ${REPLICA_KEYS.join(", ")}`);
+        }
+        // The same reader rules as top-level keys: values as the CLI would pass them (strings, JSON for lists).
+        const rr = new Reader((key) => {
+            if (!key.startsWith(p)) return undefined;
+            const x = e[key.slice(p.length)];
+            if (x === undefined || x === null) return undefined;
+            return typeof x === "string" ? x : typeof x === "number" || typeof x === "boolean" ? String(x) : JSON.stringify(x);
+        });
+        const ssh = parseSsh(rr, p, { user: primary.ssh.user });
+        const site = parseSite(rr, p, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort });
+        const name = rr.str(`${p}name`, site.domain.split(".")[0]);
+        if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(name)) fail(`${p}name`, name, "must be a DNS label: lower-case letters, digits and -, at most 32 characters");
+        const extraDnsNames = rr.stringList(`${p}extraDnsNames`, (s) => HOSTNAME_RE.test(s), "must be DNS names");
+        const extraIpAddresses = rr.stringList(`${p}extraIpAddresses`, isIpAddress, "must be IPv4 or IPv6 addresses");
+        const target = `${ssh.host}:${ssh.port}`;
+        if (sshTargets.has(target)) fail(`${p}host`, target, `must be a different server: ${sshTargets.get(target)} is already reached at ${target}`);
+        sshTargets.set(target, `replicas[${i}]`);
+        const url = `${site.domain}:${site.httpsPort}`;
+        if (urls.has(url)) fail(`${p}domain`, url, `must differ (with httpsPort) from every other server's: ${urls.get(url)} already serves https://${url}`);
+        urls.set(url, `replicas[${i}]`);
+        if (names.has(name)) fail(`${p}name`, name, `must be unique: ${names.get(name)} has the same name`);
+        names.set(name, `replicas[${i}]`);
+
+        const replica: ReplicaConfig = { name, ssh, ...site, extraDnsNames, extraIpAddresses };
+        const sslKeys = ["sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile"];
+        if (primary.ssl.mode === "provided") {
+            const chain = rr.optStr(`${p}sslCertificate`) ?? (rr.optStr(`${p}sslCertificateFile`) ? readLocalFile(`${p}sslCertificateFile`, rr.str(`${p}sslCertificateFile`)) : undefined);
+            const key = rr.optStr(`${p}sslPrivateKey`) ?? (rr.optStr(`${p}sslPrivateKeyFile`) ? readLocalFile(`${p}sslPrivateKeyFile`, rr.str(`${p}sslPrivateKeyFile`)) : undefined);
+            if ((chain === undefined) !== (key === undefined)) {
+                fail(`${p}${chain ? "sslPrivateKey" : "sslCertificate"}`, "(missing)", "a replica's own certificate needs both its chain and its key; leave both out to use the primary's certificate");
+            }
+            if (chain !== undefined && key !== undefined) {
+                try {
+                    checkProvidedCertificate(chain, key, primary.now);
+                    if (primary.ssl.providedCaPem) checkIssuedBy(chain, primary.ssl.providedCaPem);
+                } catch (err) {
+                    // Same checks as the primary's certificate; the message names this entry's key.
+                    throw err instanceof ConfigError ? new ConfigError(err.message.replace(/^devpi:(ssl[A-Za-z]+)/, `devpi:${p}$1`)) : err;
+                }
+                replica.providedChainPem = chain.trim() + "\n";
+                replica.providedKeyPem = key.trim() + "\n";
+            }
+            const leaf = new crypto.X509Certificate(pemBlocks(replica.providedChainPem ?? primary.ssl.providedChainPem ?? "", /^CERTIFICATE$/)[0]);
+            for (const n of [site.domain, ...extraDnsNames]) {
+                if (leaf.checkHost(n) === undefined) {
+                    fail(`${p}domain`, n, `is not a name of ${replica.providedChainPem ? "the replica's" : "the primary's (shared)"} certificate (${leaf.subjectAltName ?? leaf.subject}): give the replica its own sslCertificate and sslPrivateKey`);
+                }
+            }
+        } else {
+            for (const k of sslKeys) {
+                if (rr.optStr(`${p}${k}`) !== undefined) fail(`${p}${k}`, k.includes("Key") ? "(secret)" : rr.optStr(`${p}${k}`), "only allowed when devpi:sslMode is provided");
+            }
+        }
+        replicas.push(replica);
+    });
+    return replicas;
+}
+
 /**
  * The ACME keys: a contact e-mail, an https directory, names a public CA can validate over
  * HTTP-01 (no IP addresses, no `localhost`), and optionally the PEM bundle of a private CA.
@@ -478,37 +654,8 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     }
     const r = new Reader(raw);
 
-    const host = r.str("host");
-    if (!HOSTNAME_RE.test(host) && !isIpAddress(host)) fail("host", host, "must be a host name or an IP address");
-    const sshUser = r.str("sshUser", "root");
-    if (!UNIX_USER_RE.test(sshUser)) fail("sshUser", sshUser, "must be a Unix user name ([a-z_][a-z0-9_-]{0,31})");
-    let privateKey = r.optStr("sshPrivateKey");
-    const keyFile = r.optStr("sshPrivateKeyFile");
-    if (privateKey && keyFile) fail("sshPrivateKeyFile", keyFile, "set either sshPrivateKey or sshPrivateKeyFile, not both");
-    if (!privateKey && keyFile) privateKey = readLocalFile("sshPrivateKeyFile", keyFile);
-    if (!privateKey) {
-        throw new ConfigError(
-            "devpi:sshPrivateKey is required: `pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519` or set devpi:sshPrivateKeyFile to a local path",
-        );
-    }
-    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-        fail(keyFile ? "sshPrivateKeyFile" : "sshPrivateKey", keyFile ?? "(secret)", "must be a PEM or OpenSSH private key");
-    }
-    const hostKey = r.optStr("hostKey");
-    if (hostKey !== undefined && !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/.test(hostKey)) {
-        fail("hostKey", hostKey, "must be the server's public host key, e.g. \"ssh-ed25519 AAAA...\" (from /etc/ssh/ssh_host_ed25519_key.pub)");
-    }
-
-    const domain = r.str("domain");
-    if (!HOSTNAME_RE.test(domain) || !domain.includes(".") && domain !== "localhost") {
-        fail("domain", domain, "must be a fully qualified DNS name such as devpi.example.com");
-    }
-    const httpPort = r.int("httpPort", 80, 1, 65535);
-    const httpsPort = r.int("httpsPort", 443, 1, 65535);
-    const devpiPort = r.int("devpiPort", 4040, 1, 65535);
-    const sshPort = r.int("sshPort", 22, 1, 65535);
-    if (httpPort === httpsPort) fail("httpsPort", httpsPort, "must differ from httpPort");
-    if (devpiPort === httpPort || devpiPort === httpsPort) fail("devpiPort", devpiPort, "must differ from httpPort and httpsPort");
+    const ssh = parseSsh(r, "", { user: "root" });
+    const { domain, httpPort, httpsPort, devpiPort } = parseSite(r, "", { httpPort: 80, httpsPort: 443, devpiPort: 4040 });
     const devpiHost = r.str("devpiHost", "127.0.0.1");
     if (!isIpAddress(devpiHost) && devpiHost !== "localhost") fail("devpiHost", devpiHost, "must be a loopback or private IP address; devpi sits behind nginx");
 
@@ -599,8 +746,19 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         fail("clientIndex", clientIndex, `must be one of the declared indexes (${indexes.map((i) => i.name).join(", ") || "none declared"})`);
     }
 
+    const replicas = parseReplicas(r, {
+        ssh,
+        domain,
+        httpPort,
+        httpsPort,
+        devpiPort,
+        ssl,
+        now,
+        isSecret,
+    });
+
     return {
-        ssh: { host, port: sshPort, user: sshUser, privateKey, hostKey },
+        ssh,
         domain,
         httpPort,
         httpsPort,
@@ -635,6 +793,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         indexes,
         clientIncludePassword: r.bool("clientIncludePassword", false),
         clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
+        replicas,
     };
 }
 

@@ -1,213 +1,29 @@
 /**
- * The composition root: reads and validates the stack's config, builds the SSH connection and
- * creates the components in dependency order. See README.md for the config reference.
+ * The composition root: reads and validates the stack's config, then builds one component tree
+ * per server — the primary, then each replica, by the same code (components/deployment) — plus
+ * what only the primary has: root's password, users and indexes, and backups. See README.md for
+ * the config reference.
  */
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import { readStackConfig } from "./config";
 import { BackupSchedule } from "./components/backup/backupSchedule";
 import { ClientSettings, devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "./components/client/clientConfig";
-import { DevpiIndex } from "./components/access/devpiIndex";
-import { DevpiRootPassword } from "./components/access/devpiRootPassword";
-import { DevpiServer } from "./components/devpi/devpiServer";
-import { DevpiUser } from "./components/access/devpiUser";
-import { HealthCheck } from "./components/health/healthCheck";
-import { HostPreparation } from "./components/host/hostPreparation";
-import { HOST_PACKAGES } from "./components/host/hostPreparationScript";
-import { NginxSite } from "./components/nginx/nginxSite";
-import { RemoteHost } from "./components/common/remoteStep";
-import { contentHash } from "./components/common/shell";
-import { SslCertificate } from "./components/ssl/sslCertificate";
-import { AcmeCertificate, AcmeClient } from "./components/ssl/acmeCertificate";
-import { ACME_PATHS } from "./components/ssl/acmeScripts";
-import { SupervisorProgram } from "./components/supervisor/supervisorProgram";
+import { declareAccess } from "./components/access/devpiAccess";
+import { deployDevpiHost, primaryLink } from "./components/deployment/devpiHost";
+import { hostSpecs } from "./components/deployment/hostSpecs";
 
 const cfg = readStackConfig();
-
-const connection: command.types.input.remote.ConnectionArgs = {
-    host: cfg.ssh.host,
-    port: cfg.ssh.port,
-    user: cfg.ssh.user,
-    privateKey: pulumi.secret(cfg.ssh.privateKey),
-    hostKey: cfg.ssh.hostKey,
-    // A server that is still booting refuses connections for a while.
-    dialErrorLimit: 20,
-    perDialTimeout: 15,
-};
-const host: RemoteHost = { connection, sshUser: cfg.ssh.user };
 const d = cfg.devpi;
-const devpiUrl = `http://${d.host}:${d.port}`;
-const api = { devpiUrl, credentialFile: `${d.configDir}/root-credential.json` };
-const homeDir = path.posix.dirname(d.serverDir);
-const supervisorLog = "/var/log/supervisor/devpi.log";
+const [primarySpec, ...replicaSpecs] = hostSpecs(cfg);
 
-const prepared = new HostPreparation("host", {
-    host,
-    layout: {
-        serviceUser: d.serviceUser,
-        homeDir,
-        serverDir: d.serverDir,
-        backupDir: d.backupDir,
-        secretFile: d.secretFile,
-        configDir: d.configDir,
-        webUser: cfg.ssl.owner,
-    },
-    // One apt run: certbot (Debian's package, with its webroot plugin) for sslMode acme.
-    packages: cfg.ssl.mode === "acme" ? [...HOST_PACKAGES, "certbot"] : undefined,
-});
-
-// sslMode acme: certbot (set up first, with a temporary certificate) needs nginx's site on
-// httpPort to answer the challenge, so the certificate is issued after the site and reloads it.
-const acmeClient =
-    cfg.ssl.mode === "acme"
-        ? new AcmeClient("acme-client", { host, domain: cfg.domain, dir: cfg.ssl.dir, owner: cfg.ssl.owner, caBundlePem: cfg.ssl.acmeCaBundlePem }, { dependsOn: [prepared] })
-        : undefined;
-const ssl =
-    cfg.ssl.mode === "acme"
-        ? undefined
-        : new SslCertificate("ssl", {
-              host,
-              mode: cfg.ssl.mode,
-              domain: cfg.domain,
-              extraDnsNames: cfg.ssl.extraDnsNames,
-              extraIpAddresses: cfg.ssl.extraIpAddresses,
-              dir: cfg.ssl.dir,
-              owner: cfg.ssl.owner,
-              certValidityDays: cfg.ssl.certValidityDays,
-              certRenewBeforeDays: cfg.ssl.certRenewBeforeDays,
-              caValidityDays: cfg.ssl.caValidityDays,
-              providedChainPem: cfg.ssl.providedChainPem,
-              providedKeyPem: cfg.ssl.providedKeyPem === undefined ? undefined : pulumi.secret(cfg.ssl.providedKeyPem),
-              providedCaPem: cfg.ssl.providedCaPem,
-          });
-const certFiles = (ssl ?? acmeClient)!;
-
-const server = new DevpiServer(
-    "devpi",
-    {
-        host,
-        venvDir: d.venvDir,
-        install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, packageIndex: d.pythonPackageIndex, caBundle: d.upstreamCaBundle },
-        settings: {
-            serverDir: d.serverDir,
-            host: d.host,
-            port: d.port,
-            secretFile: d.secretFile,
-            restrictModify: d.restrictModify,
-            mirrorCacheExpiry: d.mirrorCacheExpiry,
-            maxUploadMb: d.maxUploadMb,
-        },
-        configDir: d.configDir,
-        serviceUser: d.serviceUser,
-        upgrade: {
-            backupDir: d.backupDir,
-            program: "devpi",
-            logFile: supervisorLog,
-            devpiUrl,
-            strategy: d.upgradeStrategy,
-            allowDowngrade: d.allowDowngrade,
-        },
-    },
-    { dependsOn: [prepared] },
-);
-
-const supervisor = new SupervisorProgram(
-    "supervisor",
-    {
-        host,
-        program: {
-            name: "devpi",
-            venvDir: d.venvDir,
-            configFile: server.configFile,
-            serviceUser: d.serviceUser,
-            homeDir,
-            debug: d.debug,
-            logFile: supervisorLog,
-            caBundle: d.upstreamCaBundle,
-        },
-        devpiUrl,
-        restartToken: server.restartToken,
-    },
-    { dependsOn: [server] },
-);
-
-const nginx = new NginxSite(
-    "nginx",
-    {
-        host,
-        site: {
-            domain: cfg.domain,
-            extraNames: cfg.ssl.extraDnsNames,
-            httpPort: cfg.httpPort,
-            httpsPort: cfg.httpsPort,
-            listenIpv6: cfg.listenIpv6,
-            certPath: certFiles.certPath,
-            keyPath: certFiles.keyPath,
-            upstream: `${d.host}:${d.port}`,
-            serverDir: d.serverDir,
-            maxUploadMb: d.maxUploadMb,
-            replication: d.replication,
-            acmeWebroot: acmeClient?.webroot,
-        },
-        // With acme, the issuance step reloads nginx itself (and certbot's deploy hook on renewal).
-        certSha256: ssl?.certSha256 ?? "issued on the server by certbot",
-    },
-    { dependsOn: [certFiles, supervisor] },
-);
-
-const acme =
-    cfg.ssl.mode === "acme" && acmeClient
-        ? new AcmeCertificate(
-              "acme",
-              {
-                  host,
-                  names: [cfg.domain, ...cfg.ssl.extraDnsNames],
-                  email: cfg.ssl.acmeEmail!,
-                  directoryUrl: cfg.ssl.acmeDirectoryUrl!,
-                  dir: cfg.ssl.dir,
-                  caBundle: acmeClient.hasCaBundle,
-                  renewBeforeDays: Math.min(cfg.ssl.certRenewBeforeDays, 30),
-                  httpsPort: cfg.httpsPort,
-              },
-              { dependsOn: [nginx] },
-          )
-        : undefined;
-const served = (ssl ?? acme)!;
-
-const rootPassword = new DevpiRootPassword("root-password", { host, api, serverRevision: server.versionKey, password: pulumi.secret(cfg.rootPassword) }, { dependsOn: [supervisor] });
-
-const users = new Map<string, pulumi.Resource>([["root", rootPassword]]);
-for (const u of cfg.users) {
-    users.set(
-        u.name,
-        new DevpiUser(`user-${u.name}`, { host, api, serverRevision: server.versionKey, username: u.name, password: pulumi.secret(u.password), email: u.email }, { dependsOn: [rootPassword] }),
-    );
-}
-
-// Bases before the indexes that use them: devpi refuses a base that does not exist.
-const indexes = new Map<string, DevpiIndex>();
-const createIndex = (name: string): DevpiIndex => {
-    const existing = indexes.get(name);
-    if (existing) return existing;
-    const ix = cfg.indexes.find((i) => i.name === name)!;
-    const bases = ix.bases.filter((b) => b !== "root/pypi").map(createIndex);
-    const created = new DevpiIndex(
-        `index-${ix.name}`,
-        { host, api, serverRevision: server.versionKey, indexName: ix.name, bases: ix.bases, volatile: ix.volatile, aclUpload: ix.aclUpload, mirrorWhitelist: ix.mirrorWhitelist },
-        { dependsOn: [users.get(ix.owner)!, ...bases] },
-    );
-    indexes.set(name, created);
-    return created;
-};
-cfg.indexes.forEach((i) => createIndex(i.name));
+const primary = deployDevpiHost(primarySpec, cfg, { access: (h) => declareAccess(cfg, h) });
 
 const backups = new BackupSchedule(
     "backups",
     {
-        host,
+        host: primary.remote,
         venvDir: d.venvDir,
-        configFile: server.configFile,
+        configFile: primary.server.configFile,
         serviceUser: d.serviceUser,
         backupDir: d.backupDir,
         schedule: d.backupSchedule,
@@ -215,41 +31,24 @@ const backups = new BackupSchedule(
         serverDir: d.serverDir,
         program: "devpi",
     },
-    { dependsOn: [server] },
+    { dependsOn: [primary.server] },
 );
 
-const health = new HealthCheck(
-    "health",
-    {
-        host,
-        settings: {
-            domain: cfg.domain,
-            httpPort: cfg.httpPort,
-            httpsPort: cfg.httpsPort,
-            indexes: ["root/pypi", ...cfg.indexes.map((i) => i.name)],
-            replication: d.replication,
-            devpiLog: supervisorLog,
-            certbotLog: acme ? ACME_PATHS.log : undefined,
-        },
-        certSha256: served.certSha256,
-        caCertPem: ssl?.caCertPem ?? cfg.ssl.acmeCaBundlePem ?? "",
-        revision: contentHash(nginx.siteConfig, server.restartToken, JSON.stringify(cfg.indexes), cfg.users.map((u) => u.name).join(",")),
-    },
-    { dependsOn: [nginx, ...(acme ? [acme] : []), ...indexes.values()] },
-);
+// Replicas follow the primary and do not wait for each other.
+const replicas = replicaSpecs.map((spec) => deployDevpiHost(spec, cfg, { primary: primaryLink(primary) }));
 
-const baseUrl = `https://${cfg.domain}${cfg.httpsPort === 443 ? "" : `:${cfg.httpsPort}`}`;
 const clientIndex = cfg.indexes.find((i) => i.name === cfg.clientIndex);
-const client: ClientSettings = {
+const clientFor = (baseUrl: string): ClientSettings => ({
     baseUrl,
     index: clientIndex?.name ?? "root/pypi",
     username: clientIndex?.owner ?? "root",
     caPath: cfg.ssl.mode === "self-signed" || cfg.ssl.providedCaPem ? "~/.config/devpi/ca.pem" : undefined,
-};
+});
+const client = clientFor(primary.url);
 const clientUser = cfg.users.find((u) => u.name === client.username);
 
 /** The server's base URL. */
-export const url = baseUrl;
+export const url = primary.url;
 /** pip's index URL for the client index (devpi:clientIndex). */
 export const pipIndexUrl = indexUrl(client);
 export const pipConf = renderPipConf(client);
@@ -262,12 +61,25 @@ export const pypircWithPassword = pulumi.secret(
 );
 export const devpiUse = devpiUseCommand(client);
 /** The private CA's certificate (self-signed mode): save it as ~/.config/devpi/ca.pem. */
-export const caCertificate = ssl?.caCertPem ?? "";
+export const caCertificate = primary.ssl?.caCertPem ?? "";
 /** The served certificate: sha256, expiry (ISO 8601) and issuer. With acme, as of the last `pulumi up` that requested or checked it. */
-export const certificateSha256 = served.certSha256;
-export const certificateExpiry = (ssl ?? acme)!.notAfter;
-export const certificateIssuer = served.issuer;
-export const serverVersions = server.versions;
-export const healthCheck = health.result;
+export const certificateSha256 = primary.served.certSha256;
+export const certificateExpiry = primary.served.notAfter;
+export const certificateIssuer = primary.served.issuer;
+export const serverVersions = primary.server.versions;
+export const healthCheck = primary.health.result;
 export const backupCommand = backups.command;
 export const restoreCommand = backups.restoreCommand;
+/**
+ * Per replica (only when there are replicas): its URL, pip index URL and client config, so each
+ * site's clients install from the nearest server. Uploads and user/index changes go to `url`.
+ */
+export const replicaClients =
+    replicas.length === 0
+        ? undefined
+        : Object.fromEntries(
+              replicas.map((r) => {
+                  const c = clientFor(r.url);
+                  return [r.spec.label, { url: r.url, pipIndexUrl: indexUrl(c), pipConf: renderPipConf(c), uvToml: renderUvToml(c), healthCheck: r.health.result, certificateSha256: r.served.certSha256 }];
+              }),
+          );

@@ -23,6 +23,8 @@ export interface StepArgs {
     stdin?: pulumi.Input<string>;
     /** Whether stdin carries a secret. */
     secret?: boolean;
+    /** Whether stdout carries a secret (kept encrypted in state, never logged). */
+    secretOutput?: boolean;
 }
 
 /**
@@ -46,11 +48,11 @@ export function remoteStep(
             stdin: args.stdin,
             // Previous stdout is not needed by any script; keep the environment empty (stock sshd rejects it).
             addPreviousOutputInEnv: false,
-            logging: args.secret ? "none" : "stdoutAndStderr",
+            logging: args.secret || args.secretOutput ? "none" : "stdoutAndStderr",
         },
         {
             ...opts,
-            additionalSecretOutputs: args.secret ? ["stdin"] : undefined,
+            additionalSecretOutputs: args.secret || args.secretOutput ? [...(args.secret ? ["stdin"] : []), ...(args.secretOutput ? ["stdout"] : [])] : undefined,
         },
     );
 }

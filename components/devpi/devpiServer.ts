@@ -7,6 +7,8 @@ import {
     renderDevpiServerYaml,
     renderInitScript,
     renderInstallScript,
+    renderSecretExportScript,
+    renderTrustBundleScript,
     renderUninstallScript,
 } from "./devpiServerConfig";
 import { renderUpgradeScript, UpgradeStrategy } from "./devpiUpgradeScript";
@@ -37,6 +39,28 @@ export interface DevpiServerArgs {
         /** Refused by default: older versions may not read newer data. */
         allowDowngrade: boolean;
     };
+    /**
+     * devpi's replication. `primary` (replicas follow this server): also reads the secret file
+     * for them (`sharedSecret`, a Pulumi secret). `replica`: installs the primary's secret instead
+     * of generating one, and writes a CA bundle trusting the primary (`trustBundle`).
+     */
+    replication?: PrimaryReplication | ReplicaReplication;
+}
+
+export interface PrimaryReplication {
+    role: "primary";
+}
+
+export interface ReplicaReplication {
+    role: "replica";
+    /** The primary's secret file, base64 (secret). */
+    sharedSecret: pulumi.Input<string>;
+    /** The CA that issued the primary's certificate (PEM; empty: publicly trusted). */
+    primaryCaPem: pulumi.Input<string>;
+    /** Where the replica's CA bundle goes, e.g. /etc/devpi/ca-bundle.pem. */
+    trustBundle: string;
+    /** The bundle that follows the primary's CA in it (PyPI's trust), e.g. /etc/ssl/certs/ca-certificates.crt. */
+    upstreamCaBundle: string;
 }
 
 /**
@@ -56,6 +80,10 @@ export class DevpiServer extends pulumi.ComponentResource {
     public readonly versions: pulumi.Output<string>;
     /** Resolves once the server directory is initialised. */
     public readonly initialised: pulumi.Output<string>;
+    /** A primary's secret file, base64 (a Pulumi secret), for its replicas. */
+    public readonly sharedSecret?: pulumi.Output<string>;
+    /** A replica's CA bundle (the primary's CA first), for REQUESTS_CA_BUNDLE. */
+    public readonly trustBundle?: string;
 
     constructor(name: string, args: DevpiServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("devpi:index:DevpiServer", name, {}, opts);
@@ -70,6 +98,7 @@ export class DevpiServer extends pulumi.ComponentResource {
             { create: installScript, delete: renderUninstallScript(args.venvDir) },
             { parent: this },
         );
+        const replica = args.replication?.role === "replica" ? args.replication : undefined;
         const config = remoteStep(
             `${name}-config`,
             args.host,
@@ -80,12 +109,33 @@ export class DevpiServer extends pulumi.ComponentResource {
                     secretFile: args.settings.secretFile,
                     serviceUser: args.serviceUser,
                     venvDir: args.venvDir,
+                    secretFromStdin: replica !== undefined,
                 }),
                 // The secret stays: a later install with the same data keeps everyone logged in.
                 delete: `rm -f -- ${shellQuote(this.configFile)}\necho "removed ${this.configFile}"\n`,
+                ...(replica ? { stdin: pulumi.secret(replica.sharedSecret), secret: true } : {}),
             },
             { parent: this, dependsOn: [venv] },
         );
+        if (args.replication?.role === "primary") {
+            this.sharedSecret = pulumi.secret(
+                remoteStep(`${name}-secret-export`, args.host, { create: renderSecretExportScript(args.settings.secretFile), secretOutput: true }, { parent: this, dependsOn: [config] }).stdout,
+            );
+        }
+        let trust: pulumi.Resource | undefined;
+        if (replica) {
+            this.trustBundle = replica.trustBundle;
+            trust = remoteStep(
+                `${name}-primary-ca`,
+                args.host,
+                {
+                    create: renderTrustBundleScript(replica.trustBundle, replica.upstreamCaBundle),
+                    delete: `rm -f -- ${shellQuote(replica.trustBundle)}\n`,
+                    stdin: replica.primaryCaPem,
+                },
+                { parent: this },
+            );
+        }
         const init = remoteStep(
             `${name}-init`,
             args.host,
@@ -118,7 +168,7 @@ export class DevpiServer extends pulumi.ComponentResource {
                         ...args.upgrade,
                     }),
             },
-            { parent: this, dependsOn: [init] },
+            { parent: this, dependsOn: trust ? [init, trust] : [init] },
         );
         this.restartToken = contentHash(yaml);
         this.versions = pulumi.all([venv.stdout, upgrade.stdout]).apply(([v]) => v);

@@ -19,6 +19,8 @@ export interface DevpiServerSettings {
     maxUploadMb: number;
     /** Set only for a replica; absent means a standalone/primary server. */
     primaryUrl?: string;
+    /** `primary` only when replicas follow this server (devpi enables its replication feed only then). */
+    role?: "primary";
 }
 
 /**
@@ -35,6 +37,7 @@ export function renderDevpiServerYaml(s: DevpiServerSettings): string {
         "mirror-cache-expiry": s.mirrorCacheExpiry,
         "max-request-body-size": Math.max(s.maxUploadMb, 1024) * 1024 * 1024,
     };
+    if (s.role === "primary" && !s.primaryUrl) body.role = "primary";
     if (s.primaryUrl) {
         body.role = "replica";
         body["primary-url"] = s.primaryUrl;
@@ -108,17 +111,55 @@ export interface ConfigFileSettings {
     secretFile: string;
     serviceUser: string;
     venvDir: string;
+    /**
+     * A replica: the secret file's content arrives base64-encoded on stdin (the primary's: devpi
+     * requires the same secret on primary and replicas) instead of being generated here.
+     */
+    secretFromStdin?: boolean;
 }
 
 /** Writes devpi-server.yml and creates the secret file once (never rotated: it would log everyone out). */
 export function renderConfigScript(s: ConfigFileSettings): string {
     const u = shellQuote(s.serviceUser);
+    if (s.secretFromStdin) {
+        const f = shellQuote(s.secretFile);
+        return `${writeFileLines(s.configFile, "0644", "root:root", s.yaml)}umask 077
+secret=$(mktemp)
+trap 'rm -f "$secret"' EXIT
+base64 -d >"$secret"
+if [ "$(stat -c %s "$secret")" -lt 32 ]; then echo "the primary's secret file is missing or shorter than 32 bytes" >&2; exit 1; fi
+echo "secret from the primary $(write_if_changed ${f} 0600 ${u}:${u} <"$secret")"
+`;
+    }
     return `${writeFileLines(s.configFile, "0644", "root:root", s.yaml)}if [ ! -s ${shellQuote(s.secretFile)} ]; then
   runuser -u ${u} -- ${shellQuote(s.venvDir)}/bin/devpi-gen-secret --secretfile ${shellQuote(s.secretFile)} >&2
   echo "secret created"
 fi
 chown ${u}:${u} ${shellQuote(s.secretFile)}
 chmod 0600 ${shellQuote(s.secretFile)}
+`;
+}
+
+/**
+ * Prints the secret file base64-encoded (the step's stdout is a Pulumi secret): replicas need
+ * the primary's secret to authenticate to its replication feed.
+ */
+export function renderSecretExportScript(secretFile: string): string {
+    return `base64 -w0 ${shellQuote(secretFile)}
+`;
+}
+
+/**
+ * A replica's CA bundle for devpi-server's outbound HTTPS (REQUESTS_CA_BUNDLE): the primary's CA
+ * (stdin; empty when the primary's certificate is publicly trusted) followed by the bundle used
+ * for PyPI, so the replica trusts the primary without losing its way to other servers.
+ */
+export function renderTrustBundleScript(bundlePath: string, upstreamBundle: string): string {
+    return `work=$(mktemp)
+trap 'rm -f "$work"' EXIT
+cat >"$work"
+cat ${shellQuote(upstreamBundle)} >>"$work"
+echo "CA bundle $(write_if_changed ${shellQuote(bundlePath)} 0644 root:root <"$work")"
 `;
 }
 

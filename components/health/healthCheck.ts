@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { HealthCheckSettings, renderHealthCheckScript } from "./healthCheckScript";
+import { HealthCheckSettings, renderHealthCheckScript, renderReplicaHealthCheckScript, ReplicaSyncSettings } from "./healthCheckScript";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
 import { contentHash } from "../common/shell";
 
@@ -12,13 +12,16 @@ export interface HealthCheckArgs {
     caCertPem: pulumi.Input<string>;
     /** Anything whose change should re-run the check (rendered configs, versions). */
     revision: pulumi.Input<string>;
+    /** A replica: it must also have caught up with this primary. */
+    replicaOf?: ReplicaSyncSettings;
 }
 
 /**
  * The last step: on the server, devpi must answer through nginx over HTTPS with the expected
  * certificate, every index must answer, HTTP must redirect and /+changelog must be
  * blocked. A failure fails `pulumi up` and shows the tails of nginx's and devpi-server's logs.
- * Runs whenever anything it checks changed; leaves nothing on the server.
+ * Runs whenever anything it checks changed; leaves nothing on the server. On a replica it first
+ * waits until the replica has caught up with the primary's serial (read in the same step).
  */
 export class HealthCheck extends pulumi.ComponentResource {
     public readonly result: pulumi.Output<string>;
@@ -29,13 +32,10 @@ export class HealthCheck extends pulumi.ComponentResource {
             `${name}-https`,
             args.host,
             {
-                create: pulumi.all([args.certSha256, args.revision]).apply(([certSha256, revision]) =>
-                    renderHealthCheckScript({
-                        ...args.settings,
-                        certSha256,
-                        revision: contentHash(revision, certSha256, JSON.stringify(args.settings)),
-                    }),
-                ),
+                create: pulumi.all([args.certSha256, args.revision]).apply(([certSha256, revision]) => {
+                    const settings = { ...args.settings, certSha256, revision: contentHash(revision, certSha256, JSON.stringify(args.settings)) };
+                    return args.replicaOf ? renderReplicaHealthCheckScript(settings, args.replicaOf) : renderHealthCheckScript(settings);
+                }),
                 stdin: args.caCertPem,
             },
             { parent: this },

@@ -103,3 +103,90 @@ ${s.certbotLog ? `  echo "--- tail of ${s.certbotLog}" >&2
 fi
 `;
 }
+
+export const REPLICA_SYNC_PY = `import http.client, json, socket, ssl, sys, time, urllib.parse
+primary_url, domain, https_port, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ca = sys.stdin.read()
+ctx = ssl.create_default_context()
+if ca.strip():
+    ctx.load_verify_locations(cadata=ca)
+
+
+class Local(http.client.HTTPSConnection):
+    def connect(self):
+        self.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", https_port), 10), server_hostname=domain)
+
+
+def status(conn, host):
+    conn.request("GET", "/+status", headers={"Host": host, "Accept": "application/json"})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    if r.status != 200:
+        raise OSError("GET /+status answered %s" % r.status)
+    return json.loads(body)["result"]
+
+
+u = urllib.parse.urlsplit(primary_url)
+try:
+    primary = status(http.client.HTTPSConnection(u.hostname, u.port or 443, context=ctx, timeout=30), u.netloc)
+except (OSError, ssl.SSLError, ValueError, KeyError) as e:
+    print("cannot read the primary's /+status at %s: %s" % (primary_url, e), file=sys.stderr)
+    sys.exit(1)
+want = primary["serial"]
+local_host = domain if https_port == 443 else "%s:%d" % (domain, https_port)
+start = time.monotonic()
+mine, last_error = None, None
+while time.monotonic() - start < timeout:
+    try:
+        mine = status(Local(domain, https_port, timeout=30), local_host)
+        last_error = None
+        if mine.get("role") != "REPLICA":
+            print("%s is not a replica (role %s)" % (local_host, mine.get("role")), file=sys.stderr)
+            sys.exit(1)
+        if mine["serial"] >= want:
+            print("in sync: replica serial %d, primary serial %d (read from %s), after %.1fs" % (mine["serial"], want, primary_url, time.monotonic() - start))
+            sys.exit(0)
+    except (OSError, ssl.SSLError, ValueError, KeyError) as e:
+        last_error = e
+    time.sleep(1)
+print("replica https://%s/ did not reach the primary's serial %d within %ds" % (local_host, want, timeout), file=sys.stderr)
+if last_error is not None:
+    print("last error: %s" % last_error, file=sys.stderr)
+if mine is not None:
+    print("replica serial %s, primary-serial %s, primary-contacted-at %s" % (mine.get("serial"), mine.get("primary-serial"), mine.get("primary-contacted-at")), file=sys.stderr)
+    print("replication-errors: %s" % json.dumps(mine.get("replication-errors"), indent=1), file=sys.stderr)
+sys.exit(1)
+`;
+
+export interface ReplicaSyncSettings {
+    /** The primary's public HTTPS URL. */
+    primaryUrl: string;
+    /** Seconds to wait for the replica to catch up. */
+    timeout: number;
+}
+
+/**
+ * A replica's health check: first it must answer over HTTPS and catch up with the primary (its
+ * `/+status` serial at least the primary's, read in the same step), then the same checks as
+ * every server. On failure it shows devpi's log tail and the replica's `replication-errors`.
+ * Stdin: the CA certificate to trust.
+ */
+export function renderReplicaHealthCheckScript(s: HealthCheckSettings, sync: ReplicaSyncSettings): string {
+    const args = [s.domain, String(s.httpPort), String(s.httpsPort), s.certSha256, s.indexes.join(","), String(s.replication)]
+        .map(shellQuote)
+        .join(" ");
+    const syncArgs = [sync.primaryUrl, s.domain, String(s.httpsPort), String(sync.timeout)].map(shellQuote).join(" ");
+    return `# revision ${s.revision}
+ca=$(mktemp)
+trap 'rm -f "$ca"' EXIT
+cat >"$ca"
+if ! python3 -c ${shellQuote(REPLICA_SYNC_PY)} ${syncArgs} <"$ca" || ! python3 -c ${shellQuote(HEALTH_PY)} ${args} <"$ca"; then
+  echo "--- tail of /var/log/nginx/error.log" >&2
+  tail -n 20 /var/log/nginx/error.log >&2 || true
+  echo "--- tail of ${s.devpiLog}" >&2
+  tail -n 40 ${shellQuote(s.devpiLog)} >&2 || true
+  exit 1
+fi
+`;
+}

@@ -26,6 +26,18 @@ export interface SslCertificateArgs {
     providedKeyPem?: pulumi.Input<string>;
     /** Provided by a private CA: its certificate, trusted by the health check and exported. */
     providedCaPem?: string;
+    /**
+     * Self-signed: the private CA that signs this server's certificate, made by another host's
+     * SslCertificate (a replica's certificate is signed by the primary's CA). Absent: make one.
+     */
+    ca?: SigningCa;
+}
+
+/** A private CA able to sign server certificates. */
+export interface SigningCa {
+    /** The CA's private key (secret). */
+    keyPem: pulumi.Output<string>;
+    certPem: pulumi.Output<string>;
 }
 
 /** sha256 (lower-case hex) of the first certificate in a PEM chain. */
@@ -53,6 +65,8 @@ export class SslCertificate extends pulumi.ComponentResource {
     public readonly issuer: pulumi.Output<string>;
     /** Resolves once the files are on the server. */
     public readonly installed: pulumi.Output<string>;
+    /** Self-signed mode: the CA that signed this certificate, for other hosts' certificates. */
+    public readonly signingCa?: SigningCa;
 
     constructor(name: string, args: SslCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
         super("devpi:index:SslCertificate", name, {}, opts);
@@ -62,19 +76,8 @@ export class SslCertificate extends pulumi.ComponentResource {
 
         let keyPem: pulumi.Output<string>;
         if (args.mode === "self-signed") {
-            const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
-            const ca = new tls.SelfSignedCert(
-                `${name}-ca`,
-                {
-                    privateKeyPem: caKey.privateKeyPem,
-                    subject: { commonName: `devpi CA for ${args.domain}`, organization: "devpi" },
-                    isCaCertificate: true,
-                    validityPeriodHours: (args.caValidityDays ?? 3650) * 24,
-                    earlyRenewalHours: 30 * 24,
-                    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-                },
-                { parent: this },
-            );
+            const signing = args.ca ?? this.makeCa(name, args);
+            this.signingCa = signing;
             const serverKey = new tls.PrivateKey(`${name}-server-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
             const csr = new tls.CertRequest(
                 `${name}-csr`,
@@ -90,8 +93,8 @@ export class SslCertificate extends pulumi.ComponentResource {
                 `${name}-server`,
                 {
                     certRequestPem: csr.certRequestPem,
-                    caPrivateKeyPem: caKey.privateKeyPem,
-                    caCertPem: ca.certPem,
+                    caPrivateKeyPem: signing.keyPem,
+                    caCertPem: signing.certPem,
                     validityPeriodHours: (args.certValidityDays ?? 90) * 24,
                     earlyRenewalHours: (args.certRenewBeforeDays ?? 30) * 24,
                     allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
@@ -99,8 +102,8 @@ export class SslCertificate extends pulumi.ComponentResource {
                 { parent: this },
             );
             keyPem = serverKey.privateKeyPem;
-            this.chainPem = pulumi.all([cert.certPem, ca.certPem]).apply(([c, a]) => `${c.trim()}\n${a.trim()}\n`);
-            this.caCertPem = ca.certPem;
+            this.chainPem = pulumi.all([cert.certPem, signing.certPem]).apply(([c, a]) => `${c.trim()}\n${a.trim()}\n`);
+            this.caCertPem = signing.certPem;
         } else {
             if (!args.providedChainPem || !args.providedKeyPem) {
                 throw new Error(`${name}: provided mode needs providedChainPem and providedKeyPem`);
@@ -126,5 +129,23 @@ export class SslCertificate extends pulumi.ComponentResource {
         );
         this.installed = step.stdout;
         this.registerOutputs({ certSha256: this.certSha256, caCertPem: this.caCertPem, installed: this.installed });
+    }
+
+    /** The private CA (`NAME-ca-key`, `NAME-ca`): one per stack, made by the primary's certificate. */
+    private makeCa(name: string, args: SslCertificateArgs): SigningCa {
+        const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+        const ca = new tls.SelfSignedCert(
+            `${name}-ca`,
+            {
+                privateKeyPem: caKey.privateKeyPem,
+                subject: { commonName: `devpi CA for ${args.domain}`, organization: "devpi" },
+                isCaCertificate: true,
+                validityPeriodHours: (args.caValidityDays ?? 3650) * 24,
+                earlyRenewalHours: 30 * 24,
+                allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+            },
+            { parent: this },
+        );
+        return { keyPem: caKey.privateKeyPem, certPem: ca.certPem };
     }
 }

@@ -149,12 +149,14 @@ export class EventLog {
  */
 export class ProcessSampler {
     readonly seen = new Set<string>();
-    /** Command lines of processes running inside the test host's root. */
+    /** Command lines of processes running inside the test host's root (any of them, with several hosts). */
     readonly onHost = new Set<string>();
+    /** The same, per host root. */
+    readonly byRoot = new Map<string, Set<string>>();
     private timer?: NodeJS.Timeout;
     constructor(
         private readonly ignorePrefix: string,
-        private readonly hostRoot: () => string | undefined,
+        private readonly hostRoot: () => string | string[] | undefined,
     ) {}
     start(): void {
         this.timer = setInterval(() => {
@@ -164,8 +166,13 @@ export class ProcessSampler {
                     const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
                     if (!cmd || cmd.startsWith(this.ignorePrefix)) continue;
                     this.seen.add(cmd);
-                    const root = this.hostRoot();
-                    if (root && fs.readlinkSync(`/proc/${pid}/root`) === root) this.onHost.add(cmd);
+                    const roots = this.hostRoot();
+                    const root = fs.readlinkSync(`/proc/${pid}/root`);
+                    if (roots && (Array.isArray(roots) ? roots : [roots]).includes(root)) {
+                        this.onHost.add(cmd);
+                        if (!this.byRoot.has(root)) this.byRoot.set(root, new Set());
+                        this.byRoot.get(root)!.add(cmd);
+                    }
                 } catch {
                     // the process ended meanwhile
                 }

@@ -229,3 +229,74 @@ describe("provided certificates", () => {
         rejects({ ...base(), sslMode: "provided", sslCertificate: "not a cert", sslPrivateKey: read("a.key") }, "devpi:sslCertificate", "no PEM certificate");
     });
 });
+
+describe("devpi:replicas", () => {
+    const replica = (over: Record<string, unknown> = {}) => ({ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", ...over });
+    const withReplicas = (...entries: unknown[]): Record<string, string> => ({ ...base(), replicas: JSON.stringify(entries) });
+
+    it("is empty by default and takes SSH user and ports from the primary", () => {
+        assert.deepEqual(load(base()).replicas, []);
+        assert.deepEqual(load({ ...base(), replicas: "[]" }).replicas, []);
+        const c = load({ ...withReplicas(replica(), replica({ host: "203.0.113.12", domain: "r2.example.com", name: "eu", httpsPort: 8443, sshPort: "2222" })), sshUser: "admin", httpsPort: "4443" });
+        assert.equal(c.replicas.length, 2);
+        assert.deepEqual(
+            { name: c.replicas[0].name, user: c.replicas[0].ssh.user, port: c.replicas[0].ssh.port, https: c.replicas[0].httpsPort, http: c.replicas[0].httpPort, devpi: c.replicas[0].devpiPort },
+            { name: "r1", user: "admin", port: 22, https: 4443, http: 80, devpi: 4040 },
+        );
+        assert.deepEqual({ name: c.replicas[1].name, https: c.replicas[1].httpsPort, ssh: c.replicas[1].ssh.port }, { name: "eu", https: 8443, ssh: 2222 });
+    });
+
+    it("allows servers on one address with distinct ports (local test hosts)", () => {
+        const c = load({ ...base(), host: "127.0.0.1", domain: "localhost", httpsPort: "25543", replicas: JSON.stringify([{ host: "127.0.0.1", sshPort: 25102, sshPrivateKey: KEY, domain: "localhost", name: "r1", httpsPort: 25544 }]) });
+        assert.equal(c.replicas[0].httpsPort, 25544);
+    });
+
+    const cases: [string, Record<string, string | undefined>, ...(string | RegExp)[]][] = [
+        ["not a list", { ...base(), replicas: JSON.stringify({ host: "x" }) }, "devpi:replicas", "must be a list"],
+        ["entry not an object", withReplicas("203.0.113.11"), "devpi:replicas[0]", "must be an object"],
+        ["missing host", withReplicas(replica({ host: undefined })), "devpi:replicas[0].host is required"],
+        ["bad host", withReplicas(replica({ host: "bad host!" })), "devpi:replicas[0].host", '"bad host!"'],
+        ["missing domain", withReplicas(replica({ domain: undefined })), "devpi:replicas[0].domain is required"],
+        ["unqualified domain", withReplicas(replica({ domain: "r1" })), "devpi:replicas[0].domain", "fully qualified"],
+        ["missing key", withReplicas(replica({ sshPrivateKey: undefined })), "devpi:replicas[0].sshPrivateKey is required"],
+        ["key and key file", withReplicas(replica({ sshPrivateKeyFile: "/k" })), "devpi:replicas[0].sshPrivateKeyFile", "not both"],
+        ["unreadable key file", withReplicas(replica({ sshPrivateKey: undefined, sshPrivateKeyFile: "/nonexistent/key" })), "devpi:replicas[0].sshPrivateKeyFile", "readable"],
+        ["bad host key", withReplicas(replica({ hostKey: "AAAA" })), "devpi:replicas[0].hostKey", "ssh-ed25519"],
+        ["bad port", withReplicas(replica({ httpsPort: 70000 })), "devpi:replicas[0].httpsPort", "70000", "from 1 to 65535"],
+        ["clashing ports", withReplicas(replica({ httpPort: 8443, httpsPort: 8443 })), "devpi:replicas[0].httpsPort", "differ"],
+        ["unknown key", withReplicas(replica({ serverDir: "/x" })), "devpi:replicas[0].serverDir", "unknown key", "allowed: name, host"],
+        ["bad name", withReplicas(replica({ name: "EU West" })), "devpi:replicas[0].name", '"EU West"', "DNS label"],
+        ["same SSH target as the primary", withReplicas(replica({ host: "203.0.113.10" })), "devpi:replicas[0].host", "203.0.113.10:22", "the primary"],
+        ["same SSH target twice", withReplicas(replica(), replica({ domain: "r2.example.com" })), "devpi:replicas[1].host", "replicas[0]"],
+        ["same URL as the primary", withReplicas(replica({ domain: "devpi.example.com" })), "devpi:replicas[0].domain", "devpi.example.com:443", "the primary"],
+        ["same URL twice", withReplicas(replica(), replica({ host: "203.0.113.12", name: "r2" })), "devpi:replicas[1].domain", "r1.example.com:443"],
+        ["same name twice", withReplicas(replica({ name: "eu" }), replica({ host: "203.0.113.12", domain: "r2.example.com", name: "eu" })), "devpi:replicas[1].name", '"eu"', "unique"],
+        ["certificate in self-signed mode", withReplicas(replica({ sslCertificate: "x" })), "devpi:replicas[0].sslCertificate", "only allowed when"],
+        ["bad extra name", withReplicas(replica({ extraDnsNames: ["bad name"] })), "devpi:replicas[0].extraDnsNames", "DNS names"],
+    ];
+    for (const [name, values, ...fragments] of cases) {
+        it(`rejects: ${name}`, () => rejects(values, ...fragments));
+    }
+
+    it("rejects a plain-text SSH key in a replica entry", () => {
+        const v = withReplicas(replica());
+        assert.throws(() => loadConfig((k) => v[k], Object.keys(v), new Date(), (k) => ["rootPassword", "sshPrivateKey", "users"].includes(k)), /devpi:replicas holds an SSH private key in plain text/);
+        assert.ok(loadConfig((k) => v[k], Object.keys(v), new Date(), (k) => ["rootPassword", "sshPrivateKey", "users", "replicas"].includes(k)));
+    });
+
+    it("provided mode: a shared certificate must name every replica; a replica may bring its own", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-rep-cert-"));
+        const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "all.key", "-out", "all.crt", "-days", "30", "-subj", "/CN=devpi.example.com", "-addext", "subjectAltName=DNS:devpi.example.com,DNS:r1.example.com");
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "r2.key", "-out", "r2.crt", "-days", "30", "-subj", "/CN=r2.example.com", "-addext", "subjectAltName=DNS:r2.example.com");
+        const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
+        const provided = { ...base(), sslMode: "provided", sslCertificate: read("all.crt"), sslPrivateKey: read("all.key") };
+        const shared = load({ ...provided, replicas: JSON.stringify([replica()]) });
+        assert.equal(shared.replicas[0].providedChainPem, undefined, "r1 uses the shared certificate");
+        rejects({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com" })]) }, "devpi:replicas[0].domain", "r2.example.com", "is not a name of the primary's (shared) certificate");
+        const own = load({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificateFile: path.join(dir, "r2.crt"), sslPrivateKeyFile: path.join(dir, "r2.key") })]) });
+        assert.match(own.replicas[0].providedChainPem ?? "", /BEGIN CERTIFICATE/);
+        rejects({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificate: read("r2.crt"), sslPrivateKey: read("all.key") })]) }, "devpi:replicas[0].sslPrivateKey", "does not match");
+        rejects({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificate: read("r2.crt") })]) }, "devpi:replicas[0].sslPrivateKey", "both");
+    });
+});

@@ -14,10 +14,12 @@ import {
     renderDevpiServerYaml,
     renderInitScript,
     renderInstallScript,
+    renderSecretExportScript,
+    renderTrustBundleScript,
     renderUninstallScript,
     requirements,
 } from "../../components/devpi/devpiServerConfig";
-import { HEALTH_PY, renderHealthCheckScript } from "../../components/health/healthCheckScript";
+import { HEALTH_PY, renderHealthCheckScript, renderReplicaHealthCheckScript, REPLICA_SYNC_PY } from "../../components/health/healthCheckScript";
 import { renderPackagesScript, renderServiceUserScript } from "../../components/host/hostPreparationScript";
 import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginx/nginxConfig";
 import { asRoot, PRELUDE, shellQuote, writeFileLines } from "../../components/common/shell";
@@ -82,6 +84,28 @@ describe("devpi-server.yml", () => {
             (parse(renderDevpiServerYaml({ serverDir: "/d", host: "127.0.0.1", port: 4040, secretFile: "/s", restrictModify: "root", mirrorCacheExpiry: 1800, maxUploadMb })) as Record<string, Record<string, number>>)["devpi-server"]["max-request-body-size"];
         assert.equal(limit(5), 1073741824);
         assert.equal(limit(2048), 2147483648);
+    });
+    it("sets role primary only on a primary with replicas, role replica and primary-url on a replica", () => {
+        const base = { serverDir: "/d", host: "127.0.0.1", port: 4040, secretFile: "/s", restrictModify: "root", mirrorCacheExpiry: 1800, maxUploadMb: 1024 };
+        const body = (y: string) => (parse(y) as Record<string, Record<string, unknown>>)["devpi-server"];
+        assert.equal(body(renderDevpiServerYaml(base)).role, undefined, "a single server keeps devpi's default (standalone)");
+        assert.equal(body(renderDevpiServerYaml({ ...base, role: "primary" })).role, "primary");
+        assert.deepEqual(
+            [body(renderDevpiServerYaml({ ...base, primaryUrl: "https://p.example.com" })).role, body(renderDevpiServerYaml({ ...base, primaryUrl: "https://p.example.com" }))["primary-url"]],
+            ["replica", "https://p.example.com"],
+        );
+    });
+    it("a replica's config step installs the primary's secret from stdin and refuses a short one", () => {
+        const dir = fs.mkdtempSync(path.join(tmp, "secret-"));
+        const script = renderConfigScript({ configFile: `${dir}/devpi-server.yml`, yaml: "devpi-server: {}\n", secretFile: `${dir}/.secret`, serviceUser: os.userInfo().username, venvDir: "/nonexistent", secretFromStdin: true });
+        const run = (input: string) => spawnSync("bash", ["-c", PRELUDE + script], { input, encoding: "utf8" });
+        const secret = "A".repeat(44);
+        const ok = run(Buffer.from(secret).toString("base64"));
+        assert.equal(ok.status, 0, ok.stderr);
+        assert.equal(fs.readFileSync(`${dir}/.secret`, "utf8"), secret);
+        assert.equal((fs.statSync(`${dir}/.secret`).mode & 0o777).toString(8), "600");
+        assert.match(run(Buffer.from(secret).toString("base64")).stdout, /secret from the primary unchanged/);
+        assert.notEqual(run(Buffer.from("short").toString("base64")).status, 0);
     });
     it("never carries options devpi 6 removed", () => {
         assert.doesNotMatch(yaml, /refresh/);
@@ -211,6 +235,13 @@ describe("remote scripts", () => {
         installNoWeb: renderInstallScript({ venvDir: "/opt/devpi/venv", serverVersion: "6.20.3", webVersion: "5.1.1", web: false }),
         uninstall: renderUninstallScript("/opt/devpi/venv"),
         config: renderConfigScript({ configFile: "/etc/devpi/devpi-server.yml", yaml: "devpi-server:\n  port: 4040\n", secretFile: "/srv/devpi/.secret", serviceUser: "devpi", venvDir: "/opt/devpi/venv" }),
+        configReplica: renderConfigScript({ configFile: "/etc/devpi/devpi-server.yml", yaml: "devpi-server:\n  port: 4040\n", secretFile: "/srv/devpi/.secret", serviceUser: "devpi", venvDir: "/opt/devpi/venv", secretFromStdin: true }),
+        secretExport: renderSecretExportScript("/srv/devpi/.secret"),
+        trustBundle: renderTrustBundleScript("/etc/devpi/ca-bundle.pem", "/etc/ssl/certs/ca-certificates.crt"),
+        replicaHealth: renderReplicaHealthCheckScript(
+            { domain: "r1.example.com", httpPort: 80, httpsPort: 443, certSha256: "ab", indexes: ["bz/dev"], replication: false, devpiLog: "/var/log/supervisor/devpi.log", revision: "1" },
+            { primaryUrl: "https://devpi.example.com", timeout: 120 },
+        ),
         init: renderInitScript({ configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", serviceUser: "devpi", venvDir: "/opt/devpi/venv" }),
         supervisor: renderSupervisorScript({ name: "devpi", confPath: "/etc/supervisor/conf.d/devpi.conf", program: "[program:devpi]\n", devpiUrl: "http://127.0.0.1:4040", logFile: "/var/log/supervisor/devpi.log", readyTimeout: 90 }),
         supervisorRemove: renderSupervisorRemoveScript({ name: "devpi", confPath: "/etc/supervisor/conf.d/devpi.conf" }),
@@ -249,13 +280,18 @@ describe("remote scripts", () => {
     it("no script carries a secret-looking argument", () => {
         for (const body of Object.values(scripts)) assert.doesNotMatch(body, /--root-passwd|password=|PASSWORD=/);
     });
-    for (const [name, code] of [["devpi API", DEVPI_API_PY], ["health check", HEALTH_PY]] as const) {
+    for (const [name, code] of [["devpi API", DEVPI_API_PY], ["health check", HEALTH_PY], ["replica sync check", REPLICA_SYNC_PY]] as const) {
         it(`the ${name} program compiles with python3`, () => {
             const file = path.join(tmp, `${name.replace(/ /g, "_")}.py`);
             fs.writeFileSync(file, code);
             execFileSync("python3", ["-m", "py_compile", file]);
         });
     }
+    it("the replica sync check fails, naming the primary, when the primary cannot be read", () => {
+        const r = spawnSync("python3", ["-c", REPLICA_SYNC_PY, "https://127.0.0.1:1/", "localhost", "1", "5"], { input: "", encoding: "utf8" });
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /cannot read the primary's \/\+status at https:\/\/127\.0\.0\.1:1\//);
+    });
     it("write_if_changed reports changed, then unchanged, and keeps the mode", () => {
         const dest = path.join(tmp, "wic.txt");
         const run = (content: string) =>

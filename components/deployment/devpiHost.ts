@@ -1,0 +1,271 @@
+/**
+ * One server's component tree, built by the same code for the primary and every replica: host
+ * preparation, TLS files, devpi-server, its supervisor program, the nginx site and the health
+ * check. What only the primary has (root password, users, indexes, backups) is added by the
+ * composition root through `access`; a replica instead follows the primary (`primary`).
+ */
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { DevpiConfig } from "../../config";
+import { ApiTarget } from "../access/devpiApi";
+import { DevpiServer } from "../devpi/devpiServer";
+import { HealthCheck } from "../health/healthCheck";
+import { HostPreparation } from "../host/hostPreparation";
+import { HOST_PACKAGES } from "../host/hostPreparationScript";
+import { NginxSite } from "../nginx/nginxSite";
+import { RemoteHost } from "../common/remoteStep";
+import { contentHash } from "../common/shell";
+import { AcmeCertificate, AcmeClient } from "../ssl/acmeCertificate";
+import { ACME_PATHS } from "../ssl/acmeScripts";
+import { SigningCa, SslCertificate } from "../ssl/sslCertificate";
+import { SupervisorProgram } from "../supervisor/supervisorProgram";
+import { HostSpec, publicUrl } from "./hostSpecs";
+
+/** What a replica needs from its primary. */
+export interface PrimaryLink {
+    /** The primary's public HTTPS URL (devpi's `primary-url`). */
+    url: string;
+    /** The CA that issued the primary's certificate (PEM; empty when publicly trusted). */
+    caCertPem: pulumi.Output<string>;
+    /** Self-signed mode: the private CA that signs the replica's certificate too. */
+    signingCa?: SigningCa;
+    /** The primary's secret file, base64 (secret). */
+    sharedSecret: pulumi.Output<string>;
+    /** The primary's health check: a replica starts syncing only from a healthy primary. */
+    healthy: pulumi.Resource;
+}
+
+/** The parts of one server that others wire to. */
+export interface DevpiHost {
+    spec: HostSpec;
+    remote: RemoteHost;
+    /** devpi-server's API on the server's loopback, with root's credential file. */
+    api: ApiTarget;
+    url: string;
+    /** The certificate files made by Pulumi (self-signed, provided); absent with sslMode acme. */
+    ssl?: SslCertificate;
+    /** The certificate nginx serves: made by Pulumi, or issued on the server by certbot (acme). */
+    served: { certSha256: pulumi.Output<string>; notAfter: pulumi.Output<string>; issuer: pulumi.Output<string> };
+    server: DevpiServer;
+    supervisor: SupervisorProgram;
+    nginx: NginxSite;
+    health: HealthCheck;
+}
+
+/** The steps that run on the primary between devpi answering and the health check (root password, users, indexes). */
+export type AccessBuilder = (h: Pick<DevpiHost, "remote" | "api" | "server" | "supervisor">) => pulumi.Resource[];
+
+export const SUPERVISOR_LOG = "/var/log/supervisor/devpi.log";
+
+/**
+ * Creates one server's tree. Resource names are `spec.prefix` + the names a single-server stack
+ * has always used (`host`, `ssl`, `devpi`, `supervisor`, `nginx`, `health`), so the primary's
+ * resources keep their URNs. A replica's supervisor program (its first sync) waits for the
+ * primary's health check; nothing else of it waits for anything outside its own server.
+ */
+export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { primary?: PrimaryLink; access?: AccessBuilder }): DevpiHost {
+    const n = (s: string) => `${spec.prefix}${s}`;
+    const connection: command.types.input.remote.ConnectionArgs = {
+        host: spec.ssh.host,
+        port: spec.ssh.port,
+        user: spec.ssh.user,
+        privateKey: pulumi.secret(spec.ssh.privateKey),
+        hostKey: spec.ssh.hostKey,
+        // A server that is still booting refuses connections for a while.
+        dialErrorLimit: 20,
+        perDialTimeout: 15,
+    };
+    const remote: RemoteHost = { connection, sshUser: spec.ssh.user };
+    const d = cfg.devpi;
+    const devpiUrl = `http://${d.host}:${spec.devpiPort}`;
+    const api: ApiTarget = { devpiUrl, credentialFile: `${d.configDir}/root-credential.json` };
+    const homeDir = path.posix.dirname(d.serverDir);
+    const primary = spec.role === "replica" ? links.primary : undefined;
+    if (spec.role === "replica" && !primary) throw new Error(`${spec.label}: a replica needs its primary`);
+
+    const prepared = new HostPreparation(n("host"), {
+        host: remote,
+        layout: {
+            serviceUser: d.serviceUser,
+            homeDir,
+            serverDir: d.serverDir,
+            backupDir: d.backupDir,
+            secretFile: d.secretFile,
+            configDir: d.configDir,
+            webUser: cfg.ssl.owner,
+        },
+        // One apt run: certbot (Debian's package, with its webroot plugin) for sslMode acme.
+        packages: cfg.ssl.mode === "acme" ? [...HOST_PACKAGES, "certbot"] : undefined,
+    });
+
+    // sslMode acme: certbot (set up first, with a temporary certificate) needs nginx's site on
+    // httpPort to answer the challenge, so the certificate is issued after the site and reloads it.
+    const acmeClient =
+        cfg.ssl.mode === "acme"
+            ? new AcmeClient(n("acme-client"), { host: remote, domain: spec.domain, dir: cfg.ssl.dir, owner: cfg.ssl.owner, caBundlePem: cfg.ssl.acmeCaBundlePem }, { dependsOn: [prepared] })
+            : undefined;
+    const ssl = acmeClient ? undefined : new SslCertificate(n("ssl"), {
+        host: remote,
+        mode: cfg.ssl.mode === "provided" ? "provided" : "self-signed",
+        domain: spec.domain,
+        extraDnsNames: spec.extraDnsNames,
+        extraIpAddresses: spec.extraIpAddresses,
+        dir: cfg.ssl.dir,
+        owner: cfg.ssl.owner,
+        certValidityDays: cfg.ssl.certValidityDays,
+        certRenewBeforeDays: cfg.ssl.certRenewBeforeDays,
+        caValidityDays: cfg.ssl.caValidityDays,
+        providedChainPem: spec.providedChainPem,
+        providedKeyPem: spec.providedKeyPem === undefined ? undefined : pulumi.secret(spec.providedKeyPem),
+        providedCaPem: cfg.ssl.providedCaPem,
+        ca: primary?.signingCa,
+    });
+    const certFiles = (ssl ?? acmeClient)!;
+
+    const trustBundle = `${d.configDir}/ca-bundle.pem`;
+    const server = new DevpiServer(
+        n("devpi"),
+        {
+            host: remote,
+            venvDir: d.venvDir,
+            install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, packageIndex: d.pythonPackageIndex, caBundle: d.upstreamCaBundle },
+            settings: {
+                serverDir: d.serverDir,
+                host: d.host,
+                port: spec.devpiPort,
+                secretFile: d.secretFile,
+                restrictModify: d.restrictModify,
+                mirrorCacheExpiry: d.mirrorCacheExpiry,
+                maxUploadMb: d.maxUploadMb,
+                ...(spec.role === "primary" ? { role: "primary" as const } : {}),
+                ...(primary ? { primaryUrl: primary.url } : {}),
+            },
+            configDir: d.configDir,
+            serviceUser: d.serviceUser,
+            upgrade: {
+                backupDir: d.backupDir,
+                program: "devpi",
+                logFile: SUPERVISOR_LOG,
+                devpiUrl,
+                strategy: d.upgradeStrategy,
+                allowDowngrade: d.allowDowngrade,
+            },
+            replication:
+                spec.role === "primary"
+                    ? { role: "primary" }
+                    : primary
+                      ? {
+                            role: "replica",
+                            sharedSecret: primary.sharedSecret,
+                            primaryCaPem: primary.caCertPem,
+                            trustBundle,
+                            upstreamCaBundle: d.upstreamCaBundle ?? "/etc/ssl/certs/ca-certificates.crt",
+                        }
+                      : undefined,
+        },
+        { dependsOn: [prepared] },
+    );
+
+    const supervisor = new SupervisorProgram(
+        n("supervisor"),
+        {
+            host: remote,
+            program: {
+                name: "devpi",
+                venvDir: d.venvDir,
+                configFile: server.configFile,
+                serviceUser: d.serviceUser,
+                homeDir,
+                debug: d.debug,
+                logFile: SUPERVISOR_LOG,
+                caBundle: server.trustBundle ?? d.upstreamCaBundle,
+            },
+            devpiUrl,
+            restartToken: server.restartToken,
+        },
+        { dependsOn: primary ? [server, primary.healthy] : [server] },
+    );
+
+    const nginx = new NginxSite(
+        n("nginx"),
+        {
+            host: remote,
+            site: {
+                domain: spec.domain,
+                extraNames: spec.extraDnsNames,
+                httpPort: spec.httpPort,
+                httpsPort: spec.httpsPort,
+                listenIpv6: cfg.listenIpv6,
+                certPath: certFiles.certPath,
+                keyPath: certFiles.keyPath,
+                upstream: `${d.host}:${spec.devpiPort}`,
+                serverDir: d.serverDir,
+                maxUploadMb: d.maxUploadMb,
+                // The replication feed is opened on a primary only; a replica never serves it.
+                replication: spec.role === "primary" || (spec.role === "standalone" && d.replication),
+                acmeWebroot: acmeClient?.webroot,
+            },
+            // With acme, the issuance step reloads nginx itself (and certbot's deploy hook on renewal).
+            certSha256: ssl?.certSha256 ?? "issued on the server by certbot",
+        },
+        { dependsOn: [certFiles, supervisor] },
+    );
+
+    const acme = acmeClient
+        ? new AcmeCertificate(
+              n("acme"),
+              {
+                  host: remote,
+                  names: [spec.domain, ...spec.extraDnsNames],
+                  email: cfg.ssl.acmeEmail!,
+                  directoryUrl: cfg.ssl.acmeDirectoryUrl!,
+                  dir: cfg.ssl.dir,
+                  caBundle: acmeClient.hasCaBundle,
+                  renewBeforeDays: Math.min(cfg.ssl.certRenewBeforeDays, 30),
+                  httpsPort: spec.httpsPort,
+              },
+              { dependsOn: [nginx] },
+          )
+        : undefined;
+    const served = (ssl ?? acme)!;
+
+    const accessSteps = links.access?.({ remote, api, server, supervisor }) ?? [];
+
+    const health = new HealthCheck(
+        n("health"),
+        {
+            host: remote,
+            settings: {
+                domain: spec.domain,
+                httpPort: spec.httpPort,
+                httpsPort: spec.httpsPort,
+                indexes: ["root/pypi", ...cfg.indexes.map((i) => i.name)],
+                replication: spec.role === "primary" || (spec.role === "standalone" && d.replication),
+                devpiLog: SUPERVISOR_LOG,
+                certbotLog: acme ? ACME_PATHS.log : undefined,
+            },
+            certSha256: served.certSha256,
+            caCertPem: primary ? primary.caCertPem : (ssl?.caCertPem ?? cfg.ssl.acmeCaBundlePem ?? ""),
+            // Users and indexes are part of it: on a replica they arrive by replication, which the check waits for.
+            revision: contentHash(nginx.siteConfig, server.restartToken, JSON.stringify(cfg.indexes), cfg.users.map((u) => u.name).join(",")),
+            replicaOf: primary ? { primaryUrl: primary.url, timeout: 120 } : undefined,
+        },
+        { dependsOn: [nginx, ...(acme ? [acme] : []), ...accessSteps] },
+    );
+
+    return { spec, remote, api, url: publicUrl(spec.domain, spec.httpsPort), ssl, served, server, supervisor, nginx, health };
+}
+
+/** What a replica of `host` needs (the primary must have been built with role `primary`). */
+export function primaryLink(host: DevpiHost): PrimaryLink {
+    if (!host.server.sharedSecret) throw new Error("the primary was built without replicas");
+    if (!host.ssl) throw new Error("replicas need a self-signed or provided certificate on the primary");
+    return {
+        url: host.url,
+        caCertPem: host.ssl.caCertPem,
+        signingCa: host.ssl.signingCa,
+        sharedSecret: host.server.sharedSecret,
+        healthy: host.health,
+    };
+}

@@ -1,0 +1,177 @@
+/**
+ * The program with a primary and two replicas under Pulumi's mocks: one tree per server built
+ * by the same code, the exact children of each replica, what each waits for (its own server,
+ * and the primary's health check before its first sync, never the other replica), and where
+ * the shared secret travels.
+ */
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+
+interface Registered {
+    type: string;
+    name: string;
+    parent?: string;
+    dependsOn: string[];
+    inputs: Record<string, unknown>;
+    secretOutputs: string[];
+}
+
+const registered = new Map<string, Registered>();
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+let exports: Record<string, unknown>;
+
+function resourceName(r: pulumi.Resource | undefined): Promise<string | undefined> {
+    if (!r) return Promise.resolve(undefined);
+    return new Promise((resolve) => r.urn.apply((u) => resolve(u.split("::").pop())));
+}
+const text = (v: unknown) => new Promise<string>((res) => pulumi.output(v as pulumi.Input<string>).apply((s) => res(String(s))));
+
+before(async () => {
+    pulumi.runtime.setMocks(
+        {
+            newResource: (args) => {
+                const outputs: Record<string, unknown> = { ...(args.inputs as Record<string, unknown>) };
+                if (args.type === "command:remote:Command") Object.assign(outputs, { stdout: "ok", stderr: "" });
+                if (args.type.startsWith("tls:")) Object.assign(outputs, { privateKeyPem: "KEY", certPem: CERT, certRequestPem: "CSR" });
+                return { id: `${args.name}-id`, state: outputs };
+            },
+            call: () => ({}),
+        },
+        "devpi",
+        "test",
+        false,
+    );
+    const replica = (name: string, port: number) => ({ name, host: `203.0.113.${port}`, sshPrivateKey: KEY, domain: `${name}.example.com`, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB" });
+    pulumi.runtime.setAllConfig(
+        {
+            "devpi:host": "203.0.113.10",
+            "devpi:sshUser": "deploy",
+            "devpi:sshPrivateKey": KEY,
+            "devpi:domain": "devpi.example.com",
+            "devpi:rootPassword": "root-secret-1",
+            "devpi:users": JSON.stringify({ bz: { password: "bz-secret-1" } }),
+            "devpi:indexes": JSON.stringify({ "bz/dev": {} }),
+            "devpi:replicas": JSON.stringify([replica("r1", 11), replica("r2", 12)]),
+        },
+        ["devpi:sshPrivateKey", "devpi:rootPassword", "devpi:users", "devpi:replicas"],
+    );
+    const transformation: pulumi.ResourceTransformation = (args) => {
+        const opts = args.opts as pulumi.CustomResourceOptions;
+        const entry: Registered = { type: args.type, name: args.name, dependsOn: [], inputs: args.props, secretOutputs: opts.additionalSecretOutputs ?? [] };
+        registered.set(args.name, entry);
+        const deps = args.opts.dependsOn;
+        const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
+        void resourceName(args.opts.parent).then((p) => (entry.parent = p));
+        void Promise.all(list.map(resourceName)).then((names) => (entry.dependsOn = names.filter((n): n is string => !!n)));
+        return undefined;
+    };
+    await pulumi.runtime.runInPulumiStack(async () => {
+        pulumi.runtime.registerStackTransformation(transformation);
+        exports = await import("../../index");
+        return exports;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+});
+
+const CERT = `-----BEGIN CERTIFICATE-----
+MIIBfTCCASOgAwIBAgIUUZ2M8Tp9tM3bF1fO/2bqYKQH8gUwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MB4XDTI2MTEyNTAwMDAwMFoXDTM2MTEyMzAw
+MDAwMFowFDESMBAGA1UEAwwJbG9jYWxob3N0MFkwEwYHKoZIzj0CAQYIKoZIzj0D
+AQcDQgAEZ1xXHnKfz6QF3oZ2mXmzJX0RuNV6hQ0S3n2tGZcl4Ry4F1bkbqWmFvZb
+gF7QxUq0qBeJx3t8cO2qAOOlO8vcUaNTMFEwHQYDVR0OBBYEFJ8qNnF6M3Qn0Ktf
+cBqz5N0Yh3x9MB8GA1UdIwQYMBaAFJ8qNnF6M3Qn0KtfcBqz5N0Yh3x9MA8GA1Ud
+EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAJ9YcF3wJ6vQ3xWQ8k8m8n0b
+t7sGq2h8Qe7m8Yb3zY1nAiB2q8b0hXhTn4v6sQ3Qv3H8m9q6V0h9m8kq4qZQ2m3Q2w==
+-----END CERTIFICATE-----`;
+
+const named = (prefix: string) => [...registered.values()].filter((r) => r.name.startsWith(prefix));
+
+describe("one tree per server", () => {
+    it("gives each replica exactly the per-host components and steps, nothing of the primary's access or backups", () => {
+        for (const r of ["r1", "r2"]) {
+            const p = `replica-${r}-`;
+            assert.deepEqual(
+                named(p).filter((x) => x.type.startsWith("devpi:")).map((x) => `${x.type}/${x.name}`).sort(),
+                ["DevpiServer/devpi", "HealthCheck/health", "HostPreparation/host", "NginxSite/nginx", "SslCertificate/ssl", "SupervisorProgram/supervisor"].map((t) => {
+                    const [type, n] = t.split("/");
+                    return `devpi:index:${type}/${p}${n}`;
+                }).sort(),
+            );
+            assert.deepEqual(
+                named(p).filter((x) => x.type === "command:remote:Command").map((x) => x.name.slice(p.length)).sort(),
+                ["devpi-config", "devpi-init", "devpi-primary-ca", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-user", "nginx-site", "ssl-files", "supervisor-program"],
+            );
+            assert.deepEqual(named(p).filter((x) => x.type.startsWith("tls:")).map((x) => x.name.slice(p.length)).sort(), ["ssl-csr", "ssl-server", "ssl-server-key"], "no CA of its own");
+        }
+        const types = (t: string) => [...registered.values()].filter((r) => r.type === t).map((r) => r.name).sort();
+        assert.deepEqual(types("devpi:index:DevpiUser"), ["user-bz"]);
+        assert.deepEqual(types("devpi:index:DevpiIndex"), ["index-bz/dev"]);
+        assert.deepEqual(types("devpi:index:DevpiRootPassword"), ["root-password"]);
+        assert.deepEqual(types("devpi:index:BackupSchedule"), ["backups"]);
+        assert.deepEqual(types("tls:index/selfSignedCert:SelfSignedCert"), ["ssl-ca"], "one private CA for all servers");
+    });
+
+    it("keeps the primary's names and adds only the secret export to it", () => {
+        const primarySteps = [...registered.values()].filter((r) => r.type === "command:remote:Command" && !r.name.startsWith("replica-")).map((r) => r.name).sort();
+        assert.deepEqual(primarySteps, [
+            "backups-cron", "devpi-config", "devpi-init", "devpi-secret-export", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-user",
+            "index-bz/dev-index", "nginx-site", "root-password-set", "ssl-files", "supervisor-program", "user-bz-user",
+        ]);
+        assert.equal(registered.get("replica-r1-devpi-venv")?.parent, "replica-r1-devpi");
+        assert.equal(registered.get("replica-r1-health-https")?.parent, "replica-r1-health");
+    });
+
+    it("a replica waits for its own server and, before its first sync, for the primary's health check only", () => {
+        const deps = (n: string) => [...(registered.get(n)?.dependsOn ?? [])].sort();
+        for (const r of ["r1", "r2"]) {
+            const p = `replica-${r}-`;
+            assert.deepEqual(deps(`${p}host`), []);
+            assert.deepEqual(deps(`${p}ssl`), []);
+            assert.deepEqual(deps(`${p}devpi`), [`${p}host`]);
+            assert.deepEqual(deps(`${p}supervisor`), ["health", `${p}devpi`].sort());
+            assert.deepEqual(deps(`${p}nginx`), [`${p}ssl`, `${p}supervisor`]);
+            assert.deepEqual(deps(`${p}health`), [`${p}nginx`]);
+            assert.deepEqual(deps(`${p}devpi-upgrade`), [`${p}devpi-init`, `${p}devpi-primary-ca`]);
+        }
+        for (const r of registered.values()) {
+            if (r.name.startsWith("replica-r1-")) assert.ok(!r.dependsOn.some((d) => d.startsWith("replica-r2-")), `${r.name} does not wait for r2`);
+            if (!r.name.startsWith("replica-")) assert.ok(!r.dependsOn.some((d) => d.startsWith("replica-")), `${r.name} (primary) does not wait for a replica`);
+        }
+    });
+
+    it("moves the primary's secret as a Pulumi secret on stdin, never in a command", async () => {
+        assert.ok(registered.get("devpi-secret-export")?.secretOutputs.includes("stdout"), "the exported secret is a secret output");
+        assert.equal(registered.get("devpi-secret-export")?.inputs.logging, "none");
+        for (const r of ["r1", "r2"]) {
+            const config = registered.get(`replica-${r}-devpi-config`)!;
+            assert.ok(config.secretOutputs.includes("stdin"));
+            assert.equal(await pulumi.isSecret(pulumi.output(config.inputs.stdin as string)), true);
+            assert.equal(config.inputs.logging, "none");
+        }
+    });
+
+    it("renders the replica's devpi, supervisor, nginx and health check for replication", async () => {
+        assert.match(await text(registered.get("devpi-config")!.inputs.create), /role: primary/);
+        const replicaConfig = await text(registered.get("replica-r1-devpi-config")!.inputs.create);
+        assert.match(replicaConfig, /role: replica/);
+        assert.match(replicaConfig, /primary-url: https:\/\/devpi\.example\.com/);
+        assert.match(await text(registered.get("replica-r1-supervisor-program")!.inputs.create), /REPLICA_CA_BUNDLE|REQUESTS_CA_BUNDLE="\/etc\/devpi\/ca-bundle\.pem"/);
+        assert.doesNotMatch(await text(registered.get("nginx-site")!.inputs.create), /changelog/, "the primary passes /+changelog to devpi");
+        assert.match(await text(registered.get("replica-r1-nginx-site")!.inputs.create), /location \^~ \/\+changelog \{\n\s+return 403;/);
+        const health = await text(registered.get("replica-r1-health-https")!.inputs.create);
+        assert.match(health, /replication-errors: %s/, "the replica's check waits for the primary's serial");
+        assert.match(health, /https:\/\/devpi\.example\.com'\\'' '\\''r1\.example\.com'\\'' '\\''443'\\'' '\\''120/);
+        const csr = registered.get("replica-r2-ssl-csr")!.inputs as { dnsNames: string[] };
+        assert.deepEqual(csr.dnsNames, ["r2.example.com"], "each server's certificate names that server");
+    });
+
+    it("exports client settings per replica", () => {
+        const clients = exports.replicaClients as Record<string, { url: string; pipIndexUrl: string; pipConf: string }>;
+        assert.deepEqual(Object.keys(clients), ["r1", "r2"]);
+        assert.equal(clients.r1.url, "https://r1.example.com");
+        assert.equal(clients.r2.pipIndexUrl, "https://r2.example.com/bz/dev/+simple/");
+        assert.match(clients.r2.pipConf, /index-url = https:\/\/r2\.example\.com\/bz\/dev\/\+simple\//);
+        assert.equal(exports.url, "https://devpi.example.com", "uploads and admin go to the primary");
+    });
+});
