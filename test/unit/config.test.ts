@@ -154,6 +154,7 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["acme CA bundle that is no PEM", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "trust me" }, "devpi:acmeCaBundle", "PEM certificates"],
         ["acme CA bundle in both forms", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "x", acmeCaBundleFile: "/tmp/x.pem" }, "devpi:acmeCaBundleFile", "not both"],
         ["acme key in self-signed mode", { ...base(), acmeEmail: "ops@example.com" }, "devpi:acmeEmail", "only allowed when devpi:sslMode is acme"],
+        ["acme with replicas", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", domain: "devpi.example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com" }]) }, "devpi:replicas", "must be empty when devpi:sslMode is acme"],
     ];
     for (const [name, values, ...fragments] of cases) {
         it(name, () => rejects(values, ...fragments));
