@@ -14,6 +14,7 @@ import { DevpiServer } from "./components/devpi/devpiServer";
 import { DevpiUser } from "./components/access/devpiUser";
 import { HealthCheck } from "./components/health/healthCheck";
 import { HostPreparation } from "./components/host/hostPreparation";
+import { mirrorPageCacheSeconds } from "./components/nginx/nginxConfig";
 import { NginxSite } from "./components/nginx/nginxSite";
 import { RemoteHost } from "./components/common/remoteStep";
 import { contentHash } from "./components/common/shell";
@@ -133,6 +134,7 @@ const nginx = new NginxSite(
             serverDir: d.serverDir,
             maxUploadMb: d.maxUploadMb,
             replication: d.replication,
+            mirrorPageCacheSeconds: mirrorPageCacheSeconds(d.mirrorCacheExpiry),
         },
         certSha256: ssl.certSha256,
     },
