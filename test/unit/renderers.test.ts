@@ -256,6 +256,9 @@ describe("remote scripts", () => {
         assert.match(describeUpgrade({ key: "devpi-server-6.20.3", strategy: "export-import" }), /export\/import \(forced\)/);
         const auto = renderUpgradeScript({ ...upgrade, strategy: "auto" });
         assert.ok(auto.indexOf("devpi-export") < auto.indexOf("switch_to \"$new\""), "export before the switch");
+        const exportAt = auto.indexOf('"$cur/bin/devpi-export"');
+        assert.ok(auto.lastIndexOf('if [ "$path" = export-import ]; then supervisorctl stop', exportAt) >= 0, "export/import stops devpi before the export");
+        assert.ok(auto.indexOf('if [ "$path" != export-import ]; then supervisorctl stop', exportAt) > exportAt, "in place, devpi serves during the export and stops only for the switch");
         assert.match(auto, /refusing to downgrade/);
         assert.match(auto, /^allow_downgrade=0$/m, "downgrades refused unless allowed");
         assert.match(renderUpgradeScript({ ...upgrade, strategy: "auto", allowDowngrade: true }), /^allow_downgrade=1$/m);
