@@ -29,6 +29,8 @@ const BARE = "bench-bare";
 const PORTS = { ssh: 26022, http: 26080, https: 26443, devpi: 26040 };
 const BARE_SSH = 26122;
 const BASE = `https://localhost:${PORTS.https}`;
+/** The same site for wrk, by address: the server listens on IPv4 only (listenIpv6 false). */
+const BASE_IP = `https://127.0.0.1:${PORTS.https}`;
 const DIRECT = `http://127.0.0.1:${PORTS.devpi}`;
 const ROOT_PASSWORD = "root-Pw-bench-5150";
 const ALICE_PASSWORD = "alice-Pw-bench-2718";
@@ -242,7 +244,7 @@ async function main(): Promise<void> {
         if (want("B4")) {
             const page = JSON.parse(execFileSync("curl", ["-sf", "-H", "Accept: application/vnd.pypi.simple.v1+json", `${DIRECT}/alice/dev/+simple/${pkgName}/`], { encoding: "utf8" })) as { files: { url: string }[] };
             const rel = new URL(page.files[0].url, `${DIRECT}/alice/dev/+simple/${pkgName}/`).pathname;
-            const viaNginx = wrk(`${BASE}${rel}`, 16, R.loadSeconds);
+            const viaNginx = wrk(`${BASE_IP}${rel}`, 16, R.loadSeconds);
             const direct = wrk(`${DIRECT}${rel}`, 16, R.loadSeconds);
             if (viaNginx.non2xx || direct.non2xx) throw new Error(`B4: non-2xx answers (nginx ${viaNginx.non2xx}, direct ${direct.non2xx})`);
             add({ id: "B4", what: "release file through nginx (from disk), 16 connections", unit: "req/s", values: [viaNginx.rps], baseline: "same file from devpi on its loopback port", baselineValues: [direct.rps], note: `p50/p99 ${viaNginx.p50}/${viaNginx.p99} ms vs ${direct.p50}/${direct.p99} ms; ${viaNginx.requests} and ${direct.requests} requests in ${R.loadSeconds} s each` });
@@ -256,7 +258,7 @@ async function main(): Promise<void> {
                 ["user index alice/dev inheriting root/pypi", `/alice/dev/+simple/${MIRROR_PROJECT}/`],
             ]) {
                 for (const c of SMOKE ? [16] : [16, 64]) {
-                    const n = wrk(`${BASE}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`]);
+                    const n = wrk(`${BASE_IP}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`]);
                     const d = wrk(`${DIRECT}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`]);
                     if (n.non2xx || d.non2xx) throw new Error(`B5: non-2xx answers or socket errors (nginx ${n.non2xx}, direct ${d.non2xx}) on ${p}`);
                     add({ id: "B5", what: `simple page, ${label}, ${c} connections`, unit: "req/s", values: [n.rps], baseline: "same page from devpi on its loopback port (what nginx got before caching)", baselineValues: [d.rps], target: "≥ 5×, p99 < 100 ms", note: `p50/p99 ${n.p50}/${n.p99} ms via nginx vs ${d.p50}/${d.p99} ms direct` });
@@ -275,6 +277,10 @@ async function main(): Promise<void> {
             for (const [what, change] of changes) {
                 await change();
                 const s = await up(stack);
+                if (what.includes("password")) {
+                    const relogin = await client(venv, "devpi", ["login", "alice", "--password", `${ALICE_PASSWORD}-2`], env);
+                    if (relogin.code) throw new Error(`B3: alice cannot log in with the new password:\n${relogin.out}`);
+                }
                 add({ id: "B3", what: `one-setting change: ${what}`, unit: "s", values: [s], baseline: "no-op `pulumi up` just before", baselineValues: [noop], note: `touched: ${log.changed().join(", ") || "nothing"}` });
             }
         }
@@ -312,8 +318,8 @@ async function main(): Promise<void> {
                 const [c] = await timed(() => sh(MAIN, "rm -rf /tmp/copy && cp -a /srv/devpi/data /tmp/copy && sync && rm -rf /tmp/copy"));
                 add({ id: "B7", what: `backup (devpi-export), ${dataMb} MB of packages`, unit: "s", values: [b], baseline: "cp -a of the serverdir + sync", baselineValues: [c] });
                 add({ id: "B7", what: `restore (devpi-restore of that backup)`, unit: "s", values: [r], baseline: "cp -a of the serverdir + sync", baselineValues: [c] });
-                const after = await fetch(probe).catch(() => undefined);
-                if (after && after.status !== 200) throw new Error(`B7: index answers ${after.status} after restore`);
+                const status = execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", caFile, probe], { encoding: "utf8" });
+                if (status !== "200") throw new Error(`B7: the restored index answers ${status} for ${probe}`);
             }
         }
     } finally {
