@@ -156,6 +156,20 @@ function bigWheel(venv: string, name: string, mb: number, dist: string): string 
     return path.join(dist, `${mod}-1.0-py3-none-any.whl`);
 }
 
+/** Runs one measurement; a failure is recorded in the table (and the exit status) instead of ending the run. */
+async function section(id: string, fn: () => Promise<void> | void): Promise<void> {
+    try {
+        await fn();
+        write();
+    } catch (e) {
+        process.exitCode = 1;
+        const msg = (e instanceof Error ? e.message : String(e)).split("\n").slice(0, 6).join(" ").slice(0, 600);
+        console.error(`[bench] ${id} failed:`, e);
+        rows.push({ id: id.split(" ")[0], what: `${id} FAILED`, unit: "", values: [], baseline: "", baselineValues: [], note: msg });
+        write();
+    }
+}
+
 async function main(): Promise<void> {
     fs.mkdirSync(OUT, { recursive: true });
     const venv = clientVenv();
@@ -189,7 +203,7 @@ async function main(): Promise<void> {
             true,
         );
         let bareSeconds: number[] = [];
-        if (want("B1")) {
+        if (want("B1")) await section("B1 baseline", async () => {
             const pkgs = "nginx supervisor python3 python3-venv ca-certificates curl cron";
             const [s] = await timed(() =>
                 sh(BARE, `set -e; apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${pkgs} >/dev/null; python3 -m venv /opt/devpi; /opt/devpi/bin/pip install -q --cert /etc/ssl/certs/ca-certificates.crt devpi-server==${OLD} devpi-web==${WEB}`),
@@ -197,7 +211,7 @@ async function main(): Promise<void> {
             bareSeconds = [s];
             stopHost(BARE);
             bareUp = false;
-        }
+        });
         const cold = await up(stack);
         fs.writeFileSync(caFile, String((await stack.outputs()).caCertificate.value));
         if (want("B1")) {
@@ -205,7 +219,7 @@ async function main(): Promise<void> {
         }
 
         // ---- B2: no-op up and preview vs an empty program ----
-        if (want("B2")) {
+        if (want("B2")) await section("B2", async () => {
             const empty = await emptyStack();
             await empty.up({ color: "never" });
             const devUp: number[] = [], devPrev: number[] = [], emptyUp: number[] = [], emptyPrev: number[] = [];
@@ -222,7 +236,7 @@ async function main(): Promise<void> {
             add({ id: "B2", what: "no-op `pulumi preview`", unit: "s", values: devPrev, baseline: "`pulumi preview` of the empty program", baselineValues: emptyPrev, target: "≤ 1.3×" });
             add({ id: "B2", what: "resources operated on (not `same`) in the no-op runs", unit: "count", values: [remote], baseline: "required", baselineValues: [0], target: "0" });
             await empty.workspace.removeStack(empty.name, { force: true });
-        }
+        });
 
         // ---- an upload, installable at once (the check B5's caching must not break) ----
         const dist = path.join(work, "dist");
@@ -241,17 +255,17 @@ async function main(): Promise<void> {
         console.error(`[bench] upload ${pkgName} installable at once: ok`);
 
         // ---- B4: a release file through nginx (from disk) vs devpi directly ----
-        if (want("B4")) {
+        if (want("B4")) await section("B4", () => {
             const page = JSON.parse(execFileSync("curl", ["-sf", "-H", "Accept: application/vnd.pypi.simple.v1+json", `${DIRECT}/alice/dev/+simple/${pkgName}/`], { encoding: "utf8" })) as { files: { url: string }[] };
             const rel = new URL(page.files[0].url, `${DIRECT}/alice/dev/+simple/${pkgName}/`).pathname;
             const viaNginx = wrk(`${BASE_IP}${rel}`, 16, R.loadSeconds);
             const direct = wrk(`${DIRECT}${rel}`, 16, R.loadSeconds);
             if (viaNginx.non2xx || direct.non2xx) throw new Error(`B4: non-2xx answers (nginx ${viaNginx.non2xx}, direct ${direct.non2xx})`);
             add({ id: "B4", what: "release file through nginx (from disk), 16 connections", unit: "req/s", values: [viaNginx.rps], baseline: "same file from devpi on its loopback port", baselineValues: [direct.rps], note: `p50/p99 ${viaNginx.p50}/${viaNginx.p99} ms vs ${direct.p50}/${direct.p99} ms; ${viaNginx.requests} and ${direct.requests} requests in ${R.loadSeconds} s each` });
-        }
+        });
 
         // ---- B5: simple pages through nginx at 16 and 64 connections ----
-        if (want("B5")) {
+        if (want("B5")) await section("B5", () => {
             execFileSync("curl", ["-sf", "-o", "/dev/null", "-H", `Accept: ${PIP_ACCEPT}`, `${DIRECT}/root/pypi/+simple/${MIRROR_PROJECT}/`]);
             for (const [label, p] of [
                 ["mirror project root/pypi", `/root/pypi/+simple/${MIRROR_PROJECT}/`],
@@ -264,10 +278,10 @@ async function main(): Promise<void> {
                     add({ id: "B5", what: `simple page, ${label}, ${c} connections`, unit: "req/s", values: [n.rps], baseline: "same page from devpi on its loopback port (what nginx got before caching)", baselineValues: [d.rps], target: "≥ 5×, p99 < 100 ms", note: `p50/p99 ${n.p50}/${n.p99} ms via nginx vs ${d.p50}/${d.p99} ms direct` });
                 }
             }
-        }
+        });
 
         // ---- B3: one-setting changes ----
-        if (want("B3")) {
+        if (want("B3")) await section("B3", async () => {
             const noop = await up(stack);
             const changes: [string, () => Promise<void>][] = [
                 ["upload limit (maxUploadMb 1024 → 512)", () => stack.setConfig("devpi:maxUploadMb", { value: "512" })],
@@ -283,10 +297,10 @@ async function main(): Promise<void> {
                 }
                 add({ id: "B3", what: `one-setting change: ${what}`, unit: "s", values: [s], baseline: "no-op `pulumi up` just before", baselineValues: [noop], note: `touched: ${log.changed().join(", ") || "nothing"}` });
             }
-        }
+        });
 
         // ---- B6/B7 need a server holding real data ----
-        if (want("B6") || want("B7")) {
+        if (want("B6") || want("B7")) await section("B6/B7", async () => {
             const each = 40;
             const count = Math.max(1, Math.round(R.bigMb / each));
             const bigDist = path.join(work, "bigdist");
@@ -321,7 +335,7 @@ async function main(): Promise<void> {
                 const status = execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", caFile, probe], { encoding: "utf8" });
                 if (status !== "200") throw new Error(`B7: the restored index answers ${status} for ${probe}`);
             }
-        }
+        });
     } finally {
         write();
         if (!KEEP) {
