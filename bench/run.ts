@@ -415,7 +415,9 @@ function write(): void {
         ...rows.map((r) => `| ${r.id} | ${r.what} | ${fmt(r.values)} ${r.unit} | ${r.baseline} | ${fmt(r.baselineValues)} ${r.unit} | ${r.ratio !== undefined ? r.ratio.toFixed(2) + "×" : "–"} | ${r.target ?? ""} | ${(r.note ?? "").replace(/\|/g, "/")} |`),
         "",
     ].join("\n");
-    fs.writeFileSync(path.join(OUT, "benchmark.md"), md);
+    // What was tried and what limits a figure: prose kept beside the code, never figures.
+    const notes = path.join(ROOT, "bench/NOTES.md");
+    fs.writeFileSync(path.join(OUT, "benchmark.md"), md + (fs.existsSync(notes) ? "\n" + fs.readFileSync(notes, "utf8") : ""));
     console.error(`[bench] wrote ${path.join(OUT, "benchmark.md")} and benchmark.json`);
 }
 
