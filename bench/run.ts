@@ -4,7 +4,7 @@
  * Markdown and a JSON table. `--smoke` runs the smallest setting (B2, B4, B5 with one repeat and
  * short load windows) and writes into .bench/ instead of docs/.
  *
- * Options: --smoke, --only=B1,B2,..., --out=DIR, --keep (leave the hosts running).
+ * Options: --smoke, --only=B1,B2,..., --out=DIR, --keep (leave the hosts running), --deadline=ISO-TIME.
  * Run it through scripts/bench.sh, which holds /tmp/devpi-e2e.lock like every e2e run.
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -19,6 +19,8 @@ const SMOKE = argv.includes("--smoke");
 const KEEP = argv.includes("--keep");
 const ONLY = (argv.find((a) => a.startsWith("--only="))?.slice(7).split(",") ?? (SMOKE ? ["B2", "B4", "B5"] : ["B1", "B2", "B3", "B4", "B5", "B6", "B7"])).map((s) => s.toUpperCase());
 const OUT = path.resolve(argv.find((a) => a.startsWith("--out="))?.slice(6) ?? path.join(ROOT, SMOKE ? ".bench" : "docs"));
+/** `--deadline=ISO-TIME`: measurements not started by then are skipped (and say so in the table). */
+const DEADLINE = Date.parse(argv.find((a) => a.startsWith("--deadline="))?.slice(11) ?? "") || Infinity;
 const want = (id: string) => ONLY.includes(id);
 
 /** Repeat counts and load windows: the smoke setting is the smallest that still measures. */
@@ -158,6 +160,11 @@ function bigWheel(venv: string, name: string, mb: number, dist: string): string 
 
 /** Runs one measurement; a failure is recorded in the table (and the exit status) instead of ending the run. */
 async function section(id: string, fn: () => Promise<void> | void): Promise<void> {
+    if (Date.now() > DEADLINE) {
+        rows.push({ id: id.split(" ")[0], what: `${id} not measured`, unit: "", values: [], baseline: "", baselineValues: [], note: `skipped: the run's --deadline (${new Date(DEADLINE).toISOString()}) had passed` });
+        write();
+        return;
+    }
     try {
         await fn();
         write();
