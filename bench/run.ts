@@ -399,6 +399,7 @@ function machine(): string {
 const loadAtStart = os.loadavg();
 
 function write(): void {
+    rows.sort((a, b) => a.id.localeCompare(b.id));
     const meta = {
         date: started.toISOString(),
         finished: new Date().toISOString(),
