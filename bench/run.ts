@@ -244,8 +244,8 @@ async function main(): Promise<void> {
                 ["user index alice/dev inheriting root/pypi", `/alice/dev/+simple/${MIRROR_PROJECT}/`],
             ]) {
                 for (const c of SMOKE ? [16] : [16, 64]) {
-                    const n = wrk(`${BASE_IP}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`]);
-                    const d = wrk(`${DIRECT}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`]);
+                    const n = wrk(`${BASE_IP}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
+                    const d = wrk(`${DIRECT}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
                     if (n.non2xx || d.non2xx) throw new Error(`B5: non-2xx answers or socket errors (nginx ${n.non2xx}, direct ${d.non2xx}) on ${p}`);
                     add({ id: "B5", what: `simple page, ${label}, ${c} connections`, unit: "req/s", values: [n.rps], baseline: "same page from devpi on its loopback port (what nginx got before caching)", baselineValues: [d.rps], target: "≥ 5×, p99 < 100 ms", note: `p50/p99 ${n.p50}/${n.p99} ms via nginx vs ${d.p50}/${d.p99} ms direct` });
                 }
