@@ -112,7 +112,7 @@ function wrk(url: string, connections: number, seconds: number, headers: string[
     const ms = (s: string): number => {
         const m = /^([\d.]+)(us|ms|s)$/.exec(s);
         if (!m) return NaN;
-        return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
+        return Math.round(Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1) * 1000) / 1000;
     };
     const pct = (p: string) => ms(new RegExp(`^\\s+${p}%\\s+(\\S+)`, "m").exec(out)?.[1] ?? "");
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
