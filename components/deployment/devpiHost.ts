@@ -14,6 +14,7 @@ import { HealthCheck } from "../health/healthCheck";
 import { HostPreparation } from "../host/hostPreparation";
 import { HOST_PACKAGES } from "../host/hostPreparationScript";
 import { NginxSite } from "../nginx/nginxSite";
+import { mirrorPageCacheSeconds } from "../nginx/nginxConfig";
 import { RemoteHost } from "../common/remoteStep";
 import { contentHash } from "../common/shell";
 import { AcmeCertificate, AcmeClient } from "../ssl/acmeCertificate";
@@ -202,6 +203,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
                 upstream: `${d.host}:${spec.devpiPort}`,
                 serverDir: d.serverDir,
                 maxUploadMb: d.maxUploadMb,
+                mirrorPageCacheSeconds: mirrorPageCacheSeconds(d.mirrorCacheExpiry),
                 // The replication feed is opened on a primary only; a replica never serves it.
                 replication: spec.role === "primary" || (spec.role === "standalone" && d.replication),
                 acmeWebroot: acmeClient?.webroot,

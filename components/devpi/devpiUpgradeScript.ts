@@ -36,7 +36,8 @@ export function describeUpgrade(s: Pick<UpgradeSettings, "key" | "strategy">): s
 /**
  * 1. Nothing to do when VENVDIR already points at KEY (a fresh install, or a re-run).
  * 2. Refuse a downgrade unless allowed.
- * 3. Stop devpi and export its data with the OLD version into BACKUPDIR/pre-upgrade-OLD-to-NEW-STAMP.
+ * 3. Export devpi's data with the OLD version into BACKUPDIR/pre-upgrade-OLD-to-NEW-STAMP: with
+ *    devpi stopped first for export/import, while it still serves for the in-place path.
  * 4. In place (same data format, not forced): switch VENVDIR. Otherwise move SERVERDIR aside
  *    (kept as SERVERDIR.pre-upgrade-STAMP), import the export with the NEW version, switch.
  * 5. Start devpi and wait until /+status reports the new version. If it does not, stop it, put
@@ -77,21 +78,26 @@ except ValueError:
     sys.exit(1)
 '
 wait_version() {
-  for _ in $(seq 1 ${s.readyTimeout}); do
+  for _ in $(seq 1 ${s.readyTimeout * 5}); do
     if curl -fsS -H 'Accept: application/json' ${q(`${s.devpiUrl}/+status`)} 2>/dev/null | python3 -c "$status_is" "$1"; then return 0; fi
     # supervisor gave up on it (it keeps exiting): no need to wait out the timeout.
     # (supervisorctl exits non-zero for a stopped program, hence no pipe under pipefail.)
     st=$(supervisorctl status "$prog" 2>/dev/null || true)
     case $st in *FATAL*) return 1 ;; esac
-    sleep 1
+    sleep 0.2
   done
   return 1
 }
 switch_to() { ln -sfn "$1" "$link.tmp" && mv -T "$link.tmp" "$link"; }
-supervisorctl stop "$prog" >&2
+# Export/import needs the data frozen before the export (nothing uploaded after it may be lost).
+# In place, the data stays where it is: devpi keeps serving while the backup is taken (devpi-export
+# reads one consistent serial, as the scheduled backups of the running server do) and is stopped
+# only for the switch itself.
+if [ "$path" = export-import ]; then supervisorctl stop "$prog" >&2; fi
 install -d -m 0750 -o "$user" -g "$user" ${q(s.backupDir)}
 runuser -u "$user" -- "$cur/bin/devpi-export" -c "$cfg" "$backup.partial" >&2
 mv -T "$backup.partial" "$backup"
+if [ "$path" != export-import ]; then supervisorctl stop "$prog" >&2; fi
 aside=""
 if [ "$path" = export-import ]; then
   aside="$sd.pre-upgrade-$stamp"

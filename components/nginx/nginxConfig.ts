@@ -25,12 +25,52 @@ export interface NginxSiteSettings {
      * `/.well-known/acme-challenge/` from it instead of redirecting (HTTP-01 is plain HTTP).
      */
     acmeWebroot?: string;
+    /**
+     * Seconds nginx may keep a simple page of the PyPI mirror (root/pypi) in its own cache; 0 (the
+     * default) turns the cache off. Keep it far below devpi's mirrorCacheExpiry: devpi itself serves
+     * a mirror page up to that old, so the cache adds at most this much. User indexes are never
+     * cached: an upload must be installable the moment it succeeds.
+     */
+    mirrorPageCacheSeconds?: number;
+    /** Directory of that cache (default /var/lib/nginx/devpi-mirror-pages); its parent must exist. */
+    mirrorPageCacheDir?: string;
+}
+
+/** nginx's cache of mirror simple pages: seconds it may keep one, from devpi's mirrorCacheExpiry. */
+export function mirrorPageCacheSeconds(mirrorCacheExpiry: number): number {
+    return Math.min(30, Math.floor(mirrorCacheExpiry / 10));
 }
 
 function listen(port: number, ipv6: boolean, extra = ""): string {
     const lines = [`    listen ${port}${extra};`];
     if (ipv6) lines.push(`    listen [::]:${port}${extra};`);
     return lines.join("\n");
+}
+
+function mirrorPageCache(s: NginxSiteSettings): { zone: string; location: string } {
+    const seconds = s.mirrorPageCacheSeconds ?? 0;
+    if (seconds <= 0) return { zone: "", location: "" };
+    const dir = s.mirrorPageCacheDir ?? "/var/lib/nginx/devpi-mirror-pages";
+    return {
+        zone: `# Simple pages of the PyPI mirror, kept ${seconds}s (devpi refreshes them every mirrorCacheExpiry anyway).
+proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_mirror_pages:10m max_size=256m inactive=10m use_temp_path=off;
+
+`,
+        location: `    # What pip fetches for every requirement, from the mirror only: user indexes (uploads) always go to devpi.
+    location ^~ /root/pypi/+simple/ {
+        proxy_cache devpi_mirror_pages;
+        proxy_cache_key $scheme$http_host$request_uri$http_accept;
+        proxy_cache_valid 200 ${seconds}s;
+        proxy_cache_lock on;
+        proxy_ignore_headers Cache-Control Expires;
+        # A location's add_header replaces the server's: repeat HSTS.
+        add_header Strict-Transport-Security "max-age=31536000" always;
+        add_header X-Cache-Status $upstream_cache_status;
+${proxyDirectives(s.upstream)}
+    }
+
+`,
+    };
 }
 
 function proxyDirectives(upstream: string): string {
@@ -70,8 +110,9 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     }
 
 `;
+    const cache = mirrorPageCache(s);
     return `# Managed by Pulumi (devpi). Local edits are overwritten.
-server {
+${cache.zone}server {
 ${listen(s.httpPort, s.listenIpv6)}
     server_name ${names};
     server_tokens off;
@@ -114,7 +155,7 @@ ${changelog}    # Release files straight from disk; anything not there (or not G
         try_files /+files$uri @proxy_to_app;
     }
 
-    location / {
+${cache.location}    location / {
 ${proxyDirectives(s.upstream)}
     }
 

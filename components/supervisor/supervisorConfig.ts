@@ -70,16 +70,17 @@ supervisorctl reread >&2
 supervisorctl update ${n} >&2
 if [ "$state" = unchanged ]; then supervisorctl restart ${n} >&2 || true; fi
 supervisorctl start ${n} >/dev/null 2>&1 || true
-for i in $(seq 1 ${s.readyTimeout}); do
+# Polled every 0.2 s: devpi's start is what the index's downtime and a first pulumi up wait on.
+for i in $(seq 1 ${s.readyTimeout * 5}); do
   if curl -fsS -o /dev/null -H 'Accept: application/json' ${shellQuote(s.devpiUrl + "/+api")}; then
-    echo "devpi-server answers after \${i}s (config $state)"
+    echo "devpi-server answers after $((i / 5))s (config $state)"
     exit 0
   fi
   # supervisor gave up on it (it keeps exiting): no need to wait out the timeout.
   # (supervisorctl exits non-zero for a stopped program, hence no pipe under pipefail.)
   st=$(supervisorctl status ${n} 2>/dev/null || true)
   case $st in *FATAL*) echo "devpi-server keeps exiting (supervisor: FATAL)" >&2; break ;; esac
-  sleep 1
+  sleep 0.2
 done
 echo "devpi-server did not answer on ${s.devpiUrl} within ${s.readyTimeout}s; supervisorctl status:" >&2
 supervisorctl status ${n} >&2 || true

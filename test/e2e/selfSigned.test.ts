@@ -154,6 +154,27 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.match(String(file.headers["cache-control"]), /max-age=315360000/, "served by nginx from disk (expires max)");
     });
 
+    it("an upload is installable at once; only the PyPI mirror's pages are cached by nginx", async () => {
+        const env = clientEnv();
+        const index = `${BASE}/alice/dev/+simple/`;
+        const dl = (spec: string) => client(venv, "pip", ["download", "--no-cache-dir", "--no-deps", "-d", path.join(work, "fresh"), "--index-url", index, spec], env);
+        // pip asks first (a CI job racing the upload): a cache of the user index would keep this answer.
+        assert.notEqual((await dl("e2e-fresh==1.0.0")).code, 0, "not there before the upload");
+        const upload = await client(venv, "devpi", ["upload", buildPackage(venv, "e2e-fresh", "1.0.0", path.join(work, "dist-fresh"))], env);
+        assert.equal(upload.code, 0, upload.out);
+        const pip = await dl("e2e-fresh==1.0.0");
+        assert.equal(pip.code, 0, `installable right after the upload succeeded:\n${pip.out}`);
+        const accept = { headers: { Accept: "application/vnd.pypi.simple.v1+json" } };
+        const user = await get(`${index}e2e-fresh/`, accept);
+        assert.equal(user.status, 200);
+        assert.equal(user.headers["x-cache-status"], undefined, "user index pages never go through the cache");
+        await get(`${BASE}/root/pypi/+simple/six/`, accept);
+        const mirror = await get(`${BASE}/root/pypi/+simple/six/`, accept);
+        assert.equal(mirror.status, 200);
+        assert.equal(mirror.headers["x-cache-status"], "HIT", "the mirror's page comes from nginx's cache");
+        assert.match(String(mirror.headers["strict-transport-security"]), /max-age=31536000/);
+    });
+
     it("a second pulumi up and preview change nothing and run nothing", async () => {
         const result = await up();
         assert.deepEqual(Object.keys(result.summary.resourceChanges ?? {}), ["same"]);

@@ -21,7 +21,7 @@ import {
 } from "../../components/devpi/devpiServerConfig";
 import { HEALTH_PY, renderHealthCheckScript, renderReplicaHealthCheckScript, REPLICA_SYNC_PY } from "../../components/health/healthCheckScript";
 import { renderPackagesScript, renderServiceUserScript } from "../../components/host/hostPreparationScript";
-import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginx/nginxConfig";
+import { mirrorPageCacheSeconds, NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginx/nginxConfig";
 import { asRoot, PRELUDE, shellQuote, writeFileLines } from "../../components/common/shell";
 import { renderSslFilesScript, renderSslRemoveScript } from "../../components/ssl/sslFilesScript";
 import { renderSupervisorProgram, renderSupervisorRemoveScript, renderSupervisorScript } from "../../components/supervisor/supervisorConfig";
@@ -130,6 +130,13 @@ describe("nginx site", () => {
         ["custom ports", { httpPort: 18080, httpsPort: 18443, listenIpv6: false }, [/listen 18443 ssl http2;/, /return 301 https:\/\/\$host:18443\$request_uri;/], [/\[::\]/]],
         ["replication allows the changelog", { replication: true }, [/proxy_pass/], [/\+changelog/]],
         ["upload limit follows devpi's", { maxUploadMb: 5 }, [/client_max_body_size 5m;/], []],
+        ["no page cache by default", {}, [/location \/ \{/], [/proxy_cache/]],
+        [
+            "mirror pages cached briefly, user indexes never",
+            { mirrorPageCacheSeconds: 30 },
+            [/proxy_cache_path \/var\/lib\/nginx\/devpi-mirror-pages /, /location \^~ \/root\/pypi\/\+simple\/ \{\n[^}]*proxy_cache devpi_mirror_pages;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/],
+            [/location[^{]*\+simple[^{]*\{[^}]*\$http_host\/(?!root\/pypi)/, /proxy_cache_use_stale/],
+        ],
     ];
     for (const [name, override, present, absent] of cases) {
         it(name, () => {
@@ -144,7 +151,7 @@ describe("nginx site", () => {
         fs.mkdirSync(path.join(dir, "data/+files"), { recursive: true });
         execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/server.key`, "-out", `${dir}/chain.crt`, "-days", "2", "-subj", "/CN=devpi.example.com"], { stdio: "pipe" });
         for (const replication of [false, true]) {
-            const conf = renderNginxSite({ ...site, httpPort: 18081, httpsPort: 18444, certPath: `${dir}/chain.crt`, keyPath: `${dir}/server.key`, serverDir: `${dir}/data`, replication });
+            const conf = renderNginxSite({ ...site, httpPort: 18081, httpsPort: 18444, certPath: `${dir}/chain.crt`, keyPath: `${dir}/server.key`, serverDir: `${dir}/data`, replication, mirrorPageCacheSeconds: replication ? 0 : 30, mirrorPageCacheDir: `${dir}/cache` });
             fs.writeFileSync(`${dir}/site.conf`, conf);
             fs.writeFileSync(
                 `${dir}/nginx.conf`,
@@ -154,6 +161,13 @@ describe("nginx site", () => {
             assert.equal(r.status, 0, r.stderr);
             assert.match(r.stderr, /test is successful/);
         }
+    });
+
+    it("keeps a mirror page at most a tenth of mirrorCacheExpiry and never over 30 s", () => {
+        assert.equal(mirrorPageCacheSeconds(1800), 30);
+        assert.equal(mirrorPageCacheSeconds(60), 6);
+        assert.equal(mirrorPageCacheSeconds(5), 0);
+        assert.equal(mirrorPageCacheSeconds(0), 0);
     });
 
     it("a broken site fails nginx -t (the install script relies on that)", () => {
@@ -273,6 +287,9 @@ describe("remote scripts", () => {
         assert.match(describeUpgrade({ key: "devpi-server-6.20.3", strategy: "export-import" }), /export\/import \(forced\)/);
         const auto = renderUpgradeScript({ ...upgrade, strategy: "auto" });
         assert.ok(auto.indexOf("devpi-export") < auto.indexOf("switch_to \"$new\""), "export before the switch");
+        const exportAt = auto.indexOf('"$cur/bin/devpi-export"');
+        assert.ok(auto.lastIndexOf('if [ "$path" = export-import ]; then supervisorctl stop', exportAt) >= 0, "export/import stops devpi before the export");
+        assert.ok(auto.indexOf('if [ "$path" != export-import ]; then supervisorctl stop', exportAt) > exportAt, "in place, devpi serves during the export and stops only for the switch");
         assert.match(auto, /refusing to downgrade/);
         assert.match(auto, /^allow_downgrade=0$/m, "downgrades refused unless allowed");
         assert.match(renderUpgradeScript({ ...upgrade, strategy: "auto", allowDowngrade: true }), /^allow_downgrade=1$/m);
