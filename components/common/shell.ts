@@ -66,7 +66,7 @@ run_logged() {
   printf '== %s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$DEVPI_LOG"
   "$@" >>"$DEVPI_LOG" 2>&1 </dev/null || rc=$?
   if [ "$rc" -ne 0 ]; then
-    cause=$(tail -n +"$start" "$DEVPI_LOG" | grep -E '^(E:|W: Failed|dpkg: error|ERROR:|error:|Err:)' | head -n 3 | tr '\\n' ' ' || true)
+    cause=$(tail -n +"$start" "$DEVPI_LOG" | grep -E '^(E:|W: Failed|dpkg: error|ERROR:|error:|Err:)' | head -n 3 | cut -c1-240 | tr '\\n' ' ' || true)
     [ -n "$cause" ] || cause=$(tail -n 1 "$DEVPI_LOG")
     trap - ERR
     printf 'devpi step %s failed: %s exited with status %s: %s\\n' "$DEVPI_STEP" "$what" "$rc" "$cause" >&2
