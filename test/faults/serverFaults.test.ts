@@ -44,6 +44,28 @@ describe("server-side faults", { timeout: 60 * 60 * 1000 }, () => {
         assert.ok(await answers());
     });
 
+    it("a failing step's error starts with the step and its cause, not the script", async () => {
+        const e = env!;
+        await e.stack.setConfig("devpi:devpiServerVersion", { value: "6.99.0" });
+        const r = await tryUp(e);
+        assert.equal(r.ok, false);
+        const text = e.log.text();
+        const diag = text.slice(text.indexOf("Diagnostics:"));
+        measured.push(`error output of a failing step (devpiServerVersion 6.99.0):\n${diag.split("\n").slice(0, 8).join("\n")}`);
+        const lines = diag.split("\n").map((l) => l.trim());
+        const at = lines.findIndex((l) => l.startsWith("error: Process exited with status"));
+        assert.ok(at > 0, diag.slice(0, 2000));
+        assert.ok(lines[at].length < 300, `the first error line is short: ${lines[at]}`);
+        assert.match(lines[at], /# devpi step devpi-venv \(create script [0-9a-f]{16}\)":$/);
+        const cause = lines.slice(at + 1, at + 4).find((l) => l.startsWith("devpi step "));
+        assert.match(String(cause), /^devpi step devpi-venv failed: pip install devpi-server==6\.99\.0 devpi-web==5\.1\.1 exited with status 1: ERROR: Could not find a version that satisfies the requirement devpi-server==6\.99\.0/);
+        await e.stack.removeConfig("devpi:devpiServerVersion");
+        const back = await tryUp(e);
+        assert.ok(back.ok, back.error.slice(0, 2000));
+        const preview = await e.stack.preview({ expectNoChanges: true, color: "never" });
+        assert.deepEqual(Object.keys(preview.changeSummary), ["same"]);
+    });
+
     it("devpi-server killed: supervisor has it serving again within 10 s", async () => {
         const e = env!;
         const before = devpiServerPid(e);
