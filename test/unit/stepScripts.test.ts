@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import { PRELUDE, stepCommand, stepStdin } from "../../components/common/shell";
 import { PACKAGE_LOCKS, renderLockWait, renderPackagesScript } from "../../components/host/hostPreparationScript";
+import { renderBackupScript } from "../../components/backup/backupScript";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-steps-"));
 const holders: ChildProcess[] = [];
@@ -226,5 +227,27 @@ describe("the package step", () => {
     it("passes shellcheck", () => {
         const r = spawnSync("shellcheck", ["-s", "bash", "-"], { input: `#!/bin/bash\n${PRELUDE}${renderPackagesScript()}`, encoding: "utf8" });
         assert.equal(r.status, 0, r.stdout);
+    });
+});
+
+describe("the backup script on a full file system", () => {
+    it("exits 1 with one line naming the cause, removes its partial export and keeps older backups", () => {
+        const dir = fs.mkdtempSync(path.join(tmp, "backup-"));
+        const venv = path.join(dir, "venv");
+        const backups = path.join(dir, "backups");
+        fs.mkdirSync(path.join(venv, "bin"), { recursive: true });
+        fs.mkdirSync(path.join(backups, "devpi-export-20260101T000000Z"), { recursive: true });
+        // A devpi-export that writes part of its dump, then runs out of space as the real one does.
+        fs.writeFileSync(
+            path.join(venv, "bin/devpi-export"),
+            '#!/bin/bash\nmkdir -p "${@: -1}" && echo half >"${@: -1}/dataindex.json"\necho "Traceback (most recent call last):" >&2\necho "OSError: [Errno 28] No space left on device" >&2\nexit 1\n',
+            { mode: 0o755 },
+        );
+        const script = renderBackupScript({ venvDir: venv, configFile: "/dev/null", backupDir: backups, keep: 7 });
+        const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+        assert.equal(r.status, 1);
+        assert.equal(r.stdout, "");
+        assert.match(r.stderr, new RegExp(`^devpi-backup failed: devpi-export into ${backups} failed: OSError: \\[Errno 28\\] No space left on device \\(\\S+ free on /\\S*\\)\\. Older backups are kept; free space there and run it again\\.\\n$`));
+        assert.deepEqual(fs.readdirSync(backups), ["devpi-export-20260101T000000Z"], "no partial export left, the older backup kept");
     });
 });
