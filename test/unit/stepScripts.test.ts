@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 import { PRELUDE, stepCommand, stepStdin } from "../../components/common/shell";
 import { PACKAGE_LOCKS, renderLockWait, renderPackagesScript } from "../../components/host/hostPreparationScript";
 import { renderBackupScript } from "../../components/backup/backupScript";
+import { renderHealthCheckScript } from "../../components/health/healthCheckScript";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-steps-"));
 const holders: ChildProcess[] = [];
@@ -249,5 +250,16 @@ describe("the backup script on a full file system", () => {
         assert.equal(r.stdout, "");
         assert.match(r.stderr, new RegExp(`^devpi-backup failed: devpi-export into ${backups} failed: OSError: \\[Errno 28\\] No space left on device \\(\\S+ free on /\\S*\\)\\. Older backups are kept; free space there and run it again\\.\\n$`));
         assert.deepEqual(fs.readdirSync(backups), ["devpi-export-20260101T000000Z"], "no partial export left, the older backup kept");
+    });
+});
+
+describe("the health check when nothing answers", () => {
+    it("fails with one line naming the step and every problem, before the log tails", () => {
+        const script = renderHealthCheckScript({ domain: "localhost", httpPort: 9, httpsPort: 9, certSha256: "ab", indexes: ["bz/dev"], replication: false, devpiLog: "/nonexistent.log", revision: "1" });
+        const r = runStep(stepCommand("health-https", "create", script, "root"), stepStdin(script, undefined));
+        assert.equal(r.status, 1);
+        const first = r.stderr.split("\n")[0];
+        assert.match(first, /^devpi step health-https failed: (nginx is not running \(start it: systemctl start nginx, or service nginx start\); )?HTTPS request to localhost:9 failed: .*Connection refused; HTTP request failed: .*Connection refused$/);
+        assert.match(r.stderr, /\n--- tail of \/var\/log\/nginx\/error.log\n/);
     });
 });
