@@ -50,8 +50,9 @@ fail() {
 note() { printf '%s\\n' "$*" >&2; }
 # shellcheck disable=SC2317 # helpers a script may not call
 on_err() {
-  local rc=$1 line=$2 cmd=$3
+  local rc=$1 line=$2 cmd=\${3%%$'\\n'*}
   trap - ERR
+  if [ "$cmd" != "$3" ] || [ \${#cmd} -gt 160 ]; then cmd="\${cmd:0:160}..."; fi
   printf 'devpi step %s failed: command exited with status %s (script line %s): %s\\n' "$DEVPI_STEP" "$rc" "$line" "$cmd" >&2
   exit "$rc"
 }

@@ -67,6 +67,13 @@ describe("step command and stdin", () => {
         assert.match(r.stderr, /^ls: cannot access '\/nonexistent-dir': No such file or directory\ndevpi step nginx-site failed: command exited with status 2 \(script line \d+\): ls \/nonexistent-dir\n$/);
     });
 
+    it("a failing command's text is cut to its first line and 160 characters", () => {
+        const script = `python3 -c 'import sys\nsys.exit(4)' ${"x".repeat(300)}\n`;
+        const r = runStep(stepCommand("s", "create", script, "root"), stepStdin(script, undefined));
+        assert.equal(r.status, 4);
+        assert.equal(r.stderr, "devpi step s failed: command exited with status 4 (script line 76): python3 -c 'import sys...\n".replace("76", r.stderr.match(/line (\d+)/)![1]));
+    });
+
     it("fail says what to do in one line; run_logged keeps the noise in the log and names the cause", () => {
         const failing = runStep(stepCommand("a", "create", "", "root"), stepStdin('fail "the disk is full: free space on /srv and run pulumi up again"\n', undefined));
         assert.equal(failing.status, 1);
