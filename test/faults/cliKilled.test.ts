@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe } from "node:test";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { EngineEvent, LocalWorkspace } from "@pulumi/pulumi/automation";
 import { steps } from "../e2e/harness";
 import { disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, running, tryUp, until } from "./faultHarness";
@@ -43,7 +43,7 @@ function pulumiCli(): number | undefined {
 }
 
 /** A handler that sends `signal` to the CLI once `step` starts and `ready` holds on the host. */
-function signalAt(e: FaultEnv, step: string, signal: "SIGINT" | "SIGKILL", ready: () => boolean, sent: { pid?: number }): (ev: EngineEvent) => void {
+function signalAt(e: FaultEnv, step: string, signal: "SIGINT" | "SIGKILL", ready: () => boolean, sent: { pid?: number }, before?: () => Promise<void>): (ev: EngineEvent) => void {
     let armed = true;
     return (ev) => {
         e.log.onEvent(ev);
@@ -51,6 +51,7 @@ function signalAt(e: FaultEnv, step: string, signal: "SIGINT" | "SIGKILL", ready
         armed = false;
         void (async () => {
             await until(ready, 120_000);
+            if (before) await before();
             const cli = pulumiCli();
             if (cli === undefined) return;
             // SIGKILL takes the plugins with it, as when the machine running pulumi dies.
@@ -69,6 +70,16 @@ function pulumi(e: FaultEnv, args: string[]): string {
         env: { ...process.env, ...ws.envVars },
         encoding: "utf8",
         timeout: 600_000,
+    });
+}
+
+/** `pulumi up` as a second person would start it; resolves with its output, never throws. */
+function secondUp(e: FaultEnv): Promise<string> {
+    const ws = e.stack.workspace as LocalWorkspace;
+    return new Promise((resolve) => {
+        execFile("pulumi", ["up", "--yes", "--skip-preview", "--stack", e.stack.name, "--non-interactive", "--color", "never"], { cwd: ws.workDir, env: { ...process.env, ...ws.envVars }, timeout: 120_000 }, (err, stdout, stderr) =>
+            resolve(`${err ? "failed" : "succeeded"}\n${stdout}${stderr}`),
+        );
     });
 }
 
@@ -115,11 +126,13 @@ describe("the pulumi CLI killed mid-run", { timeout: 60 * 60 * 1000 }, () => {
         assert.deepEqual(Object.keys(preview.changeSummary), ["same"]);
     });
 
-    it("SIGINT (Ctrl-C) while a new user is created: in-flight steps finish or fail cleanly, no lock, and the next pulumi up converges", async () => {
+    it("a second pulumi up while one runs is refused; SIGINT (Ctrl-C) then cancels cleanly: no lock, nothing pending, and the next pulumi up converges", async () => {
         const e = env!;
         await e.stack.setAllConfig({ "users.bob.password": { value: "bob-Pw-faults-8812", secret: true }, 'indexes["bob/dev"].volatile': { value: "false" } }, true);
         const sent: { pid?: number } = {};
-        const r = await tryUp(e, signalAt(e, "user-bob-user", "SIGINT", () => true, sent));
+        let second = "";
+        const r = await tryUp(e, signalAt(e, "user-bob-user", "SIGINT", () => true, sent, async () => void (second = await secondUp(e))));
+        assert.match(second, /^failed\n[\s\S]*the stack is currently locked by 1 lock\(s\)/, "a second pulumi up while one runs is refused by the backend's lock");
         assert.ok(sent.pid, "the CLI got SIGINT");
         assert.equal(r.ok, false, "the run was cancelled");
         assert.match(r.error, /\^C received; cancelling/);
