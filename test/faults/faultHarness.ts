@@ -186,7 +186,9 @@ export async function snapshot(env: FaultEnv): Promise<Record<string, unknown>> 
     const base = `https://localhost:${env.ports.https}`;
     const json = async (p: string) => {
         const r = await fetchWithCa(`${base}${p}`, caFile);
-        return { status: r.status, result: r.status === 200 ? (JSON.parse(r.body) as { result: unknown }).result : undefined };
+        // Creation times differ from run to run; everything else must match.
+        const result = r.status === 200 ? (JSON.parse(r.body, (k, v: unknown) => (k === "created" || k === "modified" ? undefined : v)) as { result: unknown }).result : undefined;
+        return { status: r.status, result };
     };
     const plainOutputs: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(outputs)) {
