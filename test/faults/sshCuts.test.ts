@@ -19,6 +19,8 @@ let env: FaultEnv | undefined;
 async function converges(e: FaultEnv, label: string): Promise<void> {
     const r = await tryUp(e);
     assert.ok(r.ok, `the run after "${label}" converges: ${r.error.slice(0, 3000)}`);
+    const repairs = [...new Set(e.log.text().match(/(an earlier package operation was interrupted[^\n]*|broken dependencies left behind[^\n]*|waiting for another package manager[^\n(]*|waiting for an earlier install[^\n]*)/g) ?? [])];
+    table.push(`  -> next pulumi up converged${repairs.length ? `; it said: ${repairs.join(" | ")}` : ""}`);
     const snap = await snapshot(e);
     assert.deepEqual(snap, baseline, `after "${label}" the server matches an uninterrupted run`);
     const preview = await e.stack.preview({ expectNoChanges: true, color: "never" });
