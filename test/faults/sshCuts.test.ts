@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, describe } from "node:test";
-import { steps } from "../e2e/harness";
-import { CutPoint, CutReport, cuttingLog, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, holdPackageLock, running, snapshot, tryUp } from "./faultHarness";
+import { steps, TestHost } from "../e2e/harness";
+import { CutPoint, CutReport, cuttingLog, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, holdPackageLock, hostProcesses, running, snapshot, tryUp } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23022);
 const HOST = "flt-cut";
@@ -59,7 +59,9 @@ describe("SSH cut mid-run: the next pulumi up converges", { timeout: 60 * 60 * 1
     it("1. dpkg's lock held by another process when the package step starts, then apt and dpkg killed mid-install", async () => {
         env = await faultEnv(HOST, PORTS);
         holdPackageLock(env.host, "/var/lib/dpkg/lock-frontend", 15);
-        const error = await cutRun(env, { label: "lock held 15 s, then sessions+apt-get+dpkg killed while dpkg unpacks", step: "host-packages", ready: running(/^dpkg$/), alsoKill: [/^apt-get$/, /^dpkg$/, /^dpkg-deb$/] });
+        // Killed while dpkg configures: that leaves dpkg's journal, the state that needs `dpkg --configure -a`.
+        const configuring = (h: TestHost) => hostProcesses(h).some((p) => p.comm === "dpkg" && p.args.includes("--configure"));
+        const error = await cutRun(env, { label: "lock held 15 s, then sessions+apt-get+dpkg killed while dpkg configures", step: "host-packages", ready: configuring, alsoKill: [/^apt-get$/, /^dpkg$/, /^dpkg-deb$/] });
         assert.match(env.log.text(), /waiting for another package manager: \/var\/lib\/dpkg\/lock-frontend is held by process \d+ \(perl -e /, "the step said what it waited for");
         assert.match(error, /host-packages/);
         await converges(env, "lock held + apt/dpkg killed");
@@ -69,7 +71,7 @@ describe("SSH cut mid-run: the next pulumi up converges", { timeout: 60 * 60 * 1
 
     it("2. the connection cut while dpkg configures packages (apt goes on on the server)", async () => {
         env = await faultEnv(HOST, PORTS);
-        await cutRun(env, { label: "sessions killed while dpkg runs; apt left running", step: "host-packages", ready: running(/^dpkg$/) });
+        await cutRun(env, { label: "sessions killed while dpkg unpacks; apt left running on the server", step: "host-packages", ready: running(/^dpkg$/) });
         await converges(env, "cut during apt");
         await disposeEnv(env);
         env = undefined;
