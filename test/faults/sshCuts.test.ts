@@ -69,7 +69,7 @@ describe("SSH cut mid-run: the next pulumi up converges", { timeout: 60 * 60 * 1
         env = undefined;
     });
 
-    it("2. the connection cut while dpkg configures packages (apt goes on on the server)", async () => {
+    it("2. the connection cut while dpkg unpacks (apt goes on on the server)", async () => {
         env = await faultEnv(HOST, PORTS);
         await cutRun(env, { label: "sessions killed while dpkg unpacks; apt left running on the server", step: "host-packages", ready: running(/^dpkg$/) });
         await converges(env, "cut during apt");
