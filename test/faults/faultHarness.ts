@@ -54,11 +54,11 @@ export function cutSessions(host: TestHost, alsoKill: RegExp[] = []): string[] {
 }
 
 /** Polls (every 50 ms, up to `timeoutMs`) until `pred` holds; resolves with whether it did. */
-export async function until(pred: () => boolean, timeoutMs: number): Promise<boolean> {
+export async function until(pred: () => boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
         if (pred()) return true;
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, everyMs));
     }
     return pred();
 }
@@ -70,15 +70,18 @@ export async function until(pred: () => boolean, timeoutMs: number): Promise<boo
 export interface CutPoint {
     label: string;
     step: string;
-    /** What must be running on the host before the cut (default: an SSH session besides the listener). */
+    /** What must be running on the host before the cut (default: a new SSH session, the step's own). */
     ready?: (host: TestHost) => boolean;
     alsoKill?: RegExp[];
 }
 
-export const sessionOpen = (host: TestHost): boolean => {
+/** PIDs of the host's SSH session processes (every sshd but the listener). */
+export function sessionPids(host: TestHost): number[] {
     const l = listenerPid(host);
-    return hostProcesses(host).some((p) => p.comm.startsWith("sshd") && p.pid !== l);
-};
+    return hostProcesses(host)
+        .filter((p) => p.comm.startsWith("sshd") && p.pid !== l)
+        .map((p) => p.pid);
+}
 export const running = (re: RegExp) => (host: TestHost): boolean => hostProcesses(host).some((p) => re.test(p.comm));
 
 /** What happened at a cut: whether it fired, what was killed, and when. */
@@ -94,8 +97,12 @@ export function cuttingLog(log: EventLog, host: TestHost, cut: CutPoint, report:
         log.onEvent(e);
         if (armed && e.resourcePreEvent?.metadata.urn.endsWith(`::${cut.step}`)) {
             armed = false;
+            // By default, cut as soon as the step's own connection appears (a session that did not
+            // exist when the engine announced the step): short steps finish within milliseconds.
+            const before = new Set(sessionPids(host));
+            const ready = cut.ready ?? ((h: TestHost) => sessionPids(h).some((p) => !before.has(p)));
             void (async () => {
-                const ok = await until(() => (cut.ready ?? sessionOpen)(host), 120_000);
+                const ok = await until(() => ready(host), 120_000, 5);
                 if (!ok) return;
                 report.killed = cutSessions(host, cut.alsoKill);
                 report.fired = report.killed.length > 0;
