@@ -97,10 +97,9 @@ export function cuttingLog(log: EventLog, host: TestHost, cut: CutPoint, report:
         log.onEvent(e);
         if (armed && e.resourcePreEvent?.metadata.urn.endsWith(`::${cut.step}`)) {
             armed = false;
-            // By default, cut as soon as the step's own connection appears (a session that did not
-            // exist when the engine announced the step): short steps finish within milliseconds.
-            const before = new Set(sessionPids(host));
-            const ready = cut.ready ?? ((h: TestHost) => sessionPids(h).some((p) => !before.has(p)));
+            // By default, cut once the step's own script runs on the host (the step runner passes
+            // the step's name as the script's $0), polling every 5 ms: short steps are quick.
+            const ready = cut.ready ?? ((h: TestHost) => hostProcesses(h).some((p) => p.args.startsWith("bash -c ") && p.args.endsWith(` ${cut.step}`)));
             void (async () => {
                 const ok = await until(() => ready(host), 120_000, 5);
                 if (!ok) return;
