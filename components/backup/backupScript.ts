@@ -20,9 +20,22 @@ set -euo pipefail
 umask 027
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 dest=${dir}/devpi-export-"$stamp"
+partial=${dir}/.partial-"$stamp"
+# A failure says why in one line, on stderr and in the system log (journalctl -t devpi-backup),
+# removes its partial export (it only takes space), and leaves every older backup alone.
+fail() {
+  printf 'devpi-backup failed: %s\\n' "$1" >&2
+  logger -t devpi-backup -p user.err "failed: $1" 2>/dev/null || true
+  rm -rf -- "$partial"
+  exit 1
+}
 rm -rf -- ${dir}/.partial-*
-${shellQuote(s.venvDir)}/bin/devpi-export -c ${shellQuote(s.configFile)} ${dir}/.partial-"$stamp" >/dev/null
-mv -- ${dir}/.partial-"$stamp" "$dest"
+if ! out=$(${shellQuote(s.venvDir)}/bin/devpi-export -c ${shellQuote(s.configFile)} "$partial" 2>&1); then
+  reason=$(printf '%s\\n' "$out" | grep -E 'Error|error|No space' | tail -n 1 | cut -c1-300)
+  df=$(df -h --output=avail,target ${dir} 2>/dev/null | tail -n 1 | awk '{print $1 " free on " $2}')
+  fail "devpi-export into ${s.backupDir} failed: \${reason:-$(printf '%s\\n' "$out" | tail -n 1)} ($df). Older backups are kept; free space there and run it again."
+fi
+mv -- "$partial" "$dest" || fail "could not rename $partial to $dest"
 find ${dir} -maxdepth 1 -name 'devpi-export-*' -type d | sort | head -n -${s.keep} | xargs -r rm -rf --
 echo "$dest"
 `;

@@ -1,10 +1,11 @@
 /**
  * The one way this program runs something on the server: a `remote.Command` whose scripts run
- * as root, with secrets only on stdin.
+ * as root. The scripts travel on stdin ahead of the secrets (see `stepCommand` in ./shell), so
+ * the command line stays one short line that names the step.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { asRoot } from "./shell";
+import { stepCommand, stepStdin } from "./shell";
 
 /** Where and as whom remote steps run. */
 export interface RemoteHost {
@@ -37,15 +38,20 @@ export function remoteStep(
     args: StepArgs,
     opts: pulumi.CustomResourceOptions,
 ): command.remote.Command {
-    const wrap = (s: pulumi.Input<string> | undefined) =>
-        s === undefined ? undefined : pulumi.output(s).apply((body) => asRoot(body, host.sshUser));
+    const create = pulumi.output(args.create);
+    const del = args.delete === undefined ? undefined : pulumi.output(args.delete);
+    const stdin = pulumi
+        .all([create, del, args.stdin])
+        .apply(([c, d, payload]) => stepStdin(c, d, payload ?? ""));
     return new command.remote.Command(
         name,
         {
             connection: host.connection,
-            create: wrap(args.create),
-            delete: wrap(args.delete),
-            stdin: args.stdin,
+            create: create.apply((c) => stepCommand(name, "create", c, host.sshUser)),
+            delete: del?.apply((d) => stepCommand(name, "delete", d, host.sshUser)),
+            // The scripts (shown by `pulumi preview --diff`), then the payload. A change to either
+            // re-runs the step. Secret whenever the payload is.
+            stdin: args.secret ? pulumi.secret(stdin) : stdin,
             // Previous stdout is not needed by any script; keep the environment empty (stock sshd rejects it).
             addPreviousOutputInEnv: false,
             logging: args.secret || args.secretOutput ? "none" : "stdoutAndStderr",

@@ -1,8 +1,11 @@
 /**
  * Pure helpers for the shell scripts that remote steps run on the server.
  *
- * Scripts are rendered in full into each `remote.Command`'s `create` string, so `pulumi preview
- * --diff` shows exactly what will run. They never contain secrets: those travel on stdin.
+ * A step's script travels on the command's stdin, behind a one-line header, and a short loader
+ * in the `create`/`delete` command reads it back (see {@link stepCommand}, {@link stepStdin}).
+ * So a failing step's error starts with a short command that names the step, followed by the
+ * step's own one-line summary, instead of the whole script; `pulumi preview --diff` shows the
+ * script as the `stdin` diff. Scripts never contain secrets: those follow the script on stdin.
  */
 import * as crypto from "node:crypto";
 
@@ -18,17 +21,63 @@ export function contentHash(...parts: string[]): string {
     return h.digest("hex").slice(0, 16);
 }
 
+/** Where steps keep the full output of the long commands they run (apt, pip), one file per step. */
+export const STEP_LOG_DIR = "/var/log/devpi-pulumi";
+
 /**
- * Shell functions every step script starts with.
+ * Shell functions every step script starts with. `$DEVPI_STEP` is the step's name.
+ * - `fail MESSAGE`: exits 1 after printing `devpi step NAME failed: MESSAGE` on stderr.
+ * - an ERR trap that does the same for any other failing command: its text, status and line.
+ * - `note MESSAGE`: a progress line on stderr.
+ * - `run_logged WHAT CMD...`: runs CMD with its output appended to the step's log; when it fails,
+ *   fails with WHAT, its status and its own error lines, then the log's last lines.
  * - `svc ACTION NAME`: systemd when it runs as init, `service` otherwise (containers, chroots).
  * - `svc_enable NAME`: starts NAME at boot under systemd (a server that reboots must come back by
  *   itself); without systemd there is no boot to prepare for.
  * - `svc_running NAME`: whether the service's daemon is up, without trusting init scripts' exit codes.
  * - `write_if_changed DEST MODE OWNER`: installs stdin at DEST atomically; prints "changed" or "unchanged".
  */
-export const PRELUDE = `set -euo pipefail
+export const PRELUDE = `set -Eeuo pipefail
 umask 022
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+DEVPI_STEP=\${DEVPI_STEP:-$0}
+DEVPI_LOG=${STEP_LOG_DIR}/\${DEVPI_STEP//\//_}.log
+# shellcheck disable=SC2317 # helpers a script may not call
+fail() {
+  trap - ERR
+  printf 'devpi step %s failed: %s\\n' "$DEVPI_STEP" "$1" >&2
+  exit 1
+}
+# shellcheck disable=SC2317 # helpers a script may not call
+note() { printf '%s\\n' "$*" >&2; }
+# shellcheck disable=SC2317 # helpers a script may not call
+on_err() {
+  local rc=$1 line=$2 cmd=\${3%%$'\\n'*}
+  trap - ERR
+  if [ "$cmd" != "$3" ] || [ \${#cmd} -gt 160 ]; then cmd="\${cmd:0:160}..."; fi
+  printf 'devpi step %s failed: command exited with status %s (script line %s): %s\\n' "$DEVPI_STEP" "$rc" "$line" "$cmd" >&2
+  exit "$rc"
+}
+trap 'on_err "$?" "$LINENO" "$BASH_COMMAND"' ERR
+# shellcheck disable=SC2317 # helpers a script may not call
+run_logged() {
+  local what=$1 rc=0 start cause
+  shift
+  mkdir -p ${STEP_LOG_DIR}
+  start=1
+  if [ -f "$DEVPI_LOG" ]; then start=$(($(wc -l <"$DEVPI_LOG") + 1)); fi
+  printf '== %s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$DEVPI_LOG"
+  "$@" >>"$DEVPI_LOG" 2>&1 </dev/null || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    cause=$(tail -n +"$start" "$DEVPI_LOG" | grep -E '^(E:|W: Failed|dpkg: error|ERROR:|error:|Err:)' | head -n 3 | cut -c1-240 | tr '\\n' ' ' || true)
+    [ -n "$cause" ] || cause=$(tail -n 1 "$DEVPI_LOG")
+    trap - ERR
+    printf 'devpi step %s failed: %s exited with status %s: %s\\n' "$DEVPI_STEP" "$what" "$rc" "$cause" >&2
+    printf 'last lines of %s:\\n' "$DEVPI_LOG" >&2
+    tail -n 15 "$DEVPI_LOG" >&2
+    exit "$rc"
+  fi
+}
 svc() {
   if [ -d /run/systemd/system ]; then systemctl "$1" "$2"; else service "$2" "$1"; fi
 }
@@ -60,13 +109,31 @@ write_if_changed() {
 `;
 
 /**
- * Wraps a bash script into the command line a `remote.Command` runs: as root, through `sudo -n`
- * unless the SSH user is root. The script travels as one argument of `bash -c`; stdin is left
- * for secrets.
+ * Loader that reads a step's scripts from stdin. The header line holds the byte lengths of the
+ * create and delete scripts; `which` picks one, the other is skipped, and the chosen script runs
+ * with stdin positioned at the payload (the secrets) after both. `read` and `dd` read no more
+ * than they are asked to, so nothing of the payload is lost.
  */
-export function asRoot(script: string, sshUser: string): string {
-    const run = `bash -c ${shellQuote(PRELUDE + script)}`;
-    return sshUser === "root" ? run : `sudo -n ${run}`;
+function loader(which: "create" | "delete"): string {
+    const order = which === "create" ? `s=$(r "$c") && r "$d" >/dev/null` : `r "$c" >/dev/null && s=$(r "$d")`;
+    return `r() { [ "$1" = 0 ] || dd bs="$1" count=1 iflag=fullblock status=none; } && read -r c d && ${order} && exec bash -c "$s" "$0"`;
+}
+
+/**
+ * The command line of a step: as root (through `sudo -n` unless the SSH user is root), running
+ * the script that arrives on stdin. It names the step and the script's hash, so the first line
+ * of a failure says which step, and a changed script changes the command too.
+ */
+export function stepCommand(step: string, which: "create" | "delete", script: string, sshUser: string): string {
+    const run = `bash -c ${shellQuote(loader(which))} ${shellQuote(step)}`;
+    return `${sshUser === "root" ? run : `sudo -n ${run}`} # devpi step ${step} (${which} script ${contentHash(script)})`;
+}
+
+/** Stdin of a step: header, the create script, the delete script (both with the prelude), the payload. */
+export function stepStdin(create: string, del: string | undefined, payload = ""): string {
+    const c = PRELUDE + create;
+    const d = del === undefined ? "" : PRELUDE + del;
+    return `${Buffer.byteLength(c)} ${Buffer.byteLength(d)}\n${c}${d}${payload}`;
 }
 
 /**

@@ -90,8 +90,17 @@ if [ -d ${venv} ] && [ ! -L ${venv} ]; then
   ln -s ${shellQuote(`${versionsDir(s.venvDir)}/legacy`)} ${venv}
   echo "kept the existing virtualenv as version legacy" >&2
 fi
-if [ ! -x ${target}/bin/python ]; then python3 -m venv ${target} >&2; fi
-${target}/bin/pip install --disable-pip-version-check --no-input -q${index} ${reqs} >&2
+# An earlier run cut off mid-install may still be running pip here: take turns.
+exec 9>${shellQuote(`${versionsDir(s.venvDir)}/.install.lock`)}
+if ! flock -n 9; then
+  note "waiting for an earlier install that is still running on the server (up to 600 s)"
+  flock -w 600 9 || fail "an earlier install into ${versionsDir(s.venvDir)} still runs after 600 s"
+fi
+# No pip yet means a venv that was never finished (a cut connection): make it again.
+if [ ! -x ${target}/bin/pip ]; then run_logged "python3 -m venv" python3 -m venv --clear ${target}; fi
+note "installing ${requirements(s).join(" ")} (pip's output: $DEVPI_LOG)"
+run_logged ${shellQuote(`pip install ${requirements(s).join(" ")}`)} ${target}/bin/pip install --disable-pip-version-check --no-input${index} ${reqs}
+exec 9>&-
 if [ ! -e ${venv} ]; then ln -sfn ${target} ${venv}; fi
 ${target}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(server|web)=='
 `;

@@ -92,7 +92,12 @@ export function renderHealthCheckScript(s: HealthCheckSettings): string {
         .map(shellQuote)
         .join(" ");
     return `# revision ${s.revision}
-if ! python3 -c ${shellQuote(HEALTH_PY)} ${args}; then
+problems=$(mktemp)
+if ! python3 -c ${shellQuote(HEALTH_PY)} ${args} 2>"$problems"; then
+  summary=$(sed 's/$/;/' "$problems" | tr '\\n' ' ' | sed 's/; *$//')
+  rm -f "$problems"
+  if ! svc_running nginx; then summary="nginx is not running (start it: systemctl start nginx, or service nginx start); $summary"; fi
+  printf 'devpi step %s failed: %s\\n' "$DEVPI_STEP" "$summary" >&2
   echo "--- tail of /var/log/nginx/error.log" >&2
   tail -n 20 /var/log/nginx/error.log >&2 || true
   echo "--- tail of ${s.devpiLog}" >&2

@@ -18,16 +18,117 @@ export interface HostLayout {
     webUser: string;
 }
 
-/** Installs missing packages only (a no-op without network when all are present). */
-export function renderPackagesScript(packages: readonly string[] = HOST_PACKAGES): string {
-    return `pkgs=(${packages.map(shellQuote).join(" ")})
+/** The locks Debian's package tools take (apt's frontend lock, dpkg's database, apt's lists and archives). */
+export const PACKAGE_LOCKS = ["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock"] as const;
+
+export interface PackagesOptions {
+    /** Seconds to wait for another apt/dpkg (e.g. unattended-upgrades after first boot) to finish. Default 600. */
+    lockTimeout?: number;
+    /** The package lists count as fresh this many minutes after our last `apt-get update`. Default 60. */
+    listsMaxAgeMinutes?: number;
+    /** Lock files to wait for (tests point these elsewhere). Default {@link PACKAGE_LOCKS}. */
+    locks?: readonly string[];
+    /** Where the time of our last successful `apt-get update` is kept. */
+    updateStamp?: string;
+    /** dpkg's journal of an unfinished operation (tests point this elsewhere). Default /var/lib/dpkg/updates. */
+    dpkgUpdatesDir?: string;
+}
+
+/**
+ * Shell functions that wait, a bounded time, until no other process holds one of `locks`,
+ * printing which process holds which lock. apt and dpkg lock with fcntl() (not flock()), and
+ * only apt-get install can itself wait for a lock (`DPkg::Lock::Timeout`); dpkg and
+ * apt-get update fail at once. The check asks the kernel (F_GETLK) through perl, which every
+ * Debian and Ubuntu system has (perl-base is essential).
+ */
+export function renderLockWait(locks: readonly string[], timeoutSeconds: number): string {
+    return `lock_timeout=${timeoutSeconds}
+package_locks=(${locks.map(shellQuote).join(" ")})
+# Prints "LOCKFILE PID" for the first lock another process holds; fails when none is held.
+lock_holder() {
+  perl -MFcntl -e 'for my $p (@ARGV) { open(my $f, "<", $p) or next; my $l = pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_GETLK, $l) or next; my ($t, $pid) = (unpack("ssx4qqix4", $l))[0, 4]; if ($t != F_UNLCK) { print "$p $pid\\n"; exit 0 } } exit 1' "\${package_locks[@]}"
+}
+describe_pid() {
+  local args=""
+  if [ "$1" -gt 0 ] && [ -r "/proc/$1/cmdline" ]; then args=$(tr '\\0' ' ' <"/proc/$1/cmdline" | cut -c1-160); fi
+  printf 'process %s (%s)' "$1" "\${args% }"
+}
+wait_for_package_manager() {
+  local waited=0 held
+  while held=$(lock_holder); do
+    if [ "$waited" -ge "$lock_timeout" ]; then
+      fail "another package manager still holds \${held% *} after \${lock_timeout}s: $(describe_pid "\${held##* }"). Let it finish (on a new server: unattended-upgrades) or stop it, then run pulumi up again."
+    fi
+    if [ $((waited % 10)) -eq 0 ]; then
+      note "waiting for another package manager: \${held% *} is held by $(describe_pid "\${held##* }") (\${waited}s of \${lock_timeout}s)"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+`;
+}
+
+/**
+ * Installs the missing packages only (a no-op without network when all are present), after
+ * repairing what an interrupted apt or dpkg left behind:
+ * - waits (bounded, saying for whom) while another apt/dpkg holds the package locks;
+ * - `dpkg --configure -a` when dpkg was interrupted or packages are half installed/configured;
+ * - `apt-get -f install` when dependencies are left broken;
+ * - `apt-get update` only when a package is missing and the lists are older than
+ *   `listsMaxAgeMinutes` (since our last update) or do not know it, or a download then fails.
+ * apt's and dpkg's output goes to the step's log on the server; failures name the cause.
+ */
+export function renderPackagesScript(packages: readonly string[] = HOST_PACKAGES, o: PackagesOptions = {}): string {
+    const stamp = o.updateStamp ?? "/var/lib/devpi-pulumi/apt-update-stamp";
+    return `${renderLockWait(o.locks ?? PACKAGE_LOCKS, o.lockTimeout ?? 600)}pkgs=(${packages.map(shellQuote).join(" ")})
+apt_opts=(-y -q -o "DPkg::Lock::Timeout=$lock_timeout" -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+update_stamp=${shellQuote(stamp)}
+updated=0
+apt_update() {
+  note "refreshing the package lists (apt-get update)"
+  wait_for_package_manager
+  run_logged "apt-get update" apt-get "\${apt_opts[@]}" update
+  mkdir -p "$(dirname "$update_stamp")"
+  touch "$update_stamp"
+  updated=1
+}
+# 1. Repair what an interrupted run left (a cut connection, a crash, a reboot mid-install).
+wait_for_package_manager
+if [ -n "$(ls -A ${shellQuote(o.dpkgUpdatesDir ?? "/var/lib/dpkg/updates")} 2>/dev/null)" ] || [ -n "$(dpkg --audit 2>/dev/null)" ]; then
+  note "an earlier package operation was interrupted: running dpkg --configure -a"
+  run_logged "dpkg --configure -a" dpkg --force-confdef --force-confold --configure -a
+fi
+if ! apt-get check >/dev/null 2>&1; then
+  note "broken dependencies left behind: running apt-get -f install"
+  wait_for_package_manager
+  run_logged "apt-get -f install" apt-get "\${apt_opts[@]}" -f install
+fi
+# 2. Install what is missing.
 missing=()
 for p in "\${pkgs[@]}"; do
-  dpkg-query -W -f='\${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  case "$(dpkg-query -W -f='\${Status}' "$p" 2>/dev/null || true)" in *" ok installed") ;; *) missing+=("$p") ;; esac
 done
 if [ \${#missing[@]} -gt 0 ]; then
-  apt-get update -q >&2
-  apt-get install -y -q --no-install-recommends "\${missing[@]}" >&2
+  stale=1
+  if [ -n "$(find "$update_stamp" -mmin -${o.listsMaxAgeMinutes ?? 60} 2>/dev/null)" ]; then stale=0; fi
+  for p in "\${missing[@]}"; do
+    # (no grep -q: it would stop reading early, and pipefail would count apt-cache's SIGPIPE.)
+    apt-cache policy "$p" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null || stale=1
+  done
+  if [ "$stale" = 1 ]; then apt_update; fi
+  note "installing \${missing[*]} (apt's output: $DEVPI_LOG)"
+  wait_for_package_manager
+  if [ "$updated" = 0 ]; then
+    # Lists we did not refresh may point at files the mirror has dropped: update once and retry.
+    if ! (run_logged "apt-get install" apt-get "\${apt_opts[@]}" --no-install-recommends install "\${missing[@]}") 2>/dev/null; then
+      apt_update
+      wait_for_package_manager
+      run_logged "apt-get install" apt-get "\${apt_opts[@]}" --no-install-recommends install "\${missing[@]}"
+    fi
+  else
+    run_logged "apt-get install" apt-get "\${apt_opts[@]}" --no-install-recommends install "\${missing[@]}"
+  fi
   echo "installed: \${missing[*]}"
 else
   echo "all present"

@@ -31,7 +31,7 @@ function value<T>(o: unknown): Promise<T> {
 
 /** A step's script as bash sees it (remote steps carry it single-quoted inside `bash -c '...'`). */
 async function script(name: string): Promise<string> {
-    return (await value<string>(registered.get(name)?.inputs.create)).replace(/'\\''/g, "'");
+    return (await value<string>(registered.get(name)?.inputs.stdin)).replace(/'\\''/g, "'");
 }
 
 before(async () => {

@@ -91,6 +91,9 @@ describe("command helpers", () => {
         assert.equal(goQuote(`a "b" \\ c`), `"a \\"b\\" \\\\ c"`);
         assert.equal(goQuote("x\ny\tz\x01\x7f"), `"x\\ny\\tz\\x01\\x7f"`);
         assert.equal(goQuote("é✓"), `"é✓"`);
+        // Outputs of Go 1.26's strconv.Quote for the same strings.
+        assert.equal(goQuote("nbsp\u00a0shy\u00adzw\u200bls\u2028bom\ufeff"), `"nbsp\\u00a0shy\\u00adzw\\u200bls\\u2028bom\\ufeff"`);
+        assert.equal(goQuote("emoji😀 tag\u{e0001} c1\u0085"), `"emoji😀 tag\\U000e0001 c1\\u0085"`);
     });
     it("commandError has upstream's shape", () => {
         assert.equal(commandError("Process exited with status 2", "false", "out\n", false), 'Process exited with status 2: running "false":\nout\n');

@@ -22,7 +22,7 @@ import {
 import { HEALTH_PY, renderHealthCheckScript, renderReplicaHealthCheckScript, REPLICA_SYNC_PY } from "../../components/health/healthCheckScript";
 import { renderPackagesScript, renderServiceUserScript } from "../../components/host/hostPreparationScript";
 import { mirrorPageCacheSeconds, NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginx/nginxConfig";
-import { asRoot, PRELUDE, shellQuote, writeFileLines } from "../../components/common/shell";
+import { PRELUDE, shellQuote, stepCommand, writeFileLines } from "../../components/common/shell";
 import { renderSslFilesScript, renderSslRemoveScript } from "../../components/ssl/sslFilesScript";
 import { renderSupervisorProgram, renderSupervisorRemoveScript, renderSupervisorScript } from "../../components/supervisor/supervisorConfig";
 
@@ -51,8 +51,8 @@ describe("shell quoting", () => {
         });
     }
     it("runs scripts through sudo unless the login is root", () => {
-        assert.match(asRoot("true", "deploy"), /^sudo -n bash -c '/);
-        assert.match(asRoot("true", "root"), /^bash -c '/);
+        assert.match(stepCommand("s", "create", "true", "deploy"), /^sudo -n bash -c '/);
+        assert.match(stepCommand("s", "create", "true", "root"), /^bash -c '/);
     });
 });
 

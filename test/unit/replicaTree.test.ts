@@ -152,16 +152,16 @@ describe("one tree per server", () => {
     });
 
     it("renders the replica's devpi, supervisor, nginx and health check for replication", async () => {
-        assert.match(await text(registered.get("devpi-config")!.inputs.create), /role: primary/);
-        const replicaConfig = await text(registered.get("replica-r1-devpi-config")!.inputs.create);
+        assert.match(await text(registered.get("devpi-config")!.inputs.stdin), /role: primary/);
+        const replicaConfig = await text(registered.get("replica-r1-devpi-config")!.inputs.stdin);
         assert.match(replicaConfig, /role: replica/);
         assert.match(replicaConfig, /primary-url: https:\/\/devpi\.example\.com/);
-        assert.match(await text(registered.get("replica-r1-supervisor-program")!.inputs.create), /REPLICA_CA_BUNDLE|REQUESTS_CA_BUNDLE="\/etc\/devpi\/ca-bundle\.pem"/);
-        assert.doesNotMatch(await text(registered.get("nginx-site")!.inputs.create), /changelog/, "the primary passes /+changelog to devpi");
-        assert.match(await text(registered.get("replica-r1-nginx-site")!.inputs.create), /location \^~ \/\+changelog \{\n\s+return 403;/);
-        const health = await text(registered.get("replica-r1-health-https")!.inputs.create);
+        assert.match(await text(registered.get("replica-r1-supervisor-program")!.inputs.stdin), /REPLICA_CA_BUNDLE|REQUESTS_CA_BUNDLE="\/etc\/devpi\/ca-bundle\.pem"/);
+        assert.doesNotMatch(await text(registered.get("nginx-site")!.inputs.stdin), /changelog/, "the primary passes /+changelog to devpi");
+        assert.match(await text(registered.get("replica-r1-nginx-site")!.inputs.stdin), /location \^~ \/\+changelog \{\n\s+return 403;/);
+        const health = await text(registered.get("replica-r1-health-https")!.inputs.stdin);
         assert.match(health, /replication-errors: %s/, "the replica's check waits for the primary's serial");
-        assert.match(health, /https:\/\/devpi\.example\.com'\\'' '\\''r1\.example\.com'\\'' '\\''443'\\'' '\\''120/);
+        assert.match(health, /'https:\/\/devpi\.example\.com' 'r1\.example\.com' '443' '120'/);
         const csr = registered.get("replica-r2-ssl-csr")!.inputs as { dnsNames: string[] };
         assert.deepEqual(csr.dnsNames, ["r2.example.com"], "each server's certificate names that server");
     });

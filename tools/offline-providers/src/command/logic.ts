@@ -90,6 +90,8 @@ export function shouldLog(logging: unknown): { stdout: boolean; stderr: boolean 
     return { stdout: l === "stdout" || l === "stdoutAndStderr", stderr: l === "stderr" || l === "stdoutAndStderr" };
 }
 
+const GO_PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+
 /** strconv.Quote, as used by upstream's `%q` in "running %q". */
 export function goQuote(s: string): string {
     let out = '"';
@@ -126,10 +128,11 @@ export function goQuote(s: string): string {
         }
         if (cp < 0x20 || cp === 0x7f) {
             out += "\\x" + cp.toString(16).padStart(2, "0");
-        } else if (cp >= 0x80 && cp < 0xa0) {
-            out += "\\u" + cp.toString(16).padStart(4, "0");
         } else if (cp >= 0xd800 && cp <= 0xdfff) {
             out += "\\ufffd";
+        } else if (cp >= 0x80 && !GO_PRINTABLE.test(ch)) {
+            // unicode.IsPrint: letters, marks, numbers, punctuation, symbols (and ASCII space) only.
+            out += cp < 0x10000 ? "\\u" + cp.toString(16).padStart(4, "0") : "\\U" + cp.toString(16).padStart(8, "0");
         } else {
             out += ch;
         }

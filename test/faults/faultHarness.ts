@@ -1,0 +1,213 @@
+/**
+ * Fault injection for the end-to-end fault suite: a stack on a fresh test host whose `pulumi up`
+ * can be cut at points picked from the engine's events, and a snapshot of what the server holds
+ * (files, users, indexes, outputs) to compare a recovered server with an uninterrupted one.
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import { cleanUp, createStack, EventLog, fetchWithCa, hostConfig, onHost, Ports, projectCopy, startHost, TestHost } from "../e2e/harness";
+
+export const ROOT_PASSWORD = "root-Pw-faults-5521";
+export const ALICE_PASSWORD = "alice-Pw-faults-1170";
+
+/** Processes running inside the test host (their /proc/PID/root is the host's root), by name. */
+export function hostProcesses(host: TestHost): { pid: number; comm: string; args: string }[] {
+    const found: { pid: number; comm: string; args: string }[] = [];
+    for (const pid of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(pid)) continue;
+        try {
+            if (fs.readlinkSync(`/proc/${pid}/root`) !== host.root) continue;
+            const comm = fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+            const args = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+            found.push({ pid: Number(pid), comm, args });
+        } catch {
+            // gone meanwhile
+        }
+    }
+    return found;
+}
+
+/** The pid of the host's listening sshd (never killed: the next run must connect). */
+function listenerPid(host: TestHost): number {
+    return Number(fs.readFileSync(path.join(path.dirname(host.root), "sshd.pid"), "utf8").trim());
+}
+
+/** SIGKILLs every SSH session of the host (all sshd processes but the listener) and, if asked, more processes by name. */
+export function cutSessions(host: TestHost, alsoKill: RegExp[] = []): string[] {
+    const listener = listenerPid(host);
+    const killed: string[] = [];
+    for (const p of hostProcesses(host)) {
+        const isSession = p.comm.startsWith("sshd") && p.pid !== listener;
+        if (isSession || alsoKill.some((r) => r.test(p.comm))) {
+            try {
+                process.kill(p.pid, "SIGKILL");
+                killed.push(`${p.comm}[${p.pid}]`);
+            } catch {
+                // gone meanwhile
+            }
+        }
+    }
+    return killed;
+}
+
+/** Polls (every 50 ms, up to `timeoutMs`) until `pred` holds; resolves with whether it did. */
+export async function until(pred: () => boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+        if (pred()) return true;
+        await new Promise((r) => setTimeout(r, everyMs));
+    }
+    return pred();
+}
+
+/**
+ * Where a run is cut: when the engine announces `step` (its resourcePreEvent), wait until
+ * `ready` holds on the host (e.g. dpkg runs), then kill the SSH sessions and `alsoKill`.
+ */
+export interface CutPoint {
+    label: string;
+    step: string;
+    /** What must be running on the host before the cut (default: a new SSH session, the step's own). */
+    ready?: (host: TestHost) => boolean;
+    alsoKill?: RegExp[];
+}
+
+/** PIDs of the host's SSH session processes (every sshd but the listener). */
+export function sessionPids(host: TestHost): number[] {
+    const l = listenerPid(host);
+    return hostProcesses(host)
+        .filter((p) => p.comm.startsWith("sshd") && p.pid !== l)
+        .map((p) => p.pid);
+}
+export const running = (re: RegExp) => (host: TestHost): boolean => hostProcesses(host).some((p) => re.test(p.comm));
+
+/** What happened at a cut: whether it fired, what was killed, and when. */
+export interface CutReport {
+    fired: boolean;
+    killed: string[];
+}
+
+/** An EventLog whose onEvent also fires the cut once its step starts. */
+export function cuttingLog(log: EventLog, host: TestHost, cut: CutPoint, report: CutReport): (e: EngineEvent) => void {
+    let armed = true;
+    return (e) => {
+        log.onEvent(e);
+        if (armed && e.resourcePreEvent?.metadata.urn.endsWith(`::${cut.step}`)) {
+            armed = false;
+            // By default, cut once the step's own script runs on the host (the step runner passes
+            // the step's name as the script's $0), polling every 5 ms: short steps are quick.
+            const ready = cut.ready ?? ((h: TestHost) => hostProcesses(h).some((p) => p.args.startsWith("bash -c ") && p.args.endsWith(` ${cut.step}`)));
+            void (async () => {
+                const ok = await until(() => ready(host), 120_000, 5);
+                if (!ok) return;
+                report.killed = cutSessions(host, cut.alsoKill);
+                report.fired = report.killed.length > 0;
+            })();
+        }
+    };
+}
+
+/** Holds an fcntl() lock (as apt/dpkg do) on `file` inside the host for `seconds`, as a process of the host. */
+export function holdPackageLock(host: TestHost, file: string, seconds: number): void {
+    const script = `use Fcntl; open(my $f, ">>", $ARGV[0]) or die; my $l = pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $l) or die; sleep $ARGV[1];`;
+    execFileSync(path.join(__dirname, "../../scripts/testhost/exec.sh"), [host.name, "bash", "-c", `nohup perl -e '${script}' ${file} ${seconds} >/dev/null 2>&1 & sleep 0.3`], { stdio: "ignore" });
+}
+
+export const FAULT_PORTS = (ssh: number): Ports => ({ ssh, http: ssh + 100, https: ssh + 200, devpi: ssh + 300 });
+
+/** A fresh host and a stack with one user and two indexes; everything the suite compares. */
+export interface FaultEnv {
+    host: TestHost;
+    stack: Stack;
+    work: string;
+    ports: Ports;
+    log: EventLog;
+}
+
+export async function faultEnv(name: string, ports: Ports): Promise<FaultEnv> {
+    const host = startHost(name, ports.ssh);
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), `devpi-faults-${name}-`));
+    fs.mkdirSync(path.join(work, "state"));
+    const stack = await createStack(name, projectCopy(), path.join(work, "state"));
+    await stack.setAllConfig({
+        ...hostConfig(host, ports),
+        "devpi:rootPassword": { value: ROOT_PASSWORD, secret: true },
+        "devpi:backupDir": { value: "/srv/devpi/backups" },
+    });
+    await stack.setAllConfig(
+        {
+            "users.alice.password": { value: ALICE_PASSWORD, secret: true },
+            "users.alice.email": { value: "alice@example.com" },
+            'indexes["alice/dev"].volatile': { value: "false" },
+            'indexes["alice/scratch"].volatile': { value: "true" },
+        },
+        true,
+    );
+    return { host, stack, work, ports, log: new EventLog() };
+}
+
+export async function disposeEnv(env: FaultEnv | undefined): Promise<void> {
+    if (env) await cleanUp(env.stack, env.host.name, env.work);
+}
+
+/** `pulumi up`, resolving with the result or the error (never throws). */
+export async function tryUp(env: FaultEnv, onEvent?: (e: EngineEvent) => void): Promise<{ ok: boolean; error: string }> {
+    env.log.clear();
+    try {
+        await env.stack.up({ onEvent: onEvent ?? env.log.onEvent, onOutput: env.log.onOutput, color: "never" });
+        return { ok: true, error: "" };
+    } catch (e) {
+        return { ok: false, error: String((e as Error).message) };
+    }
+}
+
+/**
+ * What the server holds, independent of the keys each stack generates: the program's files
+ * (content hashes, except the private keys and certificates, which are per stack: names and modes
+ * only), users and indexes as devpi reports them, packages' state, the running services, and the
+ * stack outputs (minus the certificate-derived ones).
+ */
+export async function snapshot(env: FaultEnv): Promise<Record<string, unknown>> {
+    const files = onHost(
+        env.host,
+        `for f in /etc/nginx/sites-enabled/* /etc/nginx/sites-available/devpi /etc/supervisor/conf.d/devpi.conf /etc/devpi/devpi-server.yml /etc/cron.d/devpi-backup /usr/local/sbin/devpi-backup /usr/local/sbin/devpi-restore; do
+           [ -e "$f" ] && echo "$f $(stat -c %a:%U:%G "$f") $(sha256sum <"$f" | cut -c1-16)"; done
+         for f in /srv/ssl/devpi/server.key /srv/ssl/devpi/ssl-unified.crt /srv/devpi/.secret /etc/devpi/root-credential.json /srv/ssl/devpi; do
+           [ -e "$f" ] && echo "$f $(stat -c %a:%U:%G "$f")"; done
+         readlink /opt/devpi/venv; ls /opt/devpi/venv.versions
+         echo "dpkg audit: [$(dpkg --audit)] journal: [$(ls /var/lib/dpkg/updates)]"
+         dpkg-query -W -f='\${Package} \${Status}\\n' nginx supervisor python3-venv curl cron
+         echo "half-written: $(find /etc/nginx /etc/supervisor /etc/devpi /etc/cron.d /usr/local/sbin /srv/ssl -name '.*.??????' | wc -l)"
+         echo "nginx running: $( [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null && echo yes || echo no)"
+         supervisorctl status devpi | awk '{print "devpi:", $2}'`,
+    )
+        .trim()
+        .split("\n");
+    const caFile = path.join(env.work, "ca.pem");
+    const outputs = await env.stack.outputs();
+    fs.writeFileSync(caFile, String(outputs.caCertificate.value));
+    const base = `https://localhost:${env.ports.https}`;
+    const json = async (p: string) => {
+        const r = await fetchWithCa(`${base}${p}`, caFile);
+        // Creation times differ from run to run; everything else must match.
+        const result = r.status === 200 ? (JSON.parse(r.body, (k, v: unknown) => (k === "created" || k === "modified" ? undefined : v)) as { result: unknown }).result : undefined;
+        return { status: r.status, result };
+    };
+    const plainOutputs: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(outputs)) {
+        if (["caCertificate", "certificateSha256", "healthCheck"].includes(k)) continue;
+        plainOutputs[k] = v.value;
+    }
+    return {
+        files,
+        users: (await json("/+api")).status === 200 ? await json("/") : "no API",
+        alice: await json("/alice"),
+        aliceDev: await json("/alice/dev"),
+        aliceScratch: await json("/alice/scratch"),
+        outputs: plainOutputs,
+        health: /ok|healthy|serving/i.test(String(outputs.healthCheck?.value ?? "")) ? "ok" : String(outputs.healthCheck?.value),
+    };
+}
