@@ -2,6 +2,8 @@
 # The whole test suite: unit tests, then the end-to-end tests against local Debian test hosts:
 #   - every e2e suite on Debian 13 (trixie) chroot hosts;
 #   - the self-signed suite again on Debian 12 (bookworm);
+#   - the fault-injection suite (SSH cuts, killed CLI, server faults) on trixie;
+#   - the benchmark's smoke setting (it runs and writes a table under .bench/);
 #   - the systemd suite on a trixie VM (QEMU, systemd as PID 1) with a real reboot.
 # Needs root on Debian (debootstrap, chroot, QEMU) and the packages .ci/run installs.
 # Every suite runs even when an earlier one failed; the exit status is non-zero if any failed.
@@ -27,6 +29,9 @@ suite() { # suite NAME RELEASE FILES...
 node --import tsx --test --test-reporter=spec 'test/unit/**/*.test.ts' || failed+=(unit)
 suite e2e trixie 'test/e2e/**/*.test.ts'
 suite e2e-bookworm bookworm test/e2e/selfSigned.test.ts
+suite faults trixie 'test/faults/**/*.test.ts'
+echo "=== bench (smoke)" >&2
+bash scripts/bench.sh --smoke || failed+=(bench-smoke)
 if wait "$vm_image"; then
     suite systemd-vm trixie 'test/systemd/**/*.test.ts'
 else
