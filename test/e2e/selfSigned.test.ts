@@ -224,7 +224,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.equal((await get(`${BASE}/bob`)).status, 404);
         assert.equal((await get(`${BASE}/alice/scratch`)).status, 404);
         assert.equal((await get(`${BASE}/alice/dev`)).status, 200);
-        assert.match(log.text(), /KEPT index alice\/dev: it holds 1 project/);
+        assert.match(log.text(), /KEPT index alice\/dev: it holds 2 project\(s\) \(e2e-fresh, e2e-pkg\)/);
         assert.ok(JSON.parse((await get(`${BASE}/alice/dev/e2e-pkg`)).body), "uploads are still there");
     });
 
