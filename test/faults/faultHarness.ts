@@ -198,7 +198,7 @@ export async function snapshot(env: FaultEnv): Promise<Record<string, unknown>> 
     };
     const plainOutputs: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(outputs)) {
-        if (["caCertificate", "certificateSha256", "healthCheck"].includes(k)) continue;
+        if (["caCertificate", "certificateSha256", "certificateExpiry", "healthCheck"].includes(k)) continue;
         plainOutputs[k] = v.value;
     }
     return {
