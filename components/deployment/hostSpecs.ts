@@ -3,26 +3,20 @@
  * resource names a single-server stack has always had; each replica's resources are named
  * `replica-NAME-...`.
  */
-import { DevpiConfig, SshConfig } from "../../config";
+import { DevpiConfig, ReplicaConfig } from "../../config";
 
-/** One server of the deployment. */
-export interface HostSpec {
+/**
+ * One server of the deployment: a replica's own settings (the primary's read from the top-level
+ * keys), plus where it stands in the deployment. In provided mode a replica without its own
+ * chain and key uses the primary's.
+ */
+export interface HostSpec extends Omit<ReplicaConfig, "name"> {
     /** `primary`, or the replica's name. */
     label: string;
     /** Prefix of every resource name of this server: "" for the primary, `replica-NAME-` for a replica. */
     prefix: string;
     /** `standalone` (no replicas), `primary` (replicas follow it) or `replica`. */
     role: "standalone" | "primary" | "replica";
-    ssh: SshConfig;
-    domain: string;
-    extraDnsNames: string[];
-    extraIpAddresses: string[];
-    httpPort: number;
-    httpsPort: number;
-    devpiPort: number;
-    /** Provided mode: this server's chain and key (a replica without its own uses the primary's). */
-    providedChainPem?: string;
-    providedKeyPem?: string;
 }
 
 /** `https://DOMAIN[:PORT]`. */
