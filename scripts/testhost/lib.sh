@@ -136,3 +136,40 @@ remove_tree_safely() {
     [[ ${#mounts[@]} -eq 0 ]] || die "refusing to remove $dir: still mounted: ${mounts[*]}"
     rm -rf --one-file-system -- "$dir" || die "could not fully remove $dir (see errors above)"
 }
+
+# port_number WHAT P: P as a plain number (leading zeros dropped), or die naming WHAT.
+port_number() {
+    if ! [[ $2 =~ ^[0-9]{1,5}$ ]] || ((10#$2 < 1 || 10#$2 > 65535)); then die "invalid $1 '$2'"; fi
+    printf '%s' "$((10#$2))"
+}
+
+# require_free_port P: a server started later would fail with a less obvious message.
+require_free_port() {
+    if [[ -n $(ss -Hltn "( sport = :$1 )") ]]; then
+        die "port $1 is already in use: $(ss -Hltnp "( sport = :$1 )" | head -n1)"
+    fi
+}
+
+# replace_existing_host NAME: always a fresh host; a test must never see what an earlier run left.
+replace_existing_host() {
+    if [[ -e $(state_dir "$1") ]]; then
+        log "host '$1' exists, tearing it down first"
+        "$(dirname "${BASH_SOURCE[0]}")/down.sh" "$1"
+    fi
+}
+
+# teardown_on_failure NAME: from here on, a failing up.sh removes what it set up so far, so no
+# half-made host is left behind (DEVPI_TESTHOST_KEEP_ON_FAILURE=1 keeps it for debugging).
+teardown_on_failure() {
+    TEARDOWN_NAME=$1
+    trap _teardown_if_failed EXIT
+    trap 'exit 130' INT TERM
+}
+_teardown_if_failed() {
+    local rc=$? down
+    down="$(dirname "${BASH_SOURCE[0]}")/down.sh"
+    if [[ $rc -ne 0 && ${DEVPI_TESTHOST_KEEP_ON_FAILURE:-0} != 1 ]]; then
+        log "up failed (exit $rc), tearing down '$TEARDOWN_NAME'"
+        "$down" "$TEARDOWN_NAME" || log "teardown failed too; run $down $TEARDOWN_NAME"
+    fi
+}

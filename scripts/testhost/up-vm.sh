@@ -22,12 +22,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 name=$1 port=$2
 shift 2
 validate_name "$name"
-forwards=()
-for p in "$port" "$@"; do
-    if ! [[ $p =~ ^[0-9]{1,5}$ ]] || ((10#$p < 1 || 10#$p > 65535)); then die "invalid port '$p'"; fi
-done
-for p in "$@"; do forwards+=("hostfwd=tcp:127.0.0.1:$((10#$p))-:$((10#$p))"); done
-port=$((10#$port))
+port=$(port_number port "$port")
+extra_ports=()
+for p in "$@"; do extra_ports+=("$(port_number port "$p")"); done
 require_root
 require_cmds qemu-system-x86_64 qemu-img mkfs.ext4 ssh ssh-keygen ss
 
@@ -38,28 +35,12 @@ timeout=${DEVPI_TESTHOST_BOOT_TIMEOUT:-600}
 memory=${DEVPI_TESTHOST_VM_MEMORY:-2048}
 cpus=${DEVPI_TESTHOST_VM_CPUS:-2}
 
-if [[ -e $state ]]; then
-    log "host '$name' exists, tearing it down first"
-    "$here/down.sh" "$name"
-fi
-# QEMU would fail later with a less obvious message; fail early and clearly.
-for p in "$port" "$@"; do
-    if [[ -n $(ss -Hltn "( sport = :$((10#$p)) )") ]]; then
-        die "port $p is already in use: $(ss -Hltnp "( sport = :$((10#$p)) )" | head -n1)"
-    fi
-done
+replace_existing_host "$name"
+for p in "$port" "${extra_ports[@]}"; do require_free_port "$p"; done
 
 image=$("$here/build-vm-image.sh")
 
-on_exit() {
-    local rc=$?
-    if [[ $rc -ne 0 && ${DEVPI_TESTHOST_KEEP_ON_FAILURE:-0} != 1 ]]; then
-        log "up failed (exit $rc), tearing down '$name'"
-        "$here/down.sh" "$name" || log "teardown failed too; run $here/down.sh $name"
-    fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+teardown_on_failure "$name"
 
 start=$SECONDS
 mkdir -p "$base"
@@ -92,7 +73,7 @@ printf '[127.0.0.1]:%s %s\n' "$port" "$host_key" >"$known_hosts"
 rm -f "$seed/ssh_host_ed25519_key"
 
 netdev="user,id=net0,hostfwd=tcp:127.0.0.1:$port-:22"
-for f in "${forwards[@]}"; do netdev+=",$f"; done
+for p in "${extra_ports[@]}"; do netdev+=",hostfwd=tcp:127.0.0.1:$p-:$p"; done
 qemu-system-x86_64 \
     -name "devpi-testhost-$name" \
     -machine q35 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$memory" \

@@ -28,10 +28,7 @@ esac
 [[ $# -ge 2 ]] || usage
 name=$1 port=$2
 validate_name "$name"
-if ! [[ $port =~ ^[0-9]{1,5}$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
-    die "invalid SSH port '$port'"
-fi
-port=$((10#$port))
+port=$(port_number "SSH port" "$port")
 require_root
 require_cmds chroot mount umount unshare hostname ssh ssh-keygen ss tar
 
@@ -41,31 +38,12 @@ rootfs=$state/rootfs
 user=deploy
 timeout=${DEVPI_TESTHOST_SSH_TIMEOUT:-30}
 
-# Always a fresh host: a test must never see what an earlier run left behind.
-if [[ -e $state ]]; then
-    log "host '$name' exists, tearing it down first"
-    "$here/down.sh" "$name"
-fi
-
-# sshd would fail later with a less obvious message; fail early and clearly.
-if [[ -n $(ss -Hltn "( sport = :$port )") ]]; then
-    die "port $port is already in use: $(ss -Hltnp "( sport = :$port )" | head -n1)"
-fi
+replace_existing_host "$name"
+require_free_port "$port"
 
 tarball=$("$here/build-rootfs.sh")
 
-# From here on, a failure tears down what was set up so far, so no
-# half-mounted host is left behind (DEVPI_TESTHOST_KEEP_ON_FAILURE=1 keeps it
-# for debugging; down.sh removes it later).
-on_exit() {
-    local rc=$?
-    if [[ $rc -ne 0 && ${DEVPI_TESTHOST_KEEP_ON_FAILURE:-0} != 1 ]]; then
-        log "up failed (exit $rc), tearing down '$name'"
-        "$here/down.sh" "$name" || log "teardown failed too; run $here/down.sh $name"
-    fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+teardown_on_failure "$name"
 
 start=$SECONDS
 mkdir -p "$base"
