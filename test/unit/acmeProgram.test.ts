@@ -5,29 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import * as pulumi from "@pulumi/pulumi";
+import { Registered, runProgramUnderMocks, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
 
-interface Registered {
-    type: string;
-    name: string;
-    parent?: string;
-    dependsOn: string[];
-    inputs: Record<string, unknown>;
-}
-
-const registered = new Map<string, Registered>();
-const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 const ISSUED = "sha256=0a1b2c\nnotAfter=Nov 29 21:00:00 2031 GMT\nissuer=CN=Pebble Intermediate CA 45c5eb\n";
+let registered = new Map<string, Registered>();
 let exports: Record<string, unknown>;
-
-function resourceName(r: pulumi.Resource | undefined): Promise<string | undefined> {
-    if (!r) return Promise.resolve(undefined);
-    return new Promise((resolve) => r.urn.apply((u) => resolve(u.split("::").pop())));
-}
-
-function value<T>(o: unknown): Promise<T> {
-    return new Promise((resolve) => pulumi.output(o as pulumi.Input<T>).apply((v) => resolve(v as T)));
-}
 
 /** A step's script as bash sees it (remote steps carry it single-quoted inside `bash -c '...'`). */
 async function script(name: string): Promise<string> {
@@ -35,20 +17,7 @@ async function script(name: string): Promise<string> {
 }
 
 before(async () => {
-    pulumi.runtime.setMocks(
-        {
-            newResource: (args) => {
-                const outputs: Record<string, unknown> = { ...(args.inputs as Record<string, unknown>) };
-                if (args.type === "command:remote:Command") Object.assign(outputs, { stdout: args.name === "acme-issue" ? ISSUED : "ok", stderr: "" });
-                return { id: `${args.name}-id`, state: outputs };
-            },
-            call: () => ({}),
-        },
-        "devpi",
-        "test",
-        false,
-    );
-    pulumi.runtime.setAllConfig(
+    ({ registered, exports } = await runProgramUnderMocks(
         {
             "devpi:host": "203.0.113.10",
             "devpi:sshPrivateKey": KEY,
@@ -59,22 +28,8 @@ before(async () => {
             "devpi:acmeEmail": "ops@example.com",
         },
         ["devpi:sshPrivateKey", "devpi:rootPassword"],
-    );
-    const transformation: pulumi.ResourceTransformation = (args) => {
-        const entry: Registered = { type: args.type, name: args.name, dependsOn: [], inputs: args.props };
-        registered.set(args.name, entry);
-        const deps = args.opts.dependsOn;
-        const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
-        void resourceName(args.opts.parent).then((p) => (entry.parent = p));
-        void Promise.all(list.map(resourceName)).then((names) => (entry.dependsOn = names.filter((n): n is string => !!n)));
-        return undefined;
-    };
-    await pulumi.runtime.runInPulumiStack(async () => {
-        pulumi.runtime.registerStackTransformation(transformation);
-        exports = await import("../../index");
-        return exports;
-    });
-    await new Promise((r) => setTimeout(r, 500));
+        (name) => (name === "acme-issue" ? ISSUED : "ok"),
+    ));
 });
 
 describe("the program in sslMode acme", () => {

@@ -6,91 +6,27 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { Registered, runProgramUnderMocks, TEST_SSH_KEY as KEY } from "./programUnderMocks";
 
-interface Registered {
-    type: string;
-    name: string;
-    parent?: string;
-    dependsOn: string[];
-    inputs: Record<string, unknown>;
-}
-
-const registered = new Map<string, Registered>();
-const secretInputs = new Map<string, Promise<Record<string, boolean>>>();
-const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
-
-function resourceName(r: pulumi.Resource | undefined): Promise<string | undefined> {
-    if (!r) return Promise.resolve(undefined);
-    return new Promise((resolve) => r.urn.apply((u) => resolve(u.split("::").pop())));
-}
-
+let registered = new Map<string, Registered>();
+let secretInputs = new Map<string, Promise<Record<string, boolean>>>();
 let exports: Record<string, unknown>;
 
 before(async () => {
-    pulumi.runtime.setMocks(
+    ({ registered, secretInputs, exports } = await runProgramUnderMocks(
         {
-            newResource: (args) => {
-                const outputs: Record<string, unknown> = { ...(args.inputs as Record<string, unknown>) };
-                if (args.type === "command:remote:Command") Object.assign(outputs, { stdout: "ok", stderr: "" });
-                if (args.type.startsWith("tls:")) {
-                    Object.assign(outputs, { privateKeyPem: "KEY", certPem: CERT, certRequestPem: "CSR" });
-                }
-                return { id: `${args.name}-id`, state: outputs };
-            },
-            call: () => ({}),
+            "devpi:host": "203.0.113.10",
+            "devpi:sshUser": "deploy",
+            "devpi:sshPrivateKey": KEY,
+            "devpi:domain": "devpi.example.com",
+            "devpi:rootPassword": "root-secret-1",
+            "devpi:users": JSON.stringify({ bz: { password: "bz-secret-1" }, pk: { password: "pk-secret-1", email: "pk@example.com" } }),
+            "devpi:indexes": JSON.stringify({ "bz/dev": { bases: ["bz/prod"] }, "bz/prod": {}, "pk/dev": { volatile: true } }),
+            "devpi:clientIncludePassword": "true",
         },
-        "devpi",
-        "test",
-        false,
-    );
-    const config: Record<string, string> = {
-        "devpi:host": "203.0.113.10",
-        "devpi:sshUser": "deploy",
-        "devpi:sshPrivateKey": KEY,
-        "devpi:domain": "devpi.example.com",
-        "devpi:rootPassword": "root-secret-1",
-        "devpi:users": JSON.stringify({ bz: { password: "bz-secret-1" }, pk: { password: "pk-secret-1", email: "pk@example.com" } }),
-        "devpi:indexes": JSON.stringify({ "bz/dev": { bases: ["bz/prod"] }, "bz/prod": {}, "pk/dev": { volatile: true } }),
-        "devpi:clientIncludePassword": "true",
-    };
-    pulumi.runtime.setAllConfig(config, ["devpi:sshPrivateKey", "devpi:rootPassword", "devpi:users"]);
-    const transformation: pulumi.ResourceTransformation = (args) => {
-        const entry: Registered = { type: args.type, name: args.name, dependsOn: [], inputs: args.props };
-        registered.set(args.name, entry);
-        const deps = args.opts.dependsOn;
-        const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
-        void resourceName(args.opts.parent).then((p) => (entry.parent = p));
-        void Promise.all(list.map(resourceName)).then((names) => (entry.dependsOn = names.filter((n): n is string => !!n)));
-        if (args.type === "command:remote:Command") {
-            const props = args.props as Record<string, unknown>;
-            secretInputs.set(
-                args.name,
-                Promise.all(
-                    ["stdin", "create", "connection"].map(async (k) => [k, props[k] === undefined ? false : await pulumi.isSecret(pulumi.output(props[k]))] as const),
-                ).then((pairs) => Object.fromEntries(pairs) as Record<string, boolean>),
-            );
-        }
-        return undefined;
-    };
-    // Transformations need the root stack resource, which mocks only create inside runInPulumiStack.
-    await pulumi.runtime.runInPulumiStack(async () => {
-        pulumi.runtime.registerStackTransformation(transformation);
-        exports = await import("../../index");
-        return exports;
-    });
-    await new Promise((r) => setTimeout(r, 500));
+        ["devpi:sshPrivateKey", "devpi:rootPassword", "devpi:users"],
+    ));
 });
-
-const CERT = `-----BEGIN CERTIFICATE-----
-MIIBfTCCASOgAwIBAgIUUZ2M8Tp9tM3bF1fO/2bqYKQH8gUwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MB4XDTI2MTEyNTAwMDAwMFoXDTM2MTEyMzAw
-MDAwMFowFDESMBAGA1UEAwwJbG9jYWxob3N0MFkwEwYHKoZIzj0CAQYIKoZIzj0D
-AQcDQgAEZ1xXHnKfz6QF3oZ2mXmzJX0RuNV6hQ0S3n2tGZcl4Ry4F1bkbqWmFvZb
-gF7QxUq0qBeJx3t8cO2qAOOlO8vcUaNTMFEwHQYDVR0OBBYEFJ8qNnF6M3Qn0Ktf
-cBqz5N0Yh3x9MB8GA1UdIwQYMBaAFJ8qNnF6M3Qn0KtfcBqz5N0Yh3x9MA8GA1Ud
-EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAJ9YcF3wJ6vQ3xWQ8k8m8n0b
-t7sGq2h8Qe7m8Yb3zY1nAiB2q8b0hXhTn4v6sQ3Qv3H8m9q6V0h9m8kq4qZQ2m3Q2w==
------END CERTIFICATE-----`;
 
 describe("the program's resources", () => {
     it("creates exactly the expected components and steps", () => {

@@ -7,43 +7,15 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { Registered, runProgramUnderMocks, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
 
-interface Registered {
-    type: string;
-    name: string;
-    parent?: string;
-    dependsOn: string[];
-    inputs: Record<string, unknown>;
-    secretOutputs: string[];
-}
-
-const registered = new Map<string, Registered>();
-const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+let registered = new Map<string, Registered>();
 let exports: Record<string, unknown>;
-
-function resourceName(r: pulumi.Resource | undefined): Promise<string | undefined> {
-    if (!r) return Promise.resolve(undefined);
-    return new Promise((resolve) => r.urn.apply((u) => resolve(u.split("::").pop())));
-}
-const text = (v: unknown) => new Promise<string>((res) => pulumi.output(v as pulumi.Input<string>).apply((s) => res(String(s))));
+const text = (v: unknown) => value<unknown>(v).then(String);
 
 before(async () => {
-    pulumi.runtime.setMocks(
-        {
-            newResource: (args) => {
-                const outputs: Record<string, unknown> = { ...(args.inputs as Record<string, unknown>) };
-                if (args.type === "command:remote:Command") Object.assign(outputs, { stdout: "ok", stderr: "" });
-                if (args.type.startsWith("tls:")) Object.assign(outputs, { privateKeyPem: "KEY", certPem: CERT, certRequestPem: "CSR" });
-                return { id: `${args.name}-id`, state: outputs };
-            },
-            call: () => ({}),
-        },
-        "devpi",
-        "test",
-        false,
-    );
     const replica = (name: string, port: number) => ({ name, host: `203.0.113.${port}`, sshPrivateKey: KEY, domain: `${name}.example.com`, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB" });
-    pulumi.runtime.setAllConfig(
+    ({ registered, exports } = await runProgramUnderMocks(
         {
             "devpi:host": "203.0.113.10",
             "devpi:sshUser": "deploy",
@@ -55,35 +27,8 @@ before(async () => {
             "devpi:replicas": JSON.stringify([replica("r1", 11), replica("r2", 12)]),
         },
         ["devpi:sshPrivateKey", "devpi:rootPassword", "devpi:users", "devpi:replicas"],
-    );
-    const transformation: pulumi.ResourceTransformation = (args) => {
-        const opts = args.opts as pulumi.CustomResourceOptions;
-        const entry: Registered = { type: args.type, name: args.name, dependsOn: [], inputs: args.props, secretOutputs: opts.additionalSecretOutputs ?? [] };
-        registered.set(args.name, entry);
-        const deps = args.opts.dependsOn;
-        const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
-        void resourceName(args.opts.parent).then((p) => (entry.parent = p));
-        void Promise.all(list.map(resourceName)).then((names) => (entry.dependsOn = names.filter((n): n is string => !!n)));
-        return undefined;
-    };
-    await pulumi.runtime.runInPulumiStack(async () => {
-        pulumi.runtime.registerStackTransformation(transformation);
-        exports = await import("../../index");
-        return exports;
-    });
-    await new Promise((r) => setTimeout(r, 500));
+    ));
 });
-
-const CERT = `-----BEGIN CERTIFICATE-----
-MIIBfTCCASOgAwIBAgIUUZ2M8Tp9tM3bF1fO/2bqYKQH8gUwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MB4XDTI2MTEyNTAwMDAwMFoXDTM2MTEyMzAw
-MDAwMFowFDESMBAGA1UEAwwJbG9jYWxob3N0MFkwEwYHKoZIzj0CAQYIKoZIzj0D
-AQcDQgAEZ1xXHnKfz6QF3oZ2mXmzJX0RuNV6hQ0S3n2tGZcl4Ry4F1bkbqWmFvZb
-gF7QxUq0qBeJx3t8cO2qAOOlO8vcUaNTMFEwHQYDVR0OBBYEFJ8qNnF6M3Qn0Ktf
-cBqz5N0Yh3x9MB8GA1UdIwQYMBaAFJ8qNnF6M3Qn0KtfcBqz5N0Yh3x9MA8GA1Ud
-EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAJ9YcF3wJ6vQ3xWQ8k8m8n0b
-t7sGq2h8Qe7m8Yb3zY1nAiB2q8b0hXhTn4v6sQ3Qv3H8m9q6V0h9m8kq4qZQ2m3Q2w==
------END CERTIFICATE-----`;
 
 const named = (prefix: string) => [...registered.values()].filter((r) => r.name.startsWith(prefix));
 
