@@ -297,7 +297,7 @@ async function main(): Promise<void> {
         if (want("B1")) await section("B1 baseline", async () => {
             startHost(BARE, BARE_SSH);
             bareUp = true;
-            const pkgs = "nginx supervisor python3 python3-venv ca-certificates curl cron";
+            const pkgs = "nginx libnginx-mod-http-js supervisor python3 python3-venv ca-certificates curl cron";
             const [s] = await timed(() =>
                 sh(BARE, `set -e; apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${pkgs} >/dev/null; python3 -m venv /opt/devpi; /opt/devpi/bin/pip install -q --cert /etc/ssl/certs/ca-certificates.crt devpi-server==${OLD} devpi-web==${WEB}`),
             );
@@ -409,7 +409,7 @@ process.stdin.on("data", () => { running = false; });
 })();
 `;
 
-const HOST_PACKAGES_NOTE = "nginx supervisor python3 python3-venv ca-certificates curl cron";
+const HOST_PACKAGES_NOTE = "nginx libnginx-mod-http-js supervisor python3 python3-venv ca-certificates curl cron";
 
 function machine(): string {
     const cpu = os.cpus()[0]?.model ?? "unknown CPU";

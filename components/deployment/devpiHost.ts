@@ -204,6 +204,8 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
                 serverDir: d.serverDir,
                 maxUploadMb: d.maxUploadMb,
                 mirrorPageCacheSeconds: mirrorPageCacheSeconds(d.mirrorCacheExpiry),
+                // Keyed on this host's own data, which replication writes on a replica too.
+                indexPageCache: true,
                 // The replication feed is opened on a primary only; a replica never serves it.
                 replication: spec.role === "primary" || (spec.role === "standalone" && d.replication),
                 acmeWebroot: acmeClient?.webroot,

@@ -3,8 +3,11 @@
  */
 import { shellQuote } from "../common/shell";
 
-/** Debian packages the server needs. `cron` runs the scheduled backups. */
-export const HOST_PACKAGES = ["nginx", "supervisor", "python3", "python3-venv", "ca-certificates", "curl", "cron"] as const;
+/**
+ * Debian packages the server needs. `cron` runs the scheduled backups; `libnginx-mod-http-js`
+ * (njs) computes the key of nginx's index page cache.
+ */
+export const HOST_PACKAGES = ["nginx", "libnginx-mod-http-js", "supervisor", "python3", "python3-venv", "ca-certificates", "curl", "cron"] as const;
 
 export interface HostLayout {
     serviceUser: string;

@@ -29,12 +29,36 @@ export interface NginxSiteSettings {
      * Seconds nginx may keep a simple page of the PyPI mirror (root/pypi) in its own cache; 0 (the
      * default) turns the cache off. Keep it far below devpi's mirrorCacheExpiry: devpi itself serves
      * a mirror page up to that old, so the cache adds at most this much. User indexes are never
-     * cached: an upload must be installable the moment it succeeds.
+     * cached here (see `indexPageCache`).
      */
     mirrorPageCacheSeconds?: number;
     /** Directory of that cache (default /var/lib/nginx/devpi-mirror-pages); its parent must exist. */
     mirrorPageCacheDir?: string;
+    /**
+     * Also cache every other index's simple pages (`/USER/INDEX/+simple/...`), as long as mirror
+     * pages (`mirrorPageCacheSeconds`), under a key that holds the generation of devpi's data
+     * (see {@link renderPageGenerationModule}): any write devpi commits, through nginx or not,
+     * changes the key, so nginx never answers from a page older than devpi's data. Needs nginx's
+     * njs module (Debian's libnginx-mod-http-js) and `pageGenerationModulePath`. Default false.
+     */
+    indexPageCache?: boolean;
+    /** Where the njs module rendered by {@link renderPageGenerationModule} is installed. */
+    pageGenerationModulePath?: string;
+    /** Directory of the index page cache (default /var/lib/nginx/devpi-index-pages); its parent must exist. */
+    indexPageCacheDir?: string;
 }
+
+/** Where {@link NginxSite} installs the page generation module by default. */
+export const PAGE_GENERATION_MODULE_PATH = "/etc/nginx/devpi-page-generation.js";
+
+/**
+ * Milliseconds devpi's data must have been left alone before a page answered from it may be
+ * stored. A file's modification time moves in clock ticks (a few ms on kernels without
+ * fine-grained timestamps): two commits within one tick can leave the same time behind, so a page
+ * fetched between them would carry the generation of the second. Far more than a tick, and short
+ * enough that a steady trickle of uploads only costs the cache for that long.
+ */
+export const PAGE_GENERATION_SETTLE_MS = 2000;
 
 /** nginx's cache of mirror simple pages: seconds it may keep one, from devpi's mirrorCacheExpiry. */
 export function mirrorPageCacheSeconds(mirrorCacheExpiry: number): number {
@@ -64,6 +88,93 @@ proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_mirror_pages:10m max_size=256
         proxy_cache_lock on;
         proxy_ignore_headers Cache-Control Expires;
         # A location's add_header replaces the server's: repeat HSTS.
+        add_header Strict-Transport-Security "max-age=31536000" always;
+        add_header X-Cache-Status $upstream_cache_status;
+${proxyDirectives(s.upstream)}
+    }
+
+`,
+    };
+}
+
+/**
+ * The njs module nginx asks for the generation of devpi's data before it looks a page up.
+ *
+ * devpi-server (sqlite storage, the default and the only one this program sets up) commits every
+ * change into SERVERDIR/.sqlite, in sqlite's rollback-journal mode: each commit rewrites the file
+ * (at least its change counter), so its inode, size and modification time change, while a reader
+ * that opens its transaction after that sees the commit (sqlite makes it wait while the file is
+ * being written). nginx reads the stamp before it forwards a request, so the page devpi sends is at
+ * least as new as the data the stamp names. SERVERDIR/.nodeinfo is rewritten (a new file) on every
+ * start of devpi, so a restart (new version, new settings) starts a new generation too.
+ *
+ * The generation is empty, and nothing is looked up or stored, when: the files cannot be read,
+ * sqlite keeps a write-ahead log beside the file (then the file's time says nothing about commits),
+ * or the newest of those times (modification or status change) is less than `settleMs` old.
+ */
+export function renderPageGenerationModule(serverDir: string, settleMs = PAGE_GENERATION_SETTLE_MS): string {
+    const dir = serverDir.replace(/\/+$/, "");
+    return `// Managed by Pulumi (devpi). Local edits are overwritten.
+// The generation of devpi-server's data, for the key of nginx's page cache (see the site).
+import fs from 'fs';
+
+const DB = ${JSON.stringify(`${dir}/.sqlite`)};
+const NODEINFO = ${JSON.stringify(`${dir}/.nodeinfo`)};
+const SETTLE_MS = ${settleMs};
+
+function exists(path) {
+    try {
+        fs.statSync(path);
+        return true;
+    } catch (e) {
+        return false;
+    }
+}
+
+function generation(r) {
+    try {
+        const db = fs.statSync(DB);
+        const node = fs.statSync(NODEINFO);
+        if (exists(DB + '-wal')) return '';
+        const newest = Math.max(db.mtimeMs, db.ctimeMs, node.mtimeMs, node.ctimeMs);
+        if (Date.now() - newest < SETTLE_MS) return '';
+        return [db.ino, db.size, db.mtimeMs, db.ctimeMs, node.ino, node.mtimeMs].join('.');
+    } catch (e) {
+        return '';
+    }
+}
+
+export default { generation };
+`;
+}
+
+function indexPageCache(s: NginxSiteSettings): { zone: string; location: string } {
+    const seconds = s.mirrorPageCacheSeconds ?? 0;
+    if (!s.indexPageCache || seconds <= 0) return { zone: "", location: "" };
+    const dir = s.indexPageCacheDir ?? "/var/lib/nginx/devpi-index-pages";
+    return {
+        zone: `# Simple pages of the other indexes, under the generation of devpi's data (empty: not cached).
+js_import devpi_pages from ${s.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH};
+js_set $devpi_generation devpi_pages.generation;
+map $devpi_generation $devpi_page_uncached {
+    "" 1;
+    default "";
+}
+proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_index_pages:10m max_size=256m inactive=2m use_temp_path=off;
+
+`,
+        location: `    # Pages of indexes users upload to: cached under the generation of devpi's data, which every
+    # commit changes (uploads, removals, index changes, replication, imports, restarts), so an upload
+    # is installable the moment it succeeds. Requests with credentials always go to devpi.
+    location ~ ^/[^/]+/[^/]+/\\+simple/ {
+        proxy_cache devpi_index_pages;
+        proxy_cache_key $scheme$http_host$request_uri$http_accept$devpi_generation;
+        proxy_cache_bypass $devpi_page_uncached $http_authorization $http_x_devpi_auth;
+        proxy_no_cache $devpi_page_uncached $http_authorization $http_x_devpi_auth;
+        proxy_cache_valid 200 ${seconds}s;
+        proxy_cache_lock on;
+        proxy_cache_lock_timeout 5s;
+        proxy_ignore_headers Cache-Control Expires;
         add_header Strict-Transport-Security "max-age=31536000" always;
         add_header X-Cache-Status $upstream_cache_status;
 ${proxyDirectives(s.upstream)}
@@ -111,8 +222,9 @@ export function renderNginxSite(s: NginxSiteSettings): string {
 
 `;
     const cache = mirrorPageCache(s);
+    const indexCache = indexPageCache(s);
     return `# Managed by Pulumi (devpi). Local edits are overwritten.
-${cache.zone}server {
+${cache.zone}${indexCache.zone}server {
 ${listen(s.httpPort, s.listenIpv6)}
     server_name ${names};
     server_tokens off;
@@ -155,7 +267,7 @@ ${changelog}    # Release files straight from disk; anything not there (or not G
         try_files /+files$uri @proxy_to_app;
     }
 
-${cache.location}    location / {
+${cache.location}${indexCache.location}    location / {
 ${proxyDirectives(s.upstream)}
     }
 
@@ -170,6 +282,8 @@ export interface NginxScriptSettings {
     sitePath: string;
     enabledPath: string;
     site: string;
+    /** Files the site refers to (e.g. the page generation module), installed before it is tested. */
+    extraFiles?: { path: string; content: string }[];
     /** Changes when the certificate changes, so the step re-runs and nginx reloads. */
     certFingerprint: string;
 }
@@ -184,7 +298,8 @@ export function renderNginxScript(s: NginxScriptSettings): string {
     return `# certificate sha256 ${s.certFingerprint}
 backup=""
 if [ -f ${site} ]; then backup=$(mktemp); cp -p ${site} "$backup"; fi
-state=$(${writeFileLines(s.sitePath, "0644", "root:root", s.site)})
+${(s.extraFiles ?? []).map((f) => `${writeFileLines(f.path, "0644", "root:root", f.content).trimEnd()} >/dev/null
+`).join("")}state=$(${writeFileLines(s.sitePath, "0644", "root:root", s.site)})
 ln -sfn ${site} ${shellQuote(s.enabledPath)}
 if ! out=$(nginx -t 2>&1); then
   if [ -n "$backup" ]; then mv -f "$backup" ${site}; else rm -f ${site} ${shellQuote(s.enabledPath)}; fi
@@ -211,9 +326,9 @@ echo "site $state, nginx $action"
 `;
 }
 
-/** Removes the site and reloads nginx (if the remaining config is valid). */
-export function renderNginxRemoveScript(s: { sitePath: string; enabledPath: string }): string {
-    return `rm -f ${shellQuote(s.enabledPath)} ${shellQuote(s.sitePath)}
+/** Removes the site (and the files it referred to) and reloads nginx (if the remaining config is valid). */
+export function renderNginxRemoveScript(s: { sitePath: string; enabledPath: string; extraPaths?: string[] }): string {
+    return `rm -f ${[s.enabledPath, s.sitePath, ...(s.extraPaths ?? [])].map(shellQuote).join(" ")}
 if svc_running nginx && nginx -t >/dev/null 2>&1; then nginx -s reload; fi
 echo "site removed"
 `;

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "./nginxConfig";
+import { NginxSiteSettings, PAGE_GENERATION_MODULE_PATH, renderNginxRemoveScript, renderNginxScript, renderNginxSite, renderPageGenerationModule } from "./nginxConfig";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
 
 export interface NginxSiteArgs {
@@ -13,8 +13,10 @@ export interface NginxSiteArgs {
 
 /**
  * `/etc/nginx/sites-available/devpi` (enabled by symlink): HTTPS in front of devpi, HTTP
- * redirecting to it, release files from disk. A config that fails `nginx -t` never replaces the
- * running one; nginx is started when down and reloaded when up. Destroy removes the site.
+ * redirecting to it, release files from disk; with `site.indexPageCache`, also the njs module
+ * (`/etc/nginx/devpi-page-generation.js`) its index page cache keys on. A config that fails
+ * `nginx -t` never replaces the running one; nginx is started when down and reloaded when up.
+ * Destroy removes the site and the module.
  */
 export class NginxSite extends pulumi.ComponentResource {
     public readonly configPath: string;
@@ -28,15 +30,17 @@ export class NginxSite extends pulumi.ComponentResource {
         const siteName = args.siteName ?? "devpi";
         this.configPath = `/etc/nginx/sites-available/${siteName}`;
         const enabledPath = `/etc/nginx/sites-enabled/${siteName}`;
-        this.siteConfig = renderNginxSite(args.site);
+        const modulePath = args.site.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH;
+        this.siteConfig = renderNginxSite({ ...args.site, pageGenerationModulePath: modulePath });
+        const extraFiles = args.site.indexPageCache ? [{ path: modulePath, content: renderPageGenerationModule(args.site.serverDir) }] : [];
         const step = remoteStep(
             `${name}-site`,
             args.host,
             {
                 create: pulumi.output(args.certSha256).apply((certFingerprint) =>
-                    renderNginxScript({ sitePath: this.configPath, enabledPath, site: this.siteConfig, certFingerprint }),
+                    renderNginxScript({ sitePath: this.configPath, enabledPath, site: this.siteConfig, extraFiles, certFingerprint }),
                 ),
-                delete: renderNginxRemoveScript({ sitePath: this.configPath, enabledPath }),
+                delete: renderNginxRemoveScript({ sitePath: this.configPath, enabledPath, extraPaths: extraFiles.map((f) => f.path) }),
             },
             { parent: this },
         );

@@ -21,7 +21,14 @@ import {
 } from "../../components/devpi/devpiServerConfig";
 import { HEALTH_PY, renderHealthCheckScript, renderReplicaHealthCheckScript, REPLICA_SYNC_PY } from "../../components/health/healthCheckScript";
 import { renderPackagesScript, renderServiceUserScript } from "../../components/host/hostPreparationScript";
-import { mirrorPageCacheSeconds, NginxSiteSettings, renderNginxRemoveScript, renderNginxScript, renderNginxSite } from "../../components/nginx/nginxConfig";
+import {
+    mirrorPageCacheSeconds,
+    NginxSiteSettings,
+    renderNginxRemoveScript,
+    renderNginxScript,
+    renderNginxSite,
+    renderPageGenerationModule,
+} from "../../components/nginx/nginxConfig";
 import { PRELUDE, shellQuote, stepCommand, writeFileLines } from "../../components/common/shell";
 import { renderSslFilesScript, renderSslRemoveScript } from "../../components/ssl/sslFilesScript";
 import { renderSupervisorProgram, renderSupervisorRemoveScript, renderSupervisorScript } from "../../components/supervisor/supervisorConfig";
@@ -119,6 +126,9 @@ describe("devpi-server.yml", () => {
     });
 });
 
+/** Loads njs into the tests' own nginx.conf (Debian's libnginx-mod-http-js). */
+const NJS_MODULE = "load_module /usr/lib/nginx/modules/ngx_http_js_module.so;\n";
+
 describe("nginx site", () => {
     const cases: [string, Partial<NginxSiteSettings>, RegExp[], RegExp[]][] = [
         [
@@ -135,8 +145,22 @@ describe("nginx site", () => {
             "mirror pages cached briefly, user indexes never",
             { mirrorPageCacheSeconds: 30 },
             [/proxy_cache_path \/var\/lib\/nginx\/devpi-mirror-pages /, /location \^~ \/root\/pypi\/\+simple\/ \{\n[^}]*proxy_cache devpi_mirror_pages;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/],
-            [/location[^{]*\+simple[^{]*\{[^}]*\$http_host\/(?!root\/pypi)/, /proxy_cache_use_stale/],
+            [/location[^{]*\+simple[^{]*\{[^}]*\$http_host\/(?!root\/pypi)/, /proxy_cache_use_stale/, /devpi_index_pages/, /js_/],
         ],
+        [
+            "index pages cached under the data's generation, never with credentials",
+            { mirrorPageCacheSeconds: 30, indexPageCache: true },
+            [
+                /js_import devpi_pages from \/etc\/nginx\/devpi-page-generation\.js;/,
+                /js_set \$devpi_generation devpi_pages\.generation;/,
+                /map \$devpi_generation \$devpi_page_uncached \{\n\s+"" 1;/,
+                /location ~ \^\/\[\^\/\]\+\/\[\^\/\]\+\/\\\+simple\/ \{\n[^}]*proxy_cache devpi_index_pages;[^}]*proxy_cache_key [^;]*\$http_accept\$devpi_generation;[^}]*proxy_cache_bypass \$devpi_page_uncached \$http_authorization \$http_x_devpi_auth;[^}]*proxy_no_cache \$devpi_page_uncached \$http_authorization \$http_x_devpi_auth;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/,
+                // The mirror keeps its own location, which nginx picks before any regex location.
+                /location \^~ \/root\/pypi\/\+simple\/ \{[^}]*proxy_cache devpi_mirror_pages;/,
+            ],
+            [/proxy_cache_use_stale/],
+        ],
+        ["no index page cache without a cache lifetime", { mirrorPageCacheSeconds: 0, indexPageCache: true }, [], [/proxy_cache/, /js_/]],
     ];
     for (const [name, override, present, absent] of cases) {
         it(name, () => {
@@ -150,16 +174,82 @@ describe("nginx site", () => {
         const dir = path.join(tmp, "nginx");
         fs.mkdirSync(path.join(dir, "data/+files"), { recursive: true });
         execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/server.key`, "-out", `${dir}/chain.crt`, "-days", "2", "-subj", "/CN=devpi.example.com"], { stdio: "pipe" });
+        fs.writeFileSync(`${dir}/generation.js`, renderPageGenerationModule(`${dir}/data`));
         for (const replication of [false, true]) {
-            const conf = renderNginxSite({ ...site, httpPort: 18081, httpsPort: 18444, certPath: `${dir}/chain.crt`, keyPath: `${dir}/server.key`, serverDir: `${dir}/data`, replication, mirrorPageCacheSeconds: replication ? 0 : 30, mirrorPageCacheDir: `${dir}/cache` });
+            const conf = renderNginxSite({
+                ...site,
+                httpPort: 18081,
+                httpsPort: 18444,
+                certPath: `${dir}/chain.crt`,
+                keyPath: `${dir}/server.key`,
+                serverDir: `${dir}/data`,
+                replication,
+                mirrorPageCacheSeconds: replication ? 0 : 30,
+                mirrorPageCacheDir: `${dir}/cache`,
+                indexPageCache: true,
+                indexPageCacheDir: `${dir}/index-cache`,
+                pageGenerationModulePath: `${dir}/generation.js`,
+            });
             fs.writeFileSync(`${dir}/site.conf`, conf);
             fs.writeFileSync(
                 `${dir}/nginx.conf`,
-                `pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`,
+                `${NJS_MODULE}pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`,
             );
             const r = spawnSync("nginx", ["-t", "-p", dir, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
             assert.equal(r.status, 0, r.stderr);
             assert.match(r.stderr, /test is successful/);
+        }
+    });
+
+    it("the generation module, run by the real nginx, changes with every commit and restart and is empty while unsettled", async () => {
+        const dir = path.join(tmp, "njs");
+        const data = path.join(dir, "data");
+        fs.mkdirSync(data, { recursive: true });
+        // nginx's workers (nobody when started by root) must reach the files, as www-data must on a server.
+        for (const d of [tmp, dir, data]) fs.chmodSync(d, 0o755);
+        const settle = 300;
+        fs.writeFileSync(`${dir}/generation.js`, renderPageGenerationModule(`${data}/`, settle));
+        const sock = path.join(dir, "s.sock");
+        fs.writeFileSync(
+            `${dir}/nginx.conf`,
+            `${NJS_MODULE}daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  js_import devpi_pages from ${dir}/generation.js;\n  js_set $devpi_generation devpi_pages.generation;\n  server {\n    listen unix:${sock};\n    location / { return 200 "[$devpi_generation]"; }\n  }\n}\n`,
+        );
+        const nginx = spawn("nginx", ["-p", dir, "-c", `${dir}/nginx.conf`], { stdio: "ignore" });
+        try {
+            for (let i = 0; i < 50 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
+            const gen = () => /^\[(.*)\]$/.exec(execFileSync("curl", ["-sf", "--unix-socket", sock, "http://x/"], { encoding: "utf8" }))![1];
+            const settled = () => new Promise((r) => setTimeout(r, settle + 100));
+            const db = `${data}/.sqlite`, node = `${data}/.nodeinfo`;
+            assert.equal(gen(), "", "no data yet");
+            fs.writeFileSync(db, "page 1");
+            fs.writeFileSync(node, "{}");
+            assert.equal(gen(), "", "just written");
+            await settled();
+            const g1 = gen();
+            assert.match(g1, /^\d+\.6\.[\d.]+$/);
+            assert.equal(gen(), g1, "stable while nothing changes");
+            fs.writeFileSync(db, "page 2");
+            assert.equal(gen(), "", "a commit a moment ago");
+            await settled();
+            const g2 = gen();
+            assert.notEqual(g2, "");
+            assert.notEqual(g2, g1, "same size, other content: a new generation (ctime moved)");
+            fs.writeFileSync(`${node}.tmp`, "{}");
+            fs.renameSync(`${node}.tmp`, node);
+            await settled();
+            const g3 = gen();
+            assert.notEqual(g3, "");
+            assert.notEqual(g3, g2, "devpi restarted (new .nodeinfo)");
+            fs.writeFileSync(`${db}-wal`, "");
+            assert.equal(gen(), "", "a write-ahead log: file times say nothing");
+            fs.rmSync(`${db}-wal`);
+            assert.equal(gen(), g3);
+            if (process.getuid?.() === 0) {
+                fs.chmodSync(data, 0o700);
+                assert.equal(gen(), "", "nginx cannot read the data: no cache");
+            }
+        } finally {
+            nginx.kill();
         }
     });
 
