@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
+import { PAGE_GENERATION_SETTLE_MS } from "../../components/nginx/nginxConfig";
 import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, TestHost } from "./harness";
 
 const HOST = "e2e-selfsigned";
@@ -154,20 +155,61 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.match(String(file.headers["cache-control"]), /max-age=315360000/, "served by nginx from disk (expires max)");
     });
 
-    it("an upload is installable at once; only the PyPI mirror's pages are cached by nginx", async () => {
+    it("nginx caches user index pages, yet an upload is installable and a removal gone at once, also for writes past nginx", async () => {
         const env = clientEnv();
         const index = `${BASE}/alice/dev/+simple/`;
         const dl = (spec: string) => client(venv, "pip", ["download", "--no-cache-dir", "--no-deps", "-d", path.join(work, "fresh"), "--index-url", index, spec], env);
-        // pip asks first (a CI job racing the upload): a cache of the user index would keep this answer.
-        assert.notEqual((await dl("e2e-fresh==1.0.0")).code, 0, "not there before the upload");
-        const upload = await client(venv, "devpi", ["upload", buildPackage(venv, "e2e-fresh", "1.0.0", path.join(work, "dist-fresh"))], env);
-        assert.equal(upload.code, 0, upload.out);
-        const pip = await dl("e2e-fresh==1.0.0");
-        assert.equal(pip.code, 0, `installable right after the upload succeeded:\n${pip.out}`);
+        const upload = async (version: string, clientEnvironment = env) => {
+            const r = await client(venv, "devpi", ["upload", buildPackage(venv, "e2e-fresh", version, path.join(work, `dist-fresh-${version}`))], clientEnvironment);
+            assert.equal(r.code, 0, r.out);
+        };
         const accept = { headers: { Accept: "application/vnd.pypi.simple.v1+json" } };
-        const user = await get(`${index}e2e-fresh/`, accept);
-        assert.equal(user.status, 200);
-        assert.equal(user.headers["x-cache-status"], undefined, "user index pages never go through the cache");
+        const page = `${index}e2e-fresh/`;
+        const versionsOn = async (url: string) => {
+            const r = await get(url, accept);
+            return { status: r.status, cache: r.headers["x-cache-status"], files: r.status === 200 ? (JSON.parse(r.body) as { files: { filename: string }[] }).files.map((f) => f.filename).sort() : [] };
+        };
+        /** Waits until devpi's data has been left alone long enough to be cached, then fills the cache. */
+        const cached = async () => {
+            await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 500));
+            await versionsOn(page);
+            const hit = await versionsOn(page);
+            assert.equal(hit.cache, "HIT", "the user index page comes from nginx's cache");
+            return hit.files;
+        };
+        // pip asks first (a CI job racing the upload): only 200 answers are kept.
+        assert.notEqual((await dl("e2e-fresh==1.0.0")).code, 0, "not there before the upload");
+        await upload("1.0.0");
+        assert.equal((await dl("e2e-fresh==1.0.0")).code, 0, "installable right after the upload succeeded");
+
+        // Upload through nginx while the page sits in its cache: pip finds it at once.
+        assert.deepEqual(await cached(), ["e2e_fresh-1.0.0-py3-none-any.whl"]);
+        assert.notEqual((await dl("e2e-fresh==1.1.0")).code, 0, "pip read the cached page without 1.1.0");
+        await upload("1.1.0");
+        const pip = await dl("e2e-fresh==1.1.0");
+        assert.equal(pip.code, 0, `installable right after the upload succeeded, though the page was cached a moment before:\n${pip.out}`);
+
+        // devpi remove through nginx: the cached page no longer lists the file.
+        assert.deepEqual(await cached(), ["e2e_fresh-1.0.0-py3-none-any.whl", "e2e_fresh-1.1.0-py3-none-any.whl"]);
+        const removed = await client(venv, "devpi", ["remove", "-y", "--index", "alice/dev", "e2e-fresh==1.0.0"], env);
+        assert.equal(removed.code, 0, removed.out);
+        const afterRemove = await versionsOn(page);
+        assert.deepEqual(afterRemove.files, ["e2e_fresh-1.1.0-py3-none-any.whl"], "the removed file is gone from the page at once");
+        assert.notEqual(afterRemove.cache, "HIT");
+
+        // A write that never passes nginx: an upload to devpi's loopback port.
+        assert.deepEqual(await cached(), ["e2e_fresh-1.1.0-py3-none-any.whl"]);
+        const direct = { ...env, DEVPI_CLIENTDIR: path.join(work, "devpi-client-direct") };
+        assert.equal((await client(venv, "devpi", ["use", `http://127.0.0.1:${PORTS.devpi}/alice/dev`], direct)).code, 0);
+        assert.equal((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], direct)).code, 0);
+        await upload("1.2.0", direct);
+        assert.deepEqual((await versionsOn(page)).files, ["e2e_fresh-1.1.0-py3-none-any.whl", "e2e_fresh-1.2.0-py3-none-any.whl"], "visible through nginx at once");
+        assert.equal((await dl("e2e-fresh==1.2.0")).code, 0);
+
+        // Requests with credentials always go to devpi.
+        const authed = await get(page, { headers: { ...accept.headers, Authorization: "Basic YWxpY2U6eA==" } });
+        assert.notEqual(authed.headers["x-cache-status"], "HIT");
+
         await get(`${BASE}/root/pypi/+simple/six/`, accept);
         const mirror = await get(`${BASE}/root/pypi/+simple/six/`, accept);
         assert.equal(mirror.status, 200);
@@ -259,9 +301,9 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.equal(result.summary.result, "succeeded");
         const listing = onHost(
             host,
-            "for f in /etc/nginx/sites-enabled/devpi /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /opt/devpi/venv.versions /etc/devpi/devpi-server.yml /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name 'e2e_pkg-*.whl' | wc -l",
+            "for f in /etc/nginx/sites-enabled/devpi /etc/nginx/devpi-page-generation.js /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /opt/devpi/venv.versions /etc/devpi/devpi-server.yml /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name 'e2e_pkg-*.whl' | wc -l",
         );
-        for (const gone of ["/etc/nginx/sites-enabled/devpi", "/etc/supervisor/conf.d/devpi.conf", "/opt/devpi/venv", "/opt/devpi/venv.versions", "/etc/devpi/devpi-server.yml", "/srv/ssl/devpi/server.key", "/etc/cron.d/devpi-backup"]) {
+        for (const gone of ["/etc/nginx/sites-enabled/devpi", "/etc/nginx/devpi-page-generation.js", "/etc/supervisor/conf.d/devpi.conf", "/opt/devpi/venv", "/opt/devpi/venv.versions", "/etc/devpi/devpi-server.yml", "/srv/ssl/devpi/server.key", "/etc/cron.d/devpi-backup"]) {
             assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
         }
         assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/);
