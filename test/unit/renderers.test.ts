@@ -134,7 +134,7 @@ describe("nginx site", () => {
         [
             "defaults",
             {},
-            [/listen 443 ssl http2;/, /listen \[::\]:443 ssl http2;/, /return 301 https:\/\/\$host\$request_uri;/, /client_max_body_size 1024m;/, /location \^~ \/\+changelog/, /try_files \/\+files\$uri @proxy_to_app;/, /X-outside-url \$scheme:\/\/\$http_host/, /ssl_protocols TLSv1\.2 TLSv1\.3;/, /server_name devpi\.example\.com pypi\.example\.com;/],
+            [/listen 443 ssl http2;/, /listen \[::\]:443 ssl http2;/, /return 301 https:\/\/\$host\$request_uri;/, /client_max_body_size 1024m;/, /location \^~ \/\+changelog/, /try_files \/\+files\$uri @proxy_to_app;/, /X-outside-url \$scheme:\/\/\$http_host/, /ssl_protocols TLSv1\.2 TLSv1\.3;/, /server_name devpi\.example\.com pypi\.example\.com;/, /keepalive_requests 10000;/],
             [/TLSv1(\.1)? /, /SSLv3/],
         ],
         ["custom ports", { httpPort: 18080, httpsPort: 18443, listenIpv6: false }, [/listen 18443 ssl http2;/, /return 301 https:\/\/\$host:18443\$request_uri;/], [/\[::\]/]],
