@@ -76,17 +76,24 @@ function mirrorPageCache(s: NginxSiteSettings): { zone: string; location: string
     if (seconds <= 0) return { zone: "", location: "" };
     const dir = s.mirrorPageCacheDir ?? "/var/lib/nginx/devpi-mirror-pages";
     return {
-        zone: `# Simple pages of the PyPI mirror, kept ${seconds}s (devpi refreshes them every mirrorCacheExpiry anyway).
+        zone: `# devpi sends installers (its own User-Agent pattern: pip, uv, setuptools, ...) another page than
+# browsers and says "Vary: User-Agent"; keying on that class instead of on every client's own
+# User-Agent string lets all pip clients share one cached page.
+map $http_user_agent $devpi_installer {
+    "~^([^ ]* )*(distribute|setuptools|pip|pex|uv)/" installer;
+    default browser;
+}
+# Simple pages of the PyPI mirror, kept ${seconds}s (devpi refreshes them every mirrorCacheExpiry anyway).
 proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_mirror_pages:10m max_size=256m inactive=10m use_temp_path=off;
 
 `,
         location: `    # What pip fetches for every requirement, from the mirror only: user indexes (uploads) always go to devpi.
     location ^~ /root/pypi/+simple/ {
         proxy_cache devpi_mirror_pages;
-        proxy_cache_key $scheme$http_host$request_uri$http_accept;
+        proxy_cache_key $scheme$http_host$request_uri$http_accept$devpi_installer;
         proxy_cache_valid 200 ${seconds}s;
         proxy_cache_lock on;
-        proxy_ignore_headers Cache-Control Expires;
+        proxy_ignore_headers Cache-Control Expires Vary;
         # A location's add_header replaces the server's: repeat HSTS.
         add_header Strict-Transport-Security "max-age=31536000" always;
         add_header X-Cache-Status $upstream_cache_status;
@@ -168,13 +175,13 @@ proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_index_pages:10m max_size=256m
     # is installable the moment it succeeds. Requests with credentials always go to devpi.
     location ~ ^/[^/]+/[^/]+/\\+simple/ {
         proxy_cache devpi_index_pages;
-        proxy_cache_key $scheme$http_host$request_uri$http_accept$devpi_generation;
+        proxy_cache_key $scheme$http_host$request_uri$http_accept$devpi_installer$devpi_generation;
         proxy_cache_bypass $devpi_page_uncached $http_authorization $http_x_devpi_auth;
         proxy_no_cache $devpi_page_uncached $http_authorization $http_x_devpi_auth;
         proxy_cache_valid 200 ${seconds}s;
         proxy_cache_lock on;
         proxy_cache_lock_timeout 5s;
-        proxy_ignore_headers Cache-Control Expires;
+        proxy_ignore_headers Cache-Control Expires Vary;
         add_header Strict-Transport-Security "max-age=31536000" always;
         add_header X-Cache-Status $upstream_cache_status;
 ${proxyDirectives(s.upstream)}

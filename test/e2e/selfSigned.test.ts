@@ -206,6 +206,15 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.deepEqual((await versionsOn(page)).files, ["e2e_fresh-1.1.0-py3-none-any.whl", "e2e_fresh-1.2.0-py3-none-any.whl"], "visible through nginx at once");
         assert.equal((await dl("e2e-fresh==1.2.0")).code, 0);
 
+        // devpi answers installers and browsers differently ("Vary: User-Agent"): one cached page per
+        // kind, shared by every pip version.
+        await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 500));
+        const as = (agent: string) => get(page, { headers: { Accept: "text/html", "User-Agent": agent } });
+        await as('pip/24.0 {"python":"3.13.5"}');
+        assert.equal((await as('pip/23.1 {"python":"3.11.2"}')).headers["x-cache-status"], "HIT", "another pip shares the installers' page");
+        assert.notEqual((await as("Mozilla/5.0 (X11; Linux x86_64)")).headers["x-cache-status"], "HIT", "a browser never gets the installers' page");
+        assert.equal((await as("Mozilla/5.0 (Windows NT 10.0)")).headers["x-cache-status"], "HIT", "browsers share theirs");
+
         // Requests with credentials always go to devpi.
         const authed = await get(page, { headers: { ...accept.headers, Authorization: "Basic YWxpY2U6eA==" } });
         assert.notEqual(authed.headers["x-cache-status"], "HIT");

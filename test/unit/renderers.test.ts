@@ -144,7 +144,7 @@ describe("nginx site", () => {
         [
             "mirror pages cached briefly, user indexes never",
             { mirrorPageCacheSeconds: 30 },
-            [/proxy_cache_path \/var\/lib\/nginx\/devpi-mirror-pages /, /location \^~ \/root\/pypi\/\+simple\/ \{\n[^}]*proxy_cache devpi_mirror_pages;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/],
+            [/proxy_cache_path \/var\/lib\/nginx\/devpi-mirror-pages /, /proxy_cache_key \$scheme\$http_host\$request_uri\$http_accept\$devpi_installer;/, /proxy_ignore_headers Cache-Control Expires Vary;/, /location \^~ \/root\/pypi\/\+simple\/ \{\n[^}]*proxy_cache devpi_mirror_pages;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/],
             [/location[^{]*\+simple[^{]*\{[^}]*\$http_host\/(?!root\/pypi)/, /proxy_cache_use_stale/, /devpi_index_pages/, /js_/],
         ],
         [
@@ -154,7 +154,7 @@ describe("nginx site", () => {
                 /js_import devpi_pages from \/etc\/nginx\/devpi-page-generation\.js;/,
                 /js_set \$devpi_generation devpi_pages\.generation;/,
                 /map \$devpi_generation \$devpi_page_uncached \{\n\s+"" 1;/,
-                /location ~ \^\/\[\^\/\]\+\/\[\^\/\]\+\/\\\+simple\/ \{\n[^}]*proxy_cache devpi_index_pages;[^}]*proxy_cache_key [^;]*\$http_accept\$devpi_generation;[^}]*proxy_cache_bypass \$devpi_page_uncached \$http_authorization \$http_x_devpi_auth;[^}]*proxy_no_cache \$devpi_page_uncached \$http_authorization \$http_x_devpi_auth;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/,
+                /location ~ \^\/\[\^\/\]\+\/\[\^\/\]\+\/\\\+simple\/ \{\n[^}]*proxy_cache devpi_index_pages;[^}]*proxy_cache_key [^;]*\$http_accept\$devpi_installer\$devpi_generation;[^}]*proxy_cache_bypass \$devpi_page_uncached \$http_authorization \$http_x_devpi_auth;[^}]*proxy_no_cache \$devpi_page_uncached \$http_authorization \$http_x_devpi_auth;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/,
                 // The mirror keeps its own location, which nginx picks before any regex location.
                 /location \^~ \/root\/pypi\/\+simple\/ \{[^}]*proxy_cache devpi_mirror_pages;/,
             ],
@@ -251,6 +251,14 @@ describe("nginx site", () => {
         } finally {
             nginx.kill();
         }
+    });
+
+    it("sorts User-Agents into installers and browsers as devpi does", () => {
+        const re = /"~(.*)" installer;/.exec(renderNginxSite({ ...site, mirrorPageCacheSeconds: 30 }))![1];
+        // devpi's INSTALLER_USER_AGENT, matched from the start (Python's re.match); PCRE and JS agree on it.
+        const installer = new RegExp(re);
+        for (const ua of ['pip/24.0 {"ci":null,"cpython":"3.11.2"}', "uv/0.4.18 (x86_64-unknown-linux-gnu)", "setuptools/68.0 Python-urllib/3.11", "Foo/1.0 pip/9.0"]) assert.match(ua, installer, ua);
+        for (const ua of ["Mozilla/5.0 (X11; Linux x86_64)", "curl/8.5.0", "devpi-client/7.3.0", "", "pipx/1.0"]) assert.doesNotMatch(ua, installer, ua);
     });
 
     it("keeps a mirror page at most a tenth of mirrorCacheExpiry and never over 30 s", () => {
