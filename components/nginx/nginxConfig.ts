@@ -309,7 +309,8 @@ export function renderNginxScript(s: NginxScriptSettings): string {
     return `# certificate sha256 ${s.certFingerprint}
 backup=""
 if [ -f ${site} ]; then backup=$(mktemp); cp -p ${site} "$backup"; fi
-${(s.extraFiles ?? []).map((f) => `${writeFileLines(f.path, "0644", "root:root", f.content).trimEnd()} >/dev/null
+${(s.extraFiles ?? []).map((f) => `extra_state=$(${writeFileLines(f.path, "0644", "root:root", f.content)})
+note "${f.path} $extra_state"
 `).join("")}state=$(${writeFileLines(s.sitePath, "0644", "root:root", s.site)})
 ln -sfn ${site} ${shellQuote(s.enabledPath)}
 if ! out=$(nginx -t 2>&1); then

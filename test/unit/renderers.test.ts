@@ -358,7 +358,14 @@ describe("remote scripts", () => {
         supervisor: renderSupervisorScript({ name: "devpi", confPath: "/etc/supervisor/conf.d/devpi.conf", program: "[program:devpi]\n", devpiUrl: "http://127.0.0.1:4040", logFile: "/var/log/supervisor/devpi.log", readyTimeout: 90 }),
         supervisorRemove: renderSupervisorRemoveScript({ name: "devpi", confPath: "/etc/supervisor/conf.d/devpi.conf" }),
         nginx: renderNginxScript({ sitePath: "/etc/nginx/sites-available/devpi", enabledPath: "/etc/nginx/sites-enabled/devpi", site: renderNginxSite(site), certFingerprint: "ab" }),
-        nginxRemove: renderNginxRemoveScript({ sitePath: "/etc/nginx/sites-available/devpi", enabledPath: "/etc/nginx/sites-enabled/devpi" }),
+        nginxWithModule: renderNginxScript({
+            sitePath: "/etc/nginx/sites-available/devpi",
+            enabledPath: "/etc/nginx/sites-enabled/devpi",
+            site: renderNginxSite({ ...site, mirrorPageCacheSeconds: 30, indexPageCache: true }),
+            extraFiles: [{ path: "/etc/nginx/devpi-page-generation.js", content: renderPageGenerationModule(site.serverDir) }],
+            certFingerprint: "ab",
+        }),
+        nginxRemove: renderNginxRemoveScript({ sitePath: "/etc/nginx/sites-available/devpi", enabledPath: "/etc/nginx/sites-enabled/devpi", extraPaths: ["/etc/nginx/devpi-page-generation.js"] }),
         rootPassword: renderApiScript(api, "root-password"),
         userEnsure: renderApiScript(api, "user-ensure", "bz"),
         indexDelete: renderApiScript(api, "index-delete", "bz/dev"),
@@ -424,6 +431,23 @@ describe("remote scripts", () => {
         assert.equal(execFileSync("bash", ["-c", script]).toString().trim(), "changed");
         assert.equal(execFileSync("bash", ["-c", script]).toString().trim(), "unchanged");
         assert.equal(fs.readFileSync(dest, "utf8"), content);
+    });
+    it("the nginx script installs the module and the site, then tests and starts nginx", () => {
+        const dir = fs.mkdtempSync(path.join(tmp, "nginx-step-"));
+        const script = renderNginxScript({
+            sitePath: `${dir}/site`,
+            enabledPath: `${dir}/enabled`,
+            site: renderNginxSite({ ...site, mirrorPageCacheSeconds: 30, indexPageCache: true }),
+            extraFiles: [{ path: `${dir}/generation.js`, content: renderPageGenerationModule(site.serverDir) }],
+            certFingerprint: "ab",
+        });
+        // nginx and the service helpers stubbed: this checks the script's own flow.
+        const stubs = `nginx() { echo "nginx $*" >>${dir}/calls; }\nsvc_enable() { :; }\nsvc_running() { [ -f ${dir}/calls ]; }\nsvc() { :; }\n`;
+        const out = execFileSync("bash", ["-c", `${PRELUDE}${stubs}${script}`], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+        assert.match(out, /^site changed, nginx reloaded$/m);
+        assert.equal(fs.readFileSync(`${dir}/generation.js`, "utf8"), renderPageGenerationModule(site.serverDir));
+        assert.match(fs.readFileSync(`${dir}/site`, "utf8"), /js_import devpi_pages from/);
+        assert.match(fs.readFileSync(`${dir}/calls`, "utf8"), /^nginx -t\nnginx -s reload\n$/);
     });
     it("the SSL script splits key and chain read from stdin", () => {
         const dir = path.join(tmp, "ssl");
