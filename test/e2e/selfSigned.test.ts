@@ -159,8 +159,8 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         const env = clientEnv();
         const index = `${BASE}/alice/dev/+simple/`;
         const dl = (spec: string) => client(venv, "pip", ["download", "--no-cache-dir", "--no-deps", "-d", path.join(work, "fresh"), "--index-url", index, spec], env);
-        const upload = async (version: string, clientEnvironment = env) => {
-            const r = await client(venv, "devpi", ["upload", buildPackage(venv, "e2e-fresh", version, path.join(work, `dist-fresh-${version}`))], clientEnvironment);
+        const upload = async (version: string, clientEnvironment = env, indexArgs: string[] = []) => {
+            const r = await client(venv, "devpi", ["upload", ...indexArgs, buildPackage(venv, "e2e-fresh", version, path.join(work, `dist-fresh-${version}`))], clientEnvironment);
             assert.equal(r.code, 0, r.out);
         };
         const accept = { headers: { Accept: "application/vnd.pypi.simple.v1+json" } };
@@ -170,10 +170,10 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
             return { status: r.status, cache: r.headers["x-cache-status"], files: r.status === 200 ? (JSON.parse(r.body) as { files: { filename: string }[] }).files.map((f) => f.filename).sort() : [] };
         };
         /** Waits until devpi's data has been left alone long enough to be cached, then fills the cache. */
-        const cached = async () => {
+        const cached = async (url = page) => {
             await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 500));
-            await versionsOn(page);
-            const hit = await versionsOn(page);
+            await versionsOn(url);
+            const hit = await versionsOn(url);
             assert.equal(hit.cache, "HIT", "the user index page comes from nginx's cache");
             return hit.files;
         };
@@ -189,13 +189,20 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         const pip = await dl("e2e-fresh==1.1.0");
         assert.equal(pip.code, 0, `installable right after the upload succeeded, though the page was cached a moment before:\n${pip.out}`);
 
-        // devpi remove through nginx: the cached page no longer lists the file.
-        assert.deepEqual(await cached(), ["e2e_fresh-1.0.0-py3-none-any.whl", "e2e_fresh-1.1.0-py3-none-any.whl"]);
-        const removed = await client(venv, "devpi", ["remove", "-y", "--index", "alice/dev", "e2e-fresh==1.0.0"], env);
+        // devpi remove through nginx (on the volatile index: alice/dev refuses removals): the cached
+        // page no longer lists the file; then the whole project, so the index is empty again.
+        const scratch = `${BASE}/alice/scratch/+simple/e2e-fresh/`;
+        await upload("1.0.0", env, ["--index", "alice/scratch"]);
+        await upload("1.1.0", env, ["--index", "alice/scratch"]);
+        assert.deepEqual(await cached(scratch), ["e2e_fresh-1.0.0-py3-none-any.whl", "e2e_fresh-1.1.0-py3-none-any.whl"]);
+        const removed = await client(venv, "devpi", ["remove", "-y", "--index", "alice/scratch", "e2e-fresh==1.0.0"], env);
         assert.equal(removed.code, 0, removed.out);
-        const afterRemove = await versionsOn(page);
+        const afterRemove = await versionsOn(scratch);
         assert.deepEqual(afterRemove.files, ["e2e_fresh-1.1.0-py3-none-any.whl"], "the removed file is gone from the page at once");
         assert.notEqual(afterRemove.cache, "HIT");
+        const removedProject = await client(venv, "devpi", ["remove", "-y", "--index", "alice/scratch", "e2e-fresh"], env);
+        assert.equal(removedProject.code, 0, removedProject.out);
+        assert.deepEqual((await versionsOn(scratch)).files, [], "the removed project is gone at once");
 
         // A write that never passes nginx: an upload to devpi's loopback port.
         assert.deepEqual(await cached(), ["e2e_fresh-1.1.0-py3-none-any.whl"]);
