@@ -333,9 +333,9 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         assert.equal(login.code, 0, login.out);
         const r1Page = `${replicaUrl(0)}/alice/dev/+simple/${PKG}/`;
         await get(r1Page, { headers: { Accept: "text/html" } });
-        const before = await get(r1Page, { headers: { Accept: "text/html" } });
-        assert.equal(before.headers["x-cache-status"], undefined, "a replica's nginx does not cache user index pages");
-        assert.doesNotMatch(before.body, /e2e_rep-0\.2\.1/);
+        const r1Before = await get(r1Page, { headers: { Accept: "text/html" } });
+        assert.equal(r1Before.headers["x-cache-status"], undefined, "a replica's nginx does not cache user index pages");
+        assert.doesNotMatch(r1Before.body, /e2e_rep-0\.2\.1/);
         const upload = await client(venv, "devpi", ["upload", buildPackage(venv, PKG, "0.2.1", dist)], env);
         assert.equal(upload.code, 0, upload.out);
         const page = await get(`${PRIMARY_URL}/alice/dev/+simple/${PKG}/`, { headers: { Accept: "text/html" } });
