@@ -205,12 +205,12 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.deepEqual((await versionsOn(scratch)).files, [], "the removed project is gone at once");
 
         // A write that never passes nginx: an upload to devpi's loopback port.
-        assert.deepEqual(await cached(), ["e2e_fresh-1.1.0-py3-none-any.whl"]);
+        assert.deepEqual(await cached(), ["e2e_fresh-1.0.0-py3-none-any.whl", "e2e_fresh-1.1.0-py3-none-any.whl"]);
         const direct = { ...env, DEVPI_CLIENTDIR: path.join(work, "devpi-client-direct") };
         assert.equal((await client(venv, "devpi", ["use", `http://127.0.0.1:${PORTS.devpi}/alice/dev`], direct)).code, 0);
         assert.equal((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], direct)).code, 0);
         await upload("1.2.0", direct);
-        assert.deepEqual((await versionsOn(page)).files, ["e2e_fresh-1.1.0-py3-none-any.whl", "e2e_fresh-1.2.0-py3-none-any.whl"], "visible through nginx at once");
+        assert.deepEqual((await versionsOn(page)).files, ["e2e_fresh-1.0.0-py3-none-any.whl", "e2e_fresh-1.1.0-py3-none-any.whl", "e2e_fresh-1.2.0-py3-none-any.whl"], "visible through nginx at once");
         assert.equal((await dl("e2e-fresh==1.2.0")).code, 0);
 
         // devpi answers installers and browsers differently ("Vary: User-Agent"): one cached page per
