@@ -204,10 +204,9 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
                 serverDir: d.serverDir,
                 maxUploadMb: d.maxUploadMb,
                 mirrorPageCacheSeconds: mirrorPageCacheSeconds(d.mirrorCacheExpiry),
-                // Keyed on this host's own data. Replication writes a replica's data too, and devpi
-                // answers a write forwarded by a replica once the replica has it, so it would be
-                // exact there as well, but that is not yet proven by the replicas e2e: off there.
-                indexPageCache: spec.role !== "replica",
+                // Keyed on this host's own data: replication commits a replica's data too, and devpi
+                // answers a write forwarded by a replica once the replica has it.
+                indexPageCache: true,
                 // The replication feed is opened on a primary only; a replica never serves it.
                 replication: spec.role === "primary" || (spec.role === "standalone" && d.replication),
                 acmeWebroot: acmeClient?.webroot,
