@@ -117,6 +117,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
         certValidityDays: cfg.ssl.certValidityDays,
         certRenewBeforeDays: cfg.ssl.certRenewBeforeDays,
         caValidityDays: cfg.ssl.caValidityDays,
+        caRenewBeforeDays: cfg.ssl.caRenewBeforeDays,
         providedChainPem: spec.providedChainPem,
         providedKeyPem: spec.providedKeyPem === undefined ? undefined : pulumi.secret(spec.providedKeyPem),
         providedCaPem: cfg.ssl.providedCaPem,

@@ -37,7 +37,8 @@ export function describeUpgrade(s: Pick<UpgradeSettings, "key" | "strategy">): s
  * 1. Nothing to do when VENVDIR already points at KEY (a fresh install, or a re-run).
  * 2. Refuse a downgrade unless allowed.
  * 3. Export devpi's data with the OLD version into BACKUPDIR/pre-upgrade-OLD-to-NEW-STAMP: with
- *    devpi stopped first for export/import, while it still serves for the in-place path.
+ *    devpi stopped first for export/import, while it still serves for the in-place path. A
+ *    failed export removes its partial copy, starts the old version again and fails the step.
  * 4. In place (same data format, not forced): switch VENVDIR. Otherwise move SERVERDIR aside
  *    (kept as SERVERDIR.pre-upgrade-STAMP), import the export with the NEW version, switch.
  * 5. Start devpi and wait until /+status reports the new version. If it does not, stop it, put
@@ -95,7 +96,14 @@ switch_to() { ln -sfn "$1" "$link.tmp" && mv -T "$link.tmp" "$link"; }
 # only for the switch itself.
 if [ "$path" = export-import ]; then supervisorctl stop "$prog" >&2; fi
 install -d -m 0750 -o "$user" -g "$user" ${q(s.backupDir)}
-runuser -u "$user" -- "$cur/bin/devpi-export" -c "$cfg" "$backup.partial" >&2
+# A failed export (devpi-export killed, a full disk) switches nothing: the old version serves
+# again (export/import stopped it) and the next pulumi up starts the upgrade over.
+if ! runuser -u "$user" -- "$cur/bin/devpi-export" -c "$cfg" "$backup.partial" >&2; then
+  rm -rf -- "$backup.partial"
+  supervisorctl start "$prog" >&2 || true
+  wait_version "$old_ver" || { echo "devpi-server $old_ver did not come back either; tail of its log:" >&2; tail -n 30 ${q(s.logFile)} >&2 || true; }
+  fail "devpi-export with $old_ver into $backup.partial failed; nothing was switched, $old_ver serves again. Run pulumi up again to retry the upgrade."
+fi
 mv -T "$backup.partial" "$backup"
 if [ "$path" != export-import ]; then supervisorctl stop "$prog" >&2; fi
 aside=""
