@@ -58,6 +58,14 @@ describe("the program's resources", () => {
         assert.deepEqual(byType("tls:index/locallySignedCert:LocallySignedCert"), ["ssl-server"]);
     });
 
+    it("renews the server certificate and the CA each in its own window (certRenewBeforeDays, caRenewBeforeDays)", () => {
+        const inputs = (name: string) => [...registered.values()].find((r) => r.name === name)!.inputs;
+        assert.equal(inputs("ssl-server").validityPeriodHours, 90 * 24);
+        assert.equal(inputs("ssl-server").earlyRenewalHours, 30 * 24);
+        assert.equal(inputs("ssl-ca").validityPeriodHours, 3650 * 24);
+        assert.equal(inputs("ssl-ca").earlyRenewalHours, 30 * 24);
+    });
+
     it("parents every step to its component", () => {
         const expectParent: Record<string, string> = {
             "host-packages": "host",
