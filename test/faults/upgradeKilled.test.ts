@@ -70,9 +70,10 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
                 void (async () => {
                     const exporting = () => hostProcesses(e.host).find((p) => /\/bin\/devpi-export /.test(p.args) && !p.args.startsWith("runuser"));
                     if (!(await until(() => exporting() !== undefined, 300_000, 5))) return;
-                    const p = exporting()!;
-                    // Let it get going (it has started writing the export), then kill it.
-                    await new Promise((res) => setTimeout(res, 300));
+                    // Killed the moment it runs (polled every 5 ms): a small export can finish
+                    // in well under a second, so waiting longer would race it.
+                    const p = exporting();
+                    if (!p) return;
                     try {
                         process.kill(p.pid, "SIGKILL");
                         killed = `${p.comm}[${p.pid}] ${p.args}`;
@@ -84,7 +85,7 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         };
         const r = await tryUp(e, onEvent);
         measured.push(`killed: ${killed}`);
-        assert.ok(killed, "devpi-export was running and was killed");
+        assert.ok(killed, `devpi-export was running and was killed (pulumi up ${r.ok ? "succeeded" : `failed: ${r.error.slice(-1500)}`})`);
         assert.equal(r.ok, false);
         const cause = r.error.split("\n").find((l) => l.includes("devpi step devpi-upgrade failed")) ?? "";
         measured.push(`pulumi up failed with: ${cause.trim()}`);
