@@ -270,7 +270,7 @@ async function main(): Promise<void> {
         profile = stepProfile();
         console.error(`[bench] B1 step profile (start → end, seconds since the up began; total ${cold.toFixed(1)} s):\n${renderProfile(profile)}`);
         fs.writeFileSync(caFile, String((await stack.outputs()).caCertificate.value));
-        const b1: Row = { id: "B1", what: "cold `pulumi up` of the dev-like stack on a fresh host", unit: "s", values: [cold], baseline: `bare apt-get install (${HOST_PACKAGES_NOTE}) + pip install devpi-server devpi-web on another fresh host`, baselineValues: [], target: "≤ 1.1×", note: `slowest steps: ${slowestSteps(5)}` };
+        const b1: Row = { id: "B1", what: "cold `pulumi up` of the dev-like stack on a fresh host", unit: "s", values: [cold], baseline: `bare apt-get install (${HOST_PACKAGES_NOTE}) + pip install devpi-server devpi-web on another fresh host`, baselineValues: [], target: "≤ 1.1×", note: `first step started ${profile[0]?.start ?? "?"} s after the up began (engine, language host, program compile); slowest steps: ${slowestSteps(5)}` };
         if (want("B1")) rows.push(b1);
 
         // ---- an upload, installable at once (the check B5's caching must not break) ----
