@@ -1,9 +1,10 @@
 /**
  * A stack created by the single-server program (the last commit before replicas existed) keeps
  * every resource when previewed and updated with today's code: the per-host tree keeps every
- * type token and resource name of the primary, so nothing is created, deleted or replaced.
- * Steps whose scripts changed since then may update in place (they are idempotent); with no
- * script change in between (as when the refactor landed) the check is "no change at all".
+ * type token and resource name of the primary, so nothing is deleted or replaced, and nothing
+ * is created but the steps added since (ADDED_SINCE). Steps whose scripts changed since then may
+ * update in place (they are idempotent); with no script change in between (as when the refactor
+ * landed) the check is "no change at all".
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
