@@ -10,6 +10,7 @@ import * as command from "@pulumi/command";
 import { DevpiConfig } from "../../config";
 import { ApiTarget } from "../access/devpiApi";
 import { DevpiServer } from "../devpi/devpiServer";
+import { ReplicaResync } from "../devpi/replicaResync";
 import { HealthCheck } from "../health/healthCheck";
 import { HostPreparation } from "../host/hostPreparation";
 import { HOST_PACKAGES } from "../host/hostPreparationScript";
@@ -35,6 +36,8 @@ export interface PrimaryLink {
     sharedSecret: pulumi.Output<string>;
     /** The primary's health check: a replica starts syncing only from a healthy primary. */
     healthy: pulumi.Resource;
+    /** The primary's devpi version set: when it changes, each replica checks it still follows the primary. */
+    serverVersionKey: string;
 }
 
 /** The parts of one server that others wire to. */
@@ -237,6 +240,30 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
 
     const accessSteps = links.access?.({ remote, api, server, supervisor }) ?? [];
 
+    // A primary rebuilt by export/import has a new identity that devpi makes its replicas refuse:
+    // after the primary is healthy again, each replica checks and, if needed, re-syncs.
+    const resync = primary
+        ? new ReplicaResync(
+              n("resync"),
+              {
+                  host: remote,
+                  settings: {
+                      primaryUrl: primary.url,
+                      devpiUrl,
+                      serverDir: d.serverDir,
+                      configFile: server.configFile,
+                      venvDir: d.venvDir,
+                      serviceUser: d.serviceUser,
+                      program: "devpi",
+                      timeout: 600,
+                      revision: `primary ${primary.serverVersionKey}, replica ${server.versionKey}`,
+                  },
+                  primaryCaPem: primary.caCertPem,
+              },
+              { dependsOn: [supervisor, primary.healthy] },
+          )
+        : undefined;
+
     const health = new HealthCheck(
         n("health"),
         {
@@ -256,7 +283,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
             revision: contentHash(nginx.siteConfig, server.restartToken, JSON.stringify(cfg.indexes), cfg.users.map((u) => u.name).join(",")),
             replicaOf: primary ? { primaryUrl: primary.url, timeout: 120 } : undefined,
         },
-        { dependsOn: [nginx, ...(acme ? [acme] : []), ...accessSteps] },
+        { dependsOn: [nginx, ...(acme ? [acme] : []), ...(resync ? [resync] : []), ...accessSteps] },
     );
 
     return { spec, remote, prepared, api, url: publicUrl(spec.domain, spec.httpsPort), ssl, served, server, supervisor, nginx, health };
@@ -272,5 +299,6 @@ export function primaryLink(host: DevpiHost): PrimaryLink {
         signingCa: host.ssl.signingCa,
         sharedSecret: host.server.sharedSecret,
         healthy: host.health,
+        serverVersionKey: host.server.versionKey,
     };
 }

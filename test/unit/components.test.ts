@@ -128,4 +128,11 @@ describe("the program's resources", () => {
         assert.equal(await pulumi.isSecret(withPassword), true);
         assert.equal(exports.devpiUse, "devpi use https://devpi.example.com/bz/dev/ --set-cfg");
     });
+
+    it("exports every output with a value, so the engine warns of none (replicaClients is empty without replicas)", () => {
+        for (const [name, value] of Object.entries(exports)) {
+            assert.notEqual(value, undefined, `output ${name} is undefined`);
+        }
+        assert.deepEqual(exports.replicaClients, {});
+    });
 });
