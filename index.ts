@@ -31,7 +31,8 @@ const backups = new BackupSchedule(
         serverDir: d.serverDir,
         program: "devpi",
     },
-    { dependsOn: [primary.server] },
+    // cron comes with the host's packages, which devpi's install no longer waits for entirely.
+    { dependsOn: [primary.server, primary.prepared] },
 );
 
 // Replicas follow the primary and do not wait for each other.

@@ -44,6 +44,8 @@ export interface PrimaryLink {
 export interface DevpiHost {
     spec: HostSpec;
     remote: RemoteHost;
+    /** Packages and the service user (what needs cron, nginx or supervisor waits for all of it). */
+    prepared: HostPreparation;
     /** devpi-server's API on the server's loopback, with root's credential file. */
     api: ApiTarget;
     url: string;
@@ -169,7 +171,8 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
                         }
                       : undefined,
         },
-        { dependsOn: [prepared] },
+        // The virtualenv needs python3-venv only: pip runs while apt installs nginx, supervisor, ...
+        { dependsOn: prepared.python },
     );
 
     const supervisor = new SupervisorProgram(
@@ -189,7 +192,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
             devpiUrl,
             restartToken: server.restartToken,
         },
-        { dependsOn: primary ? [server, primary.healthy] : [server] },
+        { dependsOn: primary ? [server, prepared, primary.healthy] : [server, prepared] },
     );
 
     const nginx = new NginxSite(
@@ -284,7 +287,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
         { dependsOn: [nginx, ...(acme ? [acme] : []), ...(resync ? [resync] : []), ...accessSteps] },
     );
 
-    return { spec, remote, api, url: publicUrl(spec.domain, spec.httpsPort), ssl, served, server, supervisor, nginx, health };
+    return { spec, remote, prepared, api, url: publicUrl(spec.domain, spec.httpsPort), ssl, served, server, supervisor, nginx, health };
 }
 
 /** What a replica of `host` needs (the primary must have been built with role `primary`). */

@@ -42,6 +42,7 @@ describe("the program's resources", () => {
             "devpi-venv",
             "health-https",
             "host-packages",
+            "host-service-packages",
             "host-service-user",
             "index-bz/dev-index",
             "index-bz/prod-index",
@@ -69,6 +70,7 @@ describe("the program's resources", () => {
     it("parents every step to its component", () => {
         const expectParent: Record<string, string> = {
             "host-packages": "host",
+            "host-service-packages": "host",
             "ssl-files": "ssl",
             "ssl-ca": "ssl",
             "devpi-venv": "devpi",
@@ -88,9 +90,9 @@ describe("the program's resources", () => {
 
     it("orders steps by dependencies, never by luck", () => {
         const deps = (n: string) => [...(registered.get(n)?.dependsOn ?? [])].sort();
-        assert.deepEqual(deps("devpi"), ["host"]);
+        assert.deepEqual(deps("devpi"), ["host-packages", "host-service-user"], "pip installs devpi while apt installs nginx, supervisor, ...");
         assert.deepEqual(deps("ssl"), [], "SSL files run in parallel with the install");
-        assert.deepEqual(deps("supervisor"), ["devpi"]);
+        assert.deepEqual(deps("supervisor"), ["devpi", "host"]);
         assert.deepEqual(deps("nginx"), ["ssl", "supervisor"]);
         assert.deepEqual(deps("root-password"), ["supervisor"]);
         assert.deepEqual(deps("user-bz"), ["root-password"]);
@@ -101,6 +103,8 @@ describe("the program's resources", () => {
         assert.deepEqual(deps("devpi-init"), ["devpi-config"]);
         assert.deepEqual(deps("devpi-upgrade"), ["devpi-init"]);
         assert.deepEqual(deps("host-service-user"), ["host-packages"]);
+        assert.deepEqual(deps("host-service-packages"), ["host-service-user"]);
+        assert.deepEqual(deps("backups"), ["devpi", "host"], "the backup schedule needs cron, from the host's second apt run");
     });
 
     it("keeps secrets on stdin, secret, and out of command strings", async () => {

@@ -45,7 +45,7 @@ describe("one tree per server", () => {
             );
             assert.deepEqual(
                 named(p).filter((x) => x.type === "command:remote:Command").map((x) => x.name.slice(p.length)).sort(),
-                ["devpi-config", "devpi-init", "devpi-primary-ca", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-user", "nginx-site", "resync-identity", "ssl-files", "supervisor-program"],
+                ["devpi-config", "devpi-init", "devpi-primary-ca", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-packages", "host-service-user", "nginx-site", "resync-identity", "ssl-files", "supervisor-program"],
             );
             assert.deepEqual(named(p).filter((x) => x.type.startsWith("tls:")).map((x) => x.name.slice(p.length)).sort(), ["ssl-csr", "ssl-server", "ssl-server-key"], "no CA of its own");
         }
@@ -60,7 +60,7 @@ describe("one tree per server", () => {
     it("keeps the primary's names and adds only the secret export to it", () => {
         const primarySteps = [...registered.values()].filter((r) => r.type === "command:remote:Command" && !r.name.startsWith("replica-")).map((r) => r.name).sort();
         assert.deepEqual(primarySteps, [
-            "backups-cron", "devpi-config", "devpi-init", "devpi-secret-export", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-user",
+            "backups-cron", "devpi-config", "devpi-init", "devpi-secret-export", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-packages", "host-service-user",
             "index-bz/dev-index", "nginx-site", "root-password-set", "ssl-files", "supervisor-program", "user-bz-user",
         ]);
         assert.equal(registered.get("replica-r1-devpi-venv")?.parent, "replica-r1-devpi");
@@ -73,8 +73,8 @@ describe("one tree per server", () => {
             const p = `replica-${r}-`;
             assert.deepEqual(deps(`${p}host`), []);
             assert.deepEqual(deps(`${p}ssl`), []);
-            assert.deepEqual(deps(`${p}devpi`), [`${p}host`]);
-            assert.deepEqual(deps(`${p}supervisor`), ["health", `${p}devpi`].sort());
+            assert.deepEqual(deps(`${p}devpi`), [`${p}host-packages`, `${p}host-service-user`]);
+            assert.deepEqual(deps(`${p}supervisor`), ["health", `${p}devpi`, `${p}host`].sort());
             assert.deepEqual(deps(`${p}nginx`), [`${p}ssl`, `${p}supervisor`]);
             // After the primary is healthy (so after its upgrade), the replica checks it still follows it.
             assert.deepEqual(deps(`${p}resync`), ["health", `${p}supervisor`].sort());
