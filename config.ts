@@ -58,6 +58,8 @@ export interface SslConfig {
     certValidityDays: number;
     certRenewBeforeDays: number;
     caValidityDays: number;
+    /** A `pulumi up` within this many days of the CA's expiry re-issues the CA (same key) and re-signs the server certificates. */
+    caRenewBeforeDays: number;
     /** For `provided`: PEM certificate chain (leaf first). */
     providedChainPem?: string;
     /** For `provided`: PEM private key (plain text here; secret in Pulumi). */
@@ -144,6 +146,8 @@ export interface DevpiConfig {
     clientIndex?: string;
     /** Servers that follow the primary through devpi's replication (empty: a single server). */
     replicas: ReplicaConfig[];
+    /** Things worth a warning that do not stop the run (e.g. a provided certificate about to expire). */
+    warnings: string[];
 }
 
 /** Reads one raw (plain text) config value of this project, e.g. `get("host")`. */
@@ -162,7 +166,7 @@ export const KNOWN_KEYS = [
     "backupDir", "backupSchedule", "backupKeep", "upgradeStrategy", "allowDowngrade",
     "mirrorCacheExpiry", "maxUploadMb", "restrictModify", "replication", "debug", "pythonPackageIndex", "upstreamCaBundle",
     "sslMode", "sslDir", "sslOwner", "extraDnsNames", "extraIpAddresses",
-    "certValidityDays", "certRenewBeforeDays", "caValidityDays",
+    "certValidityDays", "certRenewBeforeDays", "caValidityDays", "caRenewBeforeDays",
     "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile", "sslCaCertificate", "sslCaCertificateFile",
     "acmeEmail", "acmeDirectoryUrl", "acmeCaBundle", "acmeCaBundleFile",
     "rootPassword", "users", "indexes", "clientIndex", "clientIncludePassword", "replicas",
@@ -386,8 +390,12 @@ function pemBlocks(pem: string, label: RegExp): string[] {
         .map((m) => m[0]);
 }
 
-/** Checks a provided key and chain: parseable, matching, and not expired at `now`. */
-export function checkProvidedCertificate(chainPem: string, keyPem: string, now: Date): void {
+/**
+ * Checks a provided key and chain: parseable, matching, and not expired at `now`. Returns a
+ * warning when the certificate expires within `warnDays` days of `now` (it still works; the run
+ * goes on), else undefined.
+ */
+export function checkProvidedCertificate(chainPem: string, keyPem: string, now: Date, warnDays = 30): string | undefined {
     const certs = pemBlocks(chainPem, /^CERTIFICATE$/);
     if (certs.length === 0) {
         throw new ConfigError("devpi:sslCertificate: no PEM certificate found: must be a PEM chain, server certificate first");
@@ -413,6 +421,11 @@ export function checkProvidedCertificate(chainPem: string, keyPem: string, now: 
     if (notAfter.getTime() <= now.getTime()) {
         throw new ConfigError(`devpi:sslCertificate: the certificate expired on ${notAfter.toISOString()}: provide a current certificate`);
     }
+    const daysLeft = (notAfter.getTime() - now.getTime()) / 86_400_000;
+    if (daysLeft < warnDays) {
+        return `devpi:sslCertificate: the certificate for ${leaf.subject.replace(/\n/g, ", ")} expires on ${notAfter.toISOString()} (in ${daysLeft.toFixed(1)} days, less than devpi:certRenewBeforeDays = ${warnDays}): nginx serves it until then; set a renewed certificate and run pulumi up before that date`;
+    }
+    return undefined;
 }
 
 /** Checks that the chain's last certificate was issued by (or is) the given CA certificate. */
@@ -486,6 +499,8 @@ interface PrimaryForReplicas {
     devpiPort: number;
     ssl: SslConfig;
     now: Date;
+    /** Warnings found while reading the replicas are added here. */
+    warnings: string[];
     isSecret?: SecretKeyCheck;
 }
 
@@ -552,7 +567,8 @@ function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] 
             }
             if (chain !== undefined && key !== undefined) {
                 try {
-                    checkProvidedCertificate(chain, key, primary.now);
+                    const warning = checkProvidedCertificate(chain, key, primary.now, primary.ssl.certRenewBeforeDays);
+                    if (warning) primary.warnings.push(warning.replace(/^devpi:(ssl[A-Za-z]+)/, `devpi:${p}$1`));
                     if (primary.ssl.providedCaPem) checkIssuedBy(chain, primary.ssl.providedCaPem);
                 } catch (err) {
                     // Same checks as the primary's certificate; the message names this entry's key.
@@ -703,10 +719,16 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         certValidityDays: r.int("certValidityDays", 90, 2, 825),
         certRenewBeforeDays: r.int("certRenewBeforeDays", 30, 1, 824),
         caValidityDays: r.int("caValidityDays", 3650, 30, 36500),
+        caRenewBeforeDays: r.int("caRenewBeforeDays", 30, 1, 36499),
     };
+    const warnings: string[] = [];
     if (!UNIX_USER_RE.test(ssl.owner)) fail("sslOwner", ssl.owner, "must be a Unix user name such as www-data");
     if (ssl.certRenewBeforeDays >= ssl.certValidityDays) {
         fail("certRenewBeforeDays", ssl.certRenewBeforeDays, `must be less than certValidityDays (${ssl.certValidityDays})`);
+    }
+    // A window as long as the CA's life would re-issue the CA on every run.
+    if (ssl.caRenewBeforeDays >= ssl.caValidityDays) {
+        fail("caRenewBeforeDays", ssl.caRenewBeforeDays, `must be less than caValidityDays (${ssl.caValidityDays})`);
     }
     const sslKeys = ["sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile", "sslCaCertificate", "sslCaCertificateFile"];
     if (mode === "provided") {
@@ -714,7 +736,8 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         const key = r.optStr("sslPrivateKey") ?? (r.optStr("sslPrivateKeyFile") ? readLocalFile("sslPrivateKeyFile", r.str("sslPrivateKeyFile")) : undefined);
         if (!chain) throw new ConfigError("devpi:sslCertificate (or devpi:sslCertificateFile) is required when devpi:sslMode is provided");
         if (!key) throw new ConfigError("devpi:sslPrivateKey (secret) or devpi:sslPrivateKeyFile is required when devpi:sslMode is provided");
-        checkProvidedCertificate(chain, key, now);
+        const warning = checkProvidedCertificate(chain, key, now, ssl.certRenewBeforeDays);
+        if (warning) warnings.push(warning);
         ssl.providedChainPem = chain.trim() + "\n";
         ssl.providedKeyPem = key.trim() + "\n";
         const ca = r.optStr("sslCaCertificate") ?? (r.optStr("sslCaCertificateFile") ? readLocalFile("sslCaCertificateFile", r.str("sslCaCertificateFile")) : undefined);
@@ -755,6 +778,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         ssl,
         now,
         isSecret,
+        warnings,
     });
 
     return {
@@ -794,6 +818,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         clientIncludePassword: r.bool("clientIncludePassword", false),
         clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
         replicas,
+        warnings,
     };
 }
 
@@ -806,7 +831,7 @@ export function readStackConfig(): DevpiConfig {
     // The SDK knows which keys were set with --secret but does not declare that function in its types.
     const { isConfigSecret } = runtimeConfig as unknown as { isConfigSecret?: (key: string) => boolean };
     try {
-        return loadConfig(
+        const cfg = loadConfig(
             (key) => pulumi.runtime.getConfig(prefix + key),
             Object.keys(pulumi.runtime.allConfig())
                 .filter((k) => k.startsWith(prefix))
@@ -814,6 +839,8 @@ export function readStackConfig(): DevpiConfig {
             new Date(),
             isConfigSecret ? (key) => isConfigSecret(prefix + key) : undefined,
         );
+        for (const w of cfg.warnings) void pulumi.log.warn(w);
+        return cfg;
     } catch (e) {
         throw e instanceof ConfigError ? new pulumi.RunError(e.message) : e;
     }

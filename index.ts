@@ -31,7 +31,8 @@ const backups = new BackupSchedule(
         serverDir: d.serverDir,
         program: "devpi",
     },
-    { dependsOn: [primary.server] },
+    // cron comes with the host's packages, which devpi's install no longer waits for entirely.
+    { dependsOn: [primary.server, primary.prepared] },
 );
 
 // Replicas follow the primary and do not wait for each other.
@@ -71,15 +72,13 @@ export const healthCheck = primary.health.result;
 export const backupCommand = backups.command;
 export const restoreCommand = backups.restoreCommand;
 /**
- * Per replica (only when there are replicas): its URL, pip index URL and client config, so each
+ * Per replica (empty without replicas): its URL, pip index URL and client config, so each
  * site's clients install from the nearest server. Uploads and user/index changes go to `url`.
+ * Empty rather than undefined, so a stack without replicas shows no "Undefined value" warning.
  */
-export const replicaClients =
-    replicas.length === 0
-        ? undefined
-        : Object.fromEntries(
-              replicas.map((r) => {
-                  const c = clientFor(r.url);
-                  return [r.spec.label, { url: r.url, pipIndexUrl: indexUrl(c), pipConf: renderPipConf(c), uvToml: renderUvToml(c), healthCheck: r.health.result, certificateSha256: r.served.certSha256 }];
-              }),
-          );
+export const replicaClients = Object.fromEntries(
+    replicas.map((r) => {
+        const c = clientFor(r.url);
+        return [r.spec.label, { url: r.url, pipIndexUrl: indexUrl(c), pipConf: renderPipConf(c), uvToml: renderUvToml(c), healthCheck: r.health.result, certificateSha256: r.served.certSha256 }];
+    }),
+);

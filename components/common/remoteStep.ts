@@ -57,6 +57,10 @@ export function remoteStep(
             logging: args.secret || args.secretOutput ? "none" : "stdoutAndStderr",
         },
         {
+            // A step's delete undoes its create on the same paths: replacing it the default way
+            // (create the new one, then delete the old one) would remove what the new one just
+            // made, e.g. `pulumi up --replace` of the nginx site deleted the site it had rewritten.
+            deleteBeforeReplace: args.delete !== undefined,
             ...opts,
             additionalSecretOutputs: args.secret || args.secretOutput ? [...(args.secret ? ["stdin"] : []), ...(args.secretOutput ? ["stdout"] : [])] : undefined,
         },

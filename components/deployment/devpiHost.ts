@@ -10,6 +10,7 @@ import * as command from "@pulumi/command";
 import { DevpiConfig } from "../../config";
 import { ApiTarget } from "../access/devpiApi";
 import { DevpiServer } from "../devpi/devpiServer";
+import { ReplicaResync } from "../devpi/replicaResync";
 import { HealthCheck } from "../health/healthCheck";
 import { HostPreparation } from "../host/hostPreparation";
 import { HOST_PACKAGES } from "../host/hostPreparationScript";
@@ -35,12 +36,16 @@ export interface PrimaryLink {
     sharedSecret: pulumi.Output<string>;
     /** The primary's health check: a replica starts syncing only from a healthy primary. */
     healthy: pulumi.Resource;
+    /** The primary's devpi version set: when it changes, each replica checks it still follows the primary. */
+    serverVersionKey: string;
 }
 
 /** The parts of one server that others wire to. */
 export interface DevpiHost {
     spec: HostSpec;
     remote: RemoteHost;
+    /** Packages and the service user (what needs cron, nginx or supervisor waits for all of it). */
+    prepared: HostPreparation;
     /** devpi-server's API on the server's loopback, with root's credential file. */
     api: ApiTarget;
     url: string;
@@ -117,6 +122,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
         certValidityDays: cfg.ssl.certValidityDays,
         certRenewBeforeDays: cfg.ssl.certRenewBeforeDays,
         caValidityDays: cfg.ssl.caValidityDays,
+        caRenewBeforeDays: cfg.ssl.caRenewBeforeDays,
         providedChainPem: spec.providedChainPem,
         providedKeyPem: spec.providedKeyPem === undefined ? undefined : pulumi.secret(spec.providedKeyPem),
         providedCaPem: cfg.ssl.providedCaPem,
@@ -165,7 +171,8 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
                         }
                       : undefined,
         },
-        { dependsOn: [prepared] },
+        // The virtualenv needs python3-venv only: pip runs while apt installs nginx, supervisor, ...
+        { dependsOn: prepared.python },
     );
 
     const supervisor = new SupervisorProgram(
@@ -185,7 +192,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
             devpiUrl,
             restartToken: server.restartToken,
         },
-        { dependsOn: primary ? [server, primary.healthy] : [server] },
+        { dependsOn: primary ? [server, prepared, primary.healthy] : [server, prepared] },
     );
 
     const nginx = new NginxSite(
@@ -237,6 +244,30 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
 
     const accessSteps = links.access?.({ remote, api, server, supervisor }) ?? [];
 
+    // A primary rebuilt by export/import has a new identity that devpi makes its replicas refuse:
+    // after the primary is healthy again, each replica checks and, if needed, re-syncs.
+    const resync = primary
+        ? new ReplicaResync(
+              n("resync"),
+              {
+                  host: remote,
+                  settings: {
+                      primaryUrl: primary.url,
+                      devpiUrl,
+                      serverDir: d.serverDir,
+                      configFile: server.configFile,
+                      venvDir: d.venvDir,
+                      serviceUser: d.serviceUser,
+                      program: "devpi",
+                      timeout: 600,
+                      revision: `primary ${primary.serverVersionKey}, replica ${server.versionKey}`,
+                  },
+                  primaryCaPem: primary.caCertPem,
+              },
+              { dependsOn: [supervisor, primary.healthy] },
+          )
+        : undefined;
+
     const health = new HealthCheck(
         n("health"),
         {
@@ -256,10 +287,10 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
             revision: contentHash(nginx.siteConfig, server.restartToken, JSON.stringify(cfg.indexes), cfg.users.map((u) => u.name).join(",")),
             replicaOf: primary ? { primaryUrl: primary.url, timeout: 120 } : undefined,
         },
-        { dependsOn: [nginx, ...(acme ? [acme] : []), ...accessSteps] },
+        { dependsOn: [nginx, ...(acme ? [acme] : []), ...(resync ? [resync] : []), ...accessSteps] },
     );
 
-    return { spec, remote, api, url: publicUrl(spec.domain, spec.httpsPort), ssl, served, server, supervisor, nginx, health };
+    return { spec, remote, prepared, api, url: publicUrl(spec.domain, spec.httpsPort), ssl, served, server, supervisor, nginx, health };
 }
 
 /** What a replica of `host` needs (the primary must have been built with role `primary`). */
@@ -272,5 +303,6 @@ export function primaryLink(host: DevpiHost): PrimaryLink {
         signingCa: host.ssl.signingCa,
         sharedSecret: host.server.sharedSecret,
         healthy: host.health,
+        serverVersionKey: host.server.versionKey,
     };
 }

@@ -166,6 +166,7 @@ export class DevpiServer extends pulumi.ComponentResource {
                         serviceUser: args.serviceUser,
                         readyTimeout: 600,
                         ...args.upgrade,
+                        replica: replica !== undefined,
                     }),
             },
             { parent: this, dependsOn: trust ? [init, trust] : [init] },

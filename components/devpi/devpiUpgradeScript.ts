@@ -24,52 +24,43 @@ export interface UpgradeSettings {
     readyTimeout: number;
     /** devpi-server's log (supervisor's stdout_logfile), shown when the new version fails. */
     logFile: string;
+    /**
+     * A replica: its data is a copy of the primary's, so it takes no backup and never
+     * exports/imports (an imported replica would no longer match its primary's changelog).
+     * When the data format changes it starts over from an empty server directory and syncs
+     * again from the primary; `strategy` does not apply.
+     */
+    replica?: boolean;
 }
 
 /** What `pulumi preview` shows for an upgrade: the rule, since the installed version is on the server. */
-export function describeUpgrade(s: Pick<UpgradeSettings, "key" | "strategy">): string {
+export function describeUpgrade(s: Pick<UpgradeSettings, "key" | "strategy" | "replica">): string {
+    if (s.replica) return `switch to ${s.key} in place when the data format matches, by a fresh sync from the primary otherwise`;
     return s.strategy === "export-import"
         ? `switch to ${s.key} by export/import (forced)`
         : `switch to ${s.key} in place when the data format matches, by export/import otherwise`;
 }
 
-/**
- * 1. Nothing to do when VENVDIR already points at KEY (a fresh install, or a re-run).
- * 2. Refuse a downgrade unless allowed.
- * 3. Export devpi's data with the OLD version into BACKUPDIR/pre-upgrade-OLD-to-NEW-STAMP: with
- *    devpi stopped first for export/import, while it still serves for the in-place path.
- * 4. In place (same data format, not forced): switch VENVDIR. Otherwise move SERVERDIR aside
- *    (kept as SERVERDIR.pre-upgrade-STAMP), import the export with the NEW version, switch.
- * 5. Start devpi and wait until /+status reports the new version. If it does not, stop it, put
- *    the old data and version back, start the old server and fail the step.
- */
-export function renderUpgradeScript(s: UpgradeSettings): string {
+/** Shell variables and the early exit shared by both upgrade scripts (up to the two versions). */
+function upgradeHead(s: UpgradeSettings, extraVars = ""): string {
     const q = shellQuote;
-    const versions = versionsDir(s.venvDir);
-    return `# ${describeUpgrade(s)}
-link=${q(s.venvDir)}
-new=${q(`${versions}/${s.key}`)}
+    return `link=${q(s.venvDir)}
+new=${q(`${versionsDir(s.venvDir)}/${s.key}`)}
 sd=${q(s.serverDir)}
 cfg=${q(s.configFile)}
 user=${q(s.serviceUser)}
 prog=${q(s.program)}
-allow_downgrade=${s.allowDowngrade ? "1" : "0"}
-cur=$(readlink -f "$link")
+${extraVars}cur=$(readlink -f "$link")
 if [ "$cur" = "$(readlink -f "$new")" ]; then echo "${s.key} is active"; exit 0; fi
 version_of() { "$1/bin/python" -c 'import importlib.metadata as m; print(m.version("devpi-server"))'; }
 old_ver=$(version_of "$cur")
 new_ver=$(version_of "$new")
-if [ "$old_ver" != "$new_ver" ] && [ "$(printf '%s\\n' "$old_ver" "$new_ver" | sort -V | tail -n 1)" = "$old_ver" ] && [ "$allow_downgrade" = 0 ]; then
-  echo "refusing to downgrade devpi-server from $old_ver to $new_ver: its data may not be readable by the older version. Set devpi:allowDowngrade to true to force it (a backup is taken first)." >&2
-  exit 1
-fi
-old_db=$(cat "$sd/.serverversion" 2>/dev/null || echo unknown)
-new_db=$("$new/bin/python" -c 'from devpi_server.main import DATABASE_VERSION; print(DATABASE_VERSION)')
-path=${s.strategy === "export-import" ? "export-import" : `in-place; [ "$old_db" = "$new_db" ] || path=export-import`}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-backup=${q(s.backupDir)}/pre-upgrade-$old_ver-to-$new_ver-$stamp
-echo "upgrading devpi-server $old_ver -> $new_ver ($path; data format $old_db -> $new_db)" >&2
-# Exit 0 when /+status (stdin) reports devpi-server version argv[1]; quietly 1 otherwise (not up yet).
+`;
+}
+
+/** `wait_version VERSION` (bounded, ends at once on FATAL) and `switch_to VENV`. */
+function upgradeFunctions(s: UpgradeSettings): string {
+    return `# Exit 0 when /+status (stdin) reports devpi-server version argv[1]; quietly 1 otherwise (not up yet).
 status_is='
 import json, sys
 try:
@@ -79,7 +70,7 @@ except ValueError:
 '
 wait_version() {
   for _ in $(seq 1 ${s.readyTimeout * 5}); do
-    if curl -fsS -H 'Accept: application/json' ${q(`${s.devpiUrl}/+status`)} 2>/dev/null | python3 -c "$status_is" "$1"; then return 0; fi
+    if curl -fsS -H 'Accept: application/json' ${shellQuote(`${s.devpiUrl}/+status`)} 2>/dev/null | python3 -c "$status_is" "$1"; then return 0; fi
     # supervisor gave up on it (it keeps exiting): no need to wait out the timeout.
     # (supervisorctl exits non-zero for a stopped program, hence no pipe under pipefail.)
     st=$(supervisorctl status "$prog" 2>/dev/null || true)
@@ -89,13 +80,70 @@ wait_version() {
   return 1
 }
 switch_to() { ln -sfn "$1" "$link.tmp" && mv -T "$link.tmp" "$link"; }
-# Export/import needs the data frozen before the export (nothing uploaded after it may be lost).
+`;
+}
+
+/** Switch, start, roll back (old data in $aside, if any, and the old venv) when the new version does not come up; prune old venvs. */
+function upgradeSwitch(s: UpgradeSettings): string {
+    const q = shellQuote;
+    return `switch_to "$new"
+supervisorctl start "$prog" >&2 || true
+if ! wait_version "$new_ver"; then
+  echo "devpi-server $new_ver did not come up; rolling back to $old_ver. Tail of its log:" >&2
+  tail -n 30 ${q(s.logFile)} >&2 || true
+  supervisorctl stop "$prog" >&2 || true
+  if [ -n "$aside" ]; then rm -rf -- "$sd"; mv -T "$aside" "$sd"; fi
+  switch_to "$cur"
+  supervisorctl start "$prog" >&2 || true
+  wait_version "$old_ver" || echo "the old version did not come back either; see the log" >&2
+  exit 1
+fi
+# Keep the previous version for a manual rollback; older ones go.
+for d in ${q(versionsDir(s.venvDir))}/*; do
+  [ "$(readlink -f "$d")" = "$(readlink -f "$new")" ] || [ "$(readlink -f "$d")" = "$cur" ] || rm -rf -- "$d"
+done
+`;
+}
+
+/**
+ * 1. Nothing to do when VENVDIR already points at KEY (a fresh install, or a re-run).
+ * 2. Refuse a downgrade unless allowed.
+ * 3. Export devpi's data with the OLD version into BACKUPDIR/pre-upgrade-OLD-to-NEW-STAMP: with
+ *    devpi stopped first for export/import, while it still serves for the in-place path. A
+ *    failed export removes its partial copy, starts the old version again and fails the step.
+ * 4. In place (same data format, not forced): switch VENVDIR. Otherwise move SERVERDIR aside
+ *    (kept as SERVERDIR.pre-upgrade-STAMP), import the export with the NEW version, switch.
+ * 5. Start devpi and wait until /+status reports the new version. If it does not, stop it, put
+ *    the old data and version back, start the old server and fail the step.
+ */
+export function renderUpgradeScript(s: UpgradeSettings): string {
+    if (s.replica) return renderReplicaUpgradeScript(s);
+    const q = shellQuote;
+    return `# ${describeUpgrade(s)}
+${upgradeHead(s, `allow_downgrade=${s.allowDowngrade ? "1" : "0"}\n`)}if [ "$old_ver" != "$new_ver" ] && [ "$(printf '%s\\n' "$old_ver" "$new_ver" | sort -V | tail -n 1)" = "$old_ver" ] && [ "$allow_downgrade" = 0 ]; then
+  echo "refusing to downgrade devpi-server from $old_ver to $new_ver: its data may not be readable by the older version. Set devpi:allowDowngrade to true to force it (a backup is taken first)." >&2
+  exit 1
+fi
+old_db=$(cat "$sd/.serverversion" 2>/dev/null || echo unknown)
+new_db=$("$new/bin/python" -c 'from devpi_server.main import DATABASE_VERSION; print(DATABASE_VERSION)')
+path=${s.strategy === "export-import" ? "export-import" : `in-place; [ "$old_db" = "$new_db" ] || path=export-import`}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+backup=${q(s.backupDir)}/pre-upgrade-$old_ver-to-$new_ver-$stamp
+echo "upgrading devpi-server $old_ver -> $new_ver ($path; data format $old_db -> $new_db)" >&2
+${upgradeFunctions(s)}# Export/import needs the data frozen before the export (nothing uploaded after it may be lost).
 # In place, the data stays where it is: devpi keeps serving while the backup is taken (devpi-export
 # reads one consistent serial, as the scheduled backups of the running server do) and is stopped
 # only for the switch itself.
 if [ "$path" = export-import ]; then supervisorctl stop "$prog" >&2; fi
 install -d -m 0750 -o "$user" -g "$user" ${q(s.backupDir)}
-runuser -u "$user" -- "$cur/bin/devpi-export" -c "$cfg" "$backup.partial" >&2
+# A failed export (devpi-export killed, a full disk) switches nothing: the old version serves
+# again (export/import stopped it) and the next pulumi up starts the upgrade over.
+if ! runuser -u "$user" -- "$cur/bin/devpi-export" -c "$cfg" "$backup.partial" >&2; then
+  rm -rf -- "$backup.partial"
+  supervisorctl start "$prog" >&2 || true
+  wait_version "$old_ver" || { echo "devpi-server $old_ver did not come back either; tail of its log:" >&2; tail -n 30 ${q(s.logFile)} >&2 || true; }
+  fail "devpi-export with $old_ver into $backup.partial failed; nothing was switched, $old_ver serves again. Run pulumi up again to retry the upgrade."
+fi
 mv -T "$backup.partial" "$backup"
 if [ "$path" != export-import ]; then supervisorctl stop "$prog" >&2; fi
 aside=""
@@ -109,22 +157,39 @@ if [ "$path" = export-import ]; then
     exit 1
   fi
 fi
-switch_to "$new"
-supervisorctl start "$prog" >&2 || true
-if ! wait_version "$new_ver"; then
-  echo "devpi-server $new_ver did not come up; rolling back to $old_ver. Tail of its log:" >&2
-  tail -n 30 ${q(s.logFile)} >&2 || true
-  supervisorctl stop "$prog" >&2 || true
-  if [ -n "$aside" ]; then rm -rf -- "$sd"; mv -T "$aside" "$sd"; fi
-  switch_to "$cur"
-  supervisorctl start "$prog" >&2 || true
-  wait_version "$old_ver" || echo "the old version did not come back either; see the log" >&2
-  exit 1
+${upgradeSwitch(s)}echo "upgraded devpi-server $old_ver -> $new_ver ($path); backup: $backup\${aside:+; old data kept in $aside}"
+`;
+}
+
+/**
+ * A replica's upgrade: the same switch and rollback as {@link renderUpgradeScript}, without a
+ * backup, and with a fresh sync instead of export/import: SERVERDIR moves aside
+ * (SERVERDIR.pre-resync-STAMP, only the newest kept) and the new version starts from
+ * `devpi-init`, fetching everything from the primary again. Serving resumes once devpi answers;
+ * the replica's re-sync and health steps wait for the catch-up.
+ */
+function renderReplicaUpgradeScript(s: UpgradeSettings): string {
+    return `# ${describeUpgrade(s)}
+${upgradeHead(s)}old_db=$(cat "$sd/.serverversion" 2>/dev/null || echo unknown)
+new_db=$("$new/bin/python" -c 'from devpi_server.main import DATABASE_VERSION; print(DATABASE_VERSION)')
+path=in-place
+[ "$old_db" = "$new_db" ] || path=resync
+echo "upgrading replica devpi-server $old_ver -> $new_ver ($path; data format $old_db -> $new_db)" >&2
+${upgradeFunctions(s)}supervisorctl stop "$prog" >&2
+aside=""
+if [ "$path" = resync ]; then
+  aside="$sd.pre-resync-$(date -u +%Y%m%dT%H%M%SZ)"
+  mv -T "$sd" "$aside"
+  install -d -m 0750 -o "$user" -g "$user" "$sd"
+  if ! runuser -u "$user" -- "$new/bin/devpi-init" -c "$cfg" >&2; then
+    echo "devpi-init with $new_ver failed; restoring the replica's old data" >&2
+    rm -rf -- "$sd"; mv -T "$aside" "$sd"; supervisorctl start "$prog" >&2 || true
+    exit 1
+  fi
 fi
-# Keep the previous version for a manual rollback; older ones go.
-for d in ${q(versions)}/*; do
-  [ "$(readlink -f "$d")" = "$(readlink -f "$new")" ] || [ "$(readlink -f "$d")" = "$cur" ] || rm -rf -- "$d"
-done
-echo "upgraded devpi-server $old_ver -> $new_ver ($path); backup: $backup\${aside:+; old data kept in $aside}"
+${upgradeSwitch(s)}if [ -n "$aside" ]; then
+  for d in "$sd".pre-resync-*; do [ "$d" = "$aside" ] || rm -rf -- "$d"; done
+fi
+echo "upgraded replica devpi-server $old_ver -> $new_ver ($path)\${aside:+; old data kept in $aside}"
 `;
 }

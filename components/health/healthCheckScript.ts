@@ -149,17 +149,21 @@ while time.monotonic() - start < timeout:
         if mine.get("role") != "REPLICA":
             print("%s is not a replica (role %s)" % (local_host, mine.get("role")), file=sys.stderr)
             sys.exit(1)
-        if mine["serial"] >= want:
+        # A serial alone is not enough: a primary rebuilt by export/import starts a new
+        # changelog (a new uuid) whose serial may be below what the replica already has.
+        if mine["serial"] >= want and mine.get("primary-uuid") == primary.get("uuid"):
             print("in sync: replica serial %d, primary serial %d (read from %s), after %.1fs" % (mine["serial"], want, primary_url, time.monotonic() - start))
             sys.exit(0)
     except (OSError, ssl.SSLError, ValueError, KeyError) as e:
         last_error = e
     time.sleep(1)
-print("replica https://%s/ did not reach the primary's serial %d within %ds" % (local_host, want, timeout), file=sys.stderr)
+print("replica https://%s/ did not reach the primary's serial %d (primary %s) within %ds" % (local_host, want, primary.get("uuid"), timeout), file=sys.stderr)
 if last_error is not None:
     print("last error: %s" % last_error, file=sys.stderr)
 if mine is not None:
     print("replica serial %s, primary-serial %s, primary-contacted-at %s" % (mine.get("serial"), mine.get("primary-serial"), mine.get("primary-contacted-at")), file=sys.stderr)
+    if mine.get("primary-uuid") != primary.get("uuid"):
+        print("the replica follows primary %s, but the primary is %s" % (mine.get("primary-uuid"), primary.get("uuid")), file=sys.stderr)
     print("replication-errors: %s" % json.dumps(mine.get("replication-errors"), indent=1), file=sys.stderr)
 sys.exit(1)
 `;

@@ -9,6 +9,12 @@ import { shellQuote } from "../common/shell";
  */
 export const HOST_PACKAGES = ["nginx", "libnginx-mod-http-js", "supervisor", "python3", "python3-venv", "ca-certificates", "curl", "cron"] as const;
 
+/**
+ * The packages devpi's virtualenv needs (python3 -m venv, and pip's trust in PyPI): installed
+ * first, so pip can run while apt installs the rest.
+ */
+export const PYTHON_PACKAGES = ["python3", "python3-venv", "ca-certificates"] as const;
+
 export interface HostLayout {
     serviceUser: string;
     /** The service user's home: the parent of serverDir. */

@@ -213,6 +213,12 @@ function acmeChallenge(webroot: string): string {
 `;
 }
 
+/** The reply to an upload over the limit: devpi's JSON form, naming the limit and the key that sets it. */
+export function uploadTooLargeBody(maxUploadMb: number): string {
+    const line = `upload refused: the request is larger than the upload limit of ${maxUploadMb} MiB (devpi:maxUploadMb = ${maxUploadMb}); raise devpi:maxUploadMb and run pulumi up`;
+    return JSON.stringify({ type: "actionlog", status: 413, result: [line], message: line });
+}
+
 /**
  * The site: HTTP redirects to HTTPS; HTTPS (TLS 1.2+) proxies to devpi with the outside URL
  * header and serves release files from disk (devpi-gen-config's try_files pattern).
@@ -260,6 +266,13 @@ ${listen(s.httpsPort, s.listenIpv6, " ssl http2")}
 
     # Must allow what devpi-server allows (max-request-body-size), or uploads fail with 413.
     client_max_body_size ${s.maxUploadMb}m;
+    # Say why, in devpi's reply format: devpi-client prints an "actionlog" reply's lines, twine
+    # --verbose and curl print the body (nginx's default is an HTML page nobody shows).
+    error_page 413 @upload_too_large;
+    location @upload_too_large {
+        default_type application/json;
+        return 413 '${uploadTooLargeBody(s.maxUploadMb)}';
+    }
 
     gzip on;
     gzip_min_length 2000;

@@ -20,6 +20,13 @@ export interface SslCertificateArgs {
     certValidityDays?: number;
     certRenewBeforeDays?: number;
     caValidityDays?: number;
+    /**
+     * Self-signed: a `pulumi up` within this many days of the CA's expiry re-issues the CA
+     * certificate with the same key (so clients holding the old CA still verify the re-signed
+     * server certificate until the old CA expires) and re-signs the server certificate. Default
+     * 30; must be less than `caValidityDays`, or every run would re-issue the CA.
+     */
+    caRenewBeforeDays?: number;
     /** Provided: PEM chain, server certificate first. */
     providedChainPem?: pulumi.Input<string>;
     /** Provided: PEM private key (secret). */
@@ -141,7 +148,7 @@ export class SslCertificate extends pulumi.ComponentResource {
                 subject: { commonName: `devpi CA for ${args.domain}`, organization: "devpi" },
                 isCaCertificate: true,
                 validityPeriodHours: (args.caValidityDays ?? 3650) * 24,
-                earlyRenewalHours: 30 * 24,
+                earlyRenewalHours: (args.caRenewBeforeDays ?? 30) * 24,
                 allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
             },
             { parent: this },

@@ -52,8 +52,9 @@ describe("the program in sslMode acme", () => {
     });
 
     it("installs certbot with the host's packages and serves the challenge path", async () => {
-        const packages = await script("host-packages");
+        const packages = await script("host-service-packages");
         assert.match(packages, /'cron' 'certbot'\)/);
+        assert.match(await script("host-packages"), /pkgs=\('python3' 'python3-venv' 'ca-certificates'\)/);
         const site = await script("nginx-site");
         assert.match(site, /location \^~ \/\.well-known\/acme-challenge\/ \{\n\s+root \/var\/lib\/devpi-acme\/webroot;/);
         assert.match(site, /ssl_certificate \/srv\/ssl\/devpi\/acme\.crt;/);

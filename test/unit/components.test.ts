@@ -42,6 +42,7 @@ describe("the program's resources", () => {
             "devpi-venv",
             "health-https",
             "host-packages",
+            "host-service-packages",
             "host-service-user",
             "index-bz/dev-index",
             "index-bz/prod-index",
@@ -58,9 +59,18 @@ describe("the program's resources", () => {
         assert.deepEqual(byType("tls:index/locallySignedCert:LocallySignedCert"), ["ssl-server"]);
     });
 
+    it("renews the server certificate and the CA each in its own window (certRenewBeforeDays, caRenewBeforeDays)", () => {
+        const inputs = (name: string) => [...registered.values()].find((r) => r.name === name)!.inputs;
+        assert.equal(inputs("ssl-server").validityPeriodHours, 90 * 24);
+        assert.equal(inputs("ssl-server").earlyRenewalHours, 30 * 24);
+        assert.equal(inputs("ssl-ca").validityPeriodHours, 3650 * 24);
+        assert.equal(inputs("ssl-ca").earlyRenewalHours, 30 * 24);
+    });
+
     it("parents every step to its component", () => {
         const expectParent: Record<string, string> = {
             "host-packages": "host",
+            "host-service-packages": "host",
             "ssl-files": "ssl",
             "ssl-ca": "ssl",
             "devpi-venv": "devpi",
@@ -80,9 +90,9 @@ describe("the program's resources", () => {
 
     it("orders steps by dependencies, never by luck", () => {
         const deps = (n: string) => [...(registered.get(n)?.dependsOn ?? [])].sort();
-        assert.deepEqual(deps("devpi"), ["host"]);
+        assert.deepEqual(deps("devpi"), ["host-packages", "host-service-user"], "pip installs devpi while apt installs nginx, supervisor, ...");
         assert.deepEqual(deps("ssl"), [], "SSL files run in parallel with the install");
-        assert.deepEqual(deps("supervisor"), ["devpi"]);
+        assert.deepEqual(deps("supervisor"), ["devpi", "host"]);
         assert.deepEqual(deps("nginx"), ["ssl", "supervisor"]);
         assert.deepEqual(deps("root-password"), ["supervisor"]);
         assert.deepEqual(deps("user-bz"), ["root-password"]);
@@ -93,6 +103,8 @@ describe("the program's resources", () => {
         assert.deepEqual(deps("devpi-init"), ["devpi-config"]);
         assert.deepEqual(deps("devpi-upgrade"), ["devpi-init"]);
         assert.deepEqual(deps("host-service-user"), ["host-packages"]);
+        assert.deepEqual(deps("host-service-packages"), ["host-service-user"]);
+        assert.deepEqual(deps("backups"), ["devpi", "host"], "the backup schedule needs cron, from the host's second apt run");
     });
 
     it("keeps secrets on stdin, secret, and out of command strings", async () => {
@@ -123,5 +135,12 @@ describe("the program's resources", () => {
         const withPassword = exports.pypircWithPassword as pulumi.Output<string>;
         assert.equal(await pulumi.isSecret(withPassword), true);
         assert.equal(exports.devpiUse, "devpi use https://devpi.example.com/bz/dev/ --set-cfg");
+    });
+
+    it("exports every output with a value, so the engine warns of none (replicaClients is empty without replicas)", () => {
+        for (const [name, value] of Object.entries(exports)) {
+            assert.notEqual(value, undefined, `output ${name} is undefined`);
+        }
+        assert.deepEqual(exports.replicaClients, {});
     });
 });

@@ -140,6 +140,7 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["provided key in self-signed mode", { ...base(), sslPrivateKey: "x" }, "devpi:sslPrivateKey", "only allowed when"],
         ["bad cron", { ...base(), backupSchedule: "daily" }, "devpi:backupSchedule", "cron"],
         ["renew window longer than validity", { ...base(), certValidityDays: "30", certRenewBeforeDays: "30" }, "devpi:certRenewBeforeDays"],
+        ["CA renew window as long as the CA's life", { ...base(), caValidityDays: "30" }, "devpi:caRenewBeforeDays", "must be less than caValidityDays (30)"],
         ["clientIndex not declared", { ...base(), clientIndex: "bz/prod" }, "devpi:clientIndex", '"bz/prod"'],
         ["bad extra IP", { ...base(), extraIpAddresses: JSON.stringify(["300.1.1.1"]) }, "devpi:extraIpAddresses", "300.1.1.1"],
         ["bad boolean", { ...base(), debug: "yes" }, "devpi:debug", '"yes"', "true or false"],
@@ -215,6 +216,17 @@ describe("provided certificates", () => {
             () => load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key") }, later),
             /devpi:sslCertificate: the certificate expired/,
         );
+    });
+
+    it("warns (without failing) about a certificate expiring within certRenewBeforeDays, naming the key, the date and what to do", () => {
+        const fresh = load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key"), certRenewBeforeDays: "29" });
+        assert.deepEqual(fresh.warnings, [], "30 days left, window 29 days");
+        const in25Days = new Date(Date.now() + 5 * 24 * 3600 * 1000);
+        const soon = load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key") }, in25Days);
+        assert.equal(soon.warnings.length, 1);
+        assert.match(soon.warnings[0], /^devpi:sslCertificate: the certificate for CN=devpi\.example\.com expires on \d{4}-\d\d-\d\dT[\d:.]+Z \(in 2[45]\.\d days, less than devpi:certRenewBeforeDays = 30\): .*set a renewed certificate and run pulumi up/);
+        const narrower = load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key"), certRenewBeforeDays: "20" }, in25Days);
+        assert.deepEqual(narrower.warnings, [], "the window follows certRenewBeforeDays");
     });
 
     it("accepts the CA that issued the certificate and rejects another", () => {

@@ -140,6 +140,12 @@ describe("nginx site", () => {
         ["custom ports", { httpPort: 18080, httpsPort: 18443, listenIpv6: false }, [/listen 18443 ssl http2;/, /return 301 https:\/\/\$host:18443\$request_uri;/], [/\[::\]/]],
         ["replication allows the changelog", { replication: true }, [/proxy_pass/], [/\+changelog/]],
         ["upload limit follows devpi's", { maxUploadMb: 5 }, [/client_max_body_size 5m;/], []],
+        [
+            "an upload over the limit gets a 413 that names the limit and the key",
+            { maxUploadMb: 5 },
+            [/error_page 413 @upload_too_large;/, /location @upload_too_large \{\n\s+default_type application\/json;\n\s+return 413 '\{"type":"actionlog","status":413,"result":\["upload refused: [^"']*upload limit of 5 MiB \(devpi:maxUploadMb = 5\); raise devpi:maxUploadMb and run pulumi up"\]/],
+            [],
+        ],
         ["no page cache by default", {}, [/location \/ \{/], [/proxy_cache/]],
         [
             "mirror pages cached briefly, user indexes never",

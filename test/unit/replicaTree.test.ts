@@ -38,14 +38,14 @@ describe("one tree per server", () => {
             const p = `replica-${r}-`;
             assert.deepEqual(
                 named(p).filter((x) => x.type.startsWith("devpi:")).map((x) => `${x.type}/${x.name}`).sort(),
-                ["DevpiServer/devpi", "HealthCheck/health", "HostPreparation/host", "NginxSite/nginx", "SslCertificate/ssl", "SupervisorProgram/supervisor"].map((t) => {
+                ["DevpiServer/devpi", "HealthCheck/health", "HostPreparation/host", "NginxSite/nginx", "ReplicaResync/resync", "SslCertificate/ssl", "SupervisorProgram/supervisor"].map((t) => {
                     const [type, n] = t.split("/");
                     return `devpi:index:${type}/${p}${n}`;
                 }).sort(),
             );
             assert.deepEqual(
                 named(p).filter((x) => x.type === "command:remote:Command").map((x) => x.name.slice(p.length)).sort(),
-                ["devpi-config", "devpi-init", "devpi-primary-ca", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-user", "nginx-site", "ssl-files", "supervisor-program"],
+                ["devpi-config", "devpi-init", "devpi-primary-ca", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-packages", "host-service-user", "nginx-site", "resync-identity", "ssl-files", "supervisor-program"],
             );
             assert.deepEqual(named(p).filter((x) => x.type.startsWith("tls:")).map((x) => x.name.slice(p.length)).sort(), ["ssl-csr", "ssl-server", "ssl-server-key"], "no CA of its own");
         }
@@ -60,7 +60,7 @@ describe("one tree per server", () => {
     it("keeps the primary's names and adds only the secret export to it", () => {
         const primarySteps = [...registered.values()].filter((r) => r.type === "command:remote:Command" && !r.name.startsWith("replica-")).map((r) => r.name).sort();
         assert.deepEqual(primarySteps, [
-            "backups-cron", "devpi-config", "devpi-init", "devpi-secret-export", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-user",
+            "backups-cron", "devpi-config", "devpi-init", "devpi-secret-export", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-packages", "host-service-user",
             "index-bz/dev-index", "nginx-site", "root-password-set", "ssl-files", "supervisor-program", "user-bz-user",
         ]);
         assert.equal(registered.get("replica-r1-devpi-venv")?.parent, "replica-r1-devpi");
@@ -73,10 +73,12 @@ describe("one tree per server", () => {
             const p = `replica-${r}-`;
             assert.deepEqual(deps(`${p}host`), []);
             assert.deepEqual(deps(`${p}ssl`), []);
-            assert.deepEqual(deps(`${p}devpi`), [`${p}host`]);
-            assert.deepEqual(deps(`${p}supervisor`), ["health", `${p}devpi`].sort());
+            assert.deepEqual(deps(`${p}devpi`), [`${p}host-packages`, `${p}host-service-user`]);
+            assert.deepEqual(deps(`${p}supervisor`), ["health", `${p}devpi`, `${p}host`].sort());
             assert.deepEqual(deps(`${p}nginx`), [`${p}ssl`, `${p}supervisor`]);
-            assert.deepEqual(deps(`${p}health`), [`${p}nginx`]);
+            // After the primary is healthy (so after its upgrade), the replica checks it still follows it.
+            assert.deepEqual(deps(`${p}resync`), ["health", `${p}supervisor`].sort());
+            assert.deepEqual(deps(`${p}health`), [`${p}nginx`, `${p}resync`].sort());
             assert.deepEqual(deps(`${p}devpi-upgrade`), [`${p}devpi-init`, `${p}devpi-primary-ca`]);
         }
         for (const r of registered.values()) {
@@ -107,6 +109,10 @@ describe("one tree per server", () => {
         const health = await text(registered.get("replica-r1-health-https")!.inputs.stdin);
         assert.match(health, /replication-errors: %s/, "the replica's check waits for the primary's serial");
         assert.match(health, /'https:\/\/devpi\.example\.com' 'r1\.example\.com' '443' '120'/);
+        assert.match(health, /mine\["serial"\] >= want and mine.get\("primary-uuid"\) == primary.get\("uuid"\)/, "in sync means the same identity too");
+        const resync = await text(registered.get("replica-r1-resync-identity")!.inputs.stdin);
+        assert.match(resync, /^# revision primary devpi-server-[^,]+, replica devpi-server-/m, "re-runs when either version changes");
+        assert.match(resync, /identity 'https:\/\/devpi\.example\.com' 'http:\/\/127\.0\.0\.1:4040' 600/);
         const csr = registered.get("replica-r2-ssl-csr")!.inputs as { dnsNames: string[] };
         assert.deepEqual(csr.dnsNames, ["r2.example.com"], "each server's certificate names that server");
     });

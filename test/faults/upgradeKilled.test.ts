@@ -1,0 +1,113 @@
+/**
+ * devpi's export killed in the middle of an upgrade (devpi-export is devpi-server's own export
+ * command; on the export/import path the server is stopped for it): the upgrade goes back to the
+ * old version, nothing uploaded is lost, and the next `pulumi up` completes the upgrade.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, describe } from "node:test";
+import { EngineEvent } from "@pulumi/pulumi/automation";
+import { buildPackage, client, clientVenv, fetchWithCa, onHost, steps } from "../e2e/harness";
+import { ALICE_PASSWORD, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, hostProcesses, tryUp, until } from "./faultHarness";
+
+const PORTS = FAULT_PORTS(23070);
+const BASE = `https://localhost:${PORTS.https}`;
+const OLD = "6.17.0";
+const NEW = "6.20.3";
+let env: FaultEnv | undefined;
+let caFile = "";
+const measured: string[] = [];
+
+async function runningVersion(): Promise<string> {
+    const status = JSON.parse((await fetchWithCa(`${BASE}/+status`, caFile)).body) as { result: { versioninfo: Record<string, string> } };
+    return status.result.versioninfo["devpi-server"];
+}
+
+/** The upload is listed in alice/dev and its file downloads. */
+async function uploadIsThere(): Promise<void> {
+    const project = await fetchWithCa(`${BASE}/alice/dev/flt2-kept`, caFile);
+    assert.equal(project.status, 200, project.body.slice(0, 300));
+    const links = (JSON.parse(project.body) as { result: Record<string, { "+links"?: { href: string }[] }> }).result["1.0.0"]?.["+links"] ?? [];
+    assert.equal(links.length, 1, project.body.slice(0, 500));
+    const file = await fetchWithCa(links[0].href, caFile, { headers: {} });
+    assert.equal(file.status, 200, `the release file downloads: ${links[0].href}`);
+}
+
+describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, () => {
+    const it = steps();
+    after(async () => {
+        await disposeEnv(env);
+        console.log(measured.join("\n"));
+    });
+
+    it(`devpi-server ${OLD} with an upload`, async () => {
+        env = await faultEnv("flt2-upg", PORTS);
+        await env.stack.setAllConfig({ "devpi:devpiServerVersion": { value: OLD }, "devpi:web": { value: "false" } });
+        const r = await tryUp(env);
+        assert.ok(r.ok, r.error.slice(0, 3000));
+        caFile = path.join(env.work, "ca.pem");
+        fs.writeFileSync(caFile, String((await env.stack.outputs()).caCertificate.value));
+        assert.equal(await runningVersion(), OLD);
+        const venv = clientVenv();
+        const cenv = { REQUESTS_CA_BUNDLE: caFile, DEVPI_CLIENTDIR: path.join(env.work, "devpi-client") };
+        assert.equal((await client(venv, "devpi", ["use", `${BASE}/alice/dev`], cenv)).code, 0);
+        assert.equal((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], cenv)).code, 0);
+        const upload = await client(venv, "devpi", ["upload", buildPackage(venv, "flt2-kept", "1.0.0", path.join(env.work, "dist"))], cenv);
+        assert.equal(upload.code, 0, upload.out);
+        await uploadIsThere();
+    });
+
+    it(`upgrading to ${NEW} by export/import with devpi-export SIGKILLed: the step fails saying so, ${OLD} serves again, nothing lost`, async () => {
+        const e = env!;
+        await e.stack.setAllConfig({ "devpi:devpiServerVersion": { value: NEW }, "devpi:upgradeStrategy": { value: "export-import" } });
+        let killed = "";
+        let armed = true;
+        const onEvent = (ev: EngineEvent): void => {
+            e.log.onEvent(ev);
+            if (armed && ev.resourcePreEvent?.metadata.urn.endsWith("::devpi-upgrade")) {
+                armed = false;
+                void (async () => {
+                    const exporting = () => hostProcesses(e.host).find((p) => /\/bin\/devpi-export /.test(p.args) && !p.args.startsWith("runuser"));
+                    if (!(await until(() => exporting() !== undefined, 300_000, 5))) return;
+                    // Killed the moment it runs (polled every 5 ms): a small export can finish
+                    // in well under a second, so waiting longer would race it.
+                    const p = exporting();
+                    if (!p) return;
+                    try {
+                        process.kill(p.pid, "SIGKILL");
+                        killed = `${p.comm}[${p.pid}] ${p.args}`;
+                    } catch {
+                        // it ended first: the assertion on `killed` says so
+                    }
+                })();
+            }
+        };
+        const r = await tryUp(e, onEvent);
+        measured.push(`killed: ${killed}`);
+        assert.ok(killed, `devpi-export was running and was killed (pulumi up ${r.ok ? "succeeded" : `failed: ${r.error.slice(-1500)}`})`);
+        assert.equal(r.ok, false);
+        const cause = r.error.split("\n").find((l) => l.includes("devpi step devpi-upgrade failed")) ?? "";
+        measured.push(`pulumi up failed with: ${cause.trim()}`);
+        // The property first (the old version serves, with the upload), then the message.
+        assert.equal(await runningVersion().catch((err: Error) => `nothing (${err.message})`), OLD, "the old version serves");
+        await uploadIsThere();
+        assert.match(cause, new RegExp(`devpi step devpi-upgrade failed: devpi-export with ${OLD.replace(/\./g, "\\.")} into /srv/devpi/backups/pre-upgrade-\\S+\\.partial failed; nothing was switched, ${OLD.replace(/\./g, "\\.")} serves again\\. Run pulumi up again to retry the upgrade\\.`));
+        const left = onHost(e.host, "ls -a /srv/devpi/backups; ls -d /srv/devpi/data.pre-upgrade-* 2>/dev/null || true; readlink /opt/devpi/venv");
+        assert.doesNotMatch(left, /\.partial/, "no partial export left");
+        assert.doesNotMatch(left, /data\.pre-upgrade-/, "the data was not moved aside");
+        assert.match(left, new RegExp(`devpi-server-${OLD.replace(/\./g, "\\.")}`), left);
+    });
+
+    it(`the next pulumi up completes the upgrade to ${NEW}, with the upload`, async () => {
+        const e = env!;
+        const t0 = Date.now();
+        const r = await tryUp(e);
+        assert.ok(r.ok, r.error.slice(0, 3000));
+        measured.push(`completing pulumi up: ${((Date.now() - t0) / 1000).toFixed(0)} s: ${(e.log.text().match(/upgraded devpi-server [^\n]*/) ?? [""])[0]}`);
+        assert.equal(await runningVersion(), NEW);
+        await uploadIsThere();
+        const preview = await e.stack.preview({ expectNoChanges: true, color: "never" });
+        assert.deepEqual(Object.keys(preview.changeSummary), ["same"]);
+    });
+});
