@@ -3,7 +3,8 @@
  * replication going, and a forced export/import upgrade of the primary (which gives it a new
  * identity, so devpi refuses the replica's old state) re-syncs the replica in the same
  * `pulumi up`: every package uploaded before and after installs from the replica, and a second
- * run changes nothing.
+ * run changes nothing. After a restore on the primary, the README's recovery (replacing the
+ * replica's resync step) re-syncs it.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -163,6 +164,27 @@ describe("upgrading a primary and its replica", { timeout: 60 * 60 * 1000 }, () 
         await replicaCaughtUp(60);
         // The replica's old data is kept aside, not deleted.
         assert.notEqual(onHost(replica, "ls -d /srv/devpi/data.pre-resync-* 2>/dev/null | wc -l").trim(), "0");
+    });
+
+    it("after a restore on the primary, replacing the replica's resync step re-syncs it (the README's recovery)", async () => {
+        await upload("4.0");
+        await installableFromReplica("4.0", 60);
+        const before = await status(PRIMARY_URL);
+        const backup = path.basename(onHost(primary, "runuser -u devpi -- /usr/local/sbin/devpi-backup").trim());
+        onHost(primary, `/usr/local/sbin/devpi-restore ${backup}`);
+        const restored = await status(PRIMARY_URL);
+        assert.notEqual(restored.uuid, before.uuid, "a restore is an import: the primary has a new identity");
+        const resources = ((await stack.exportStack()).deployment as { resources: { urn: string }[] }).resources;
+        const urn = resources.map((r) => r.urn).find((u) => u.endsWith("::replica-r1-resync-identity"));
+        assert.ok(urn !== undefined, "the replica's resync step is in the state");
+        assert.match(urn, /devpi:index:ReplicaResync\$command:remote:Command::replica-r1-resync-identity$/, "the URN the README gives");
+        log.clear();
+        await stack.up({ onEvent: log.onEvent, onOutput: log.onOutput, color: "never", replace: [urn] });
+        assert.match(log.text(), /re-synced replica: now follows primary/);
+        assert.equal((await status(REPLICA_URL))["primary-uuid"], restored.uuid);
+        for (const v of ["1.0", "2.0", "3.0", "4.0"]) await installableFromReplica(v, 10);
+        await upload("5.0");
+        await installableFromReplica("5.0", 60);
     });
 
     it("a second pulumi up changes nothing; preview --expect-no-changes passes", async () => {
