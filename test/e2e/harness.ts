@@ -200,7 +200,9 @@ export class ProcessSampler {
 
 /** A virtualenv on this machine with devpi-client, twine and build, cached across runs. */
 export function clientVenv(): string {
-    const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "devpi-pulumi", "client-venv-1");
+    // An empty XDG_CACHE_HOME counts as unset (as in the shell scripts' ${XDG_CACHE_HOME:-...}):
+    // a relative cache path would also slip past the ProcessSampler's prefix for this venv.
+    const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "devpi-pulumi", "client-venv-1");
     if (!fs.existsSync(path.join(dir, ".complete"))) {
         fs.rmSync(dir, { recursive: true, force: true });
         execFileSync("python3", ["-m", "venv", dir], { stdio: "inherit" });

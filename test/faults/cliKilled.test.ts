@@ -106,7 +106,10 @@ describe("the pulumi CLI killed mid-run", { timeout: 60 * 60 * 1000 }, () => {
         assert.ok(sent.pid, "the CLI was killed");
         assert.equal(r.ok, false);
         assert.equal(lockFiles(env).length, 1, "the killed CLI left its lock");
-        assert.deepEqual(await pendingOperations(env), ["creating devpi-venv"]);
+        // devpi's install runs beside the second apt run (host-service-packages), which may still be in flight.
+        const pending = await pendingOperations(env);
+        assert.ok(pending.includes("creating devpi-venv"), `devpi-venv's create is pending: ${pending.join(", ")}`);
+        assert.deepEqual(pending.filter((p) => p !== "creating devpi-venv" && p !== "creating host-service-packages"), [], "nothing else is pending");
         const blocked = await tryUp(env);
         assert.equal(blocked.ok, false);
         assert.match(blocked.error, /the stack is currently locked by 1 lock\(s\)\. Either wait for the other process\(es\) to end or delete the lock file with `pulumi cancel`/);
