@@ -87,20 +87,14 @@ map $http_user_agent $devpi_installer {
 proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_mirror_pages:10m max_size=256m inactive=10m use_temp_path=off;
 
 `,
-        location: `    # What pip fetches for every requirement, from the mirror only: user indexes (uploads) always go to devpi.
-    location ^~ /root/pypi/+simple/ {
-        proxy_cache devpi_mirror_pages;
-        proxy_cache_key $scheme$http_host$request_uri$http_accept$devpi_installer;
-        proxy_cache_valid 200 ${seconds}s;
-        proxy_cache_lock on;
-        proxy_ignore_headers Cache-Control Expires Vary;
-        # A location's add_header replaces the server's: repeat HSTS.
-        add_header Strict-Transport-Security "max-age=31536000" always;
-        add_header X-Cache-Status $upstream_cache_status;
-${proxyDirectives(s.upstream)}
-    }
-
-`,
+        location: cachedPagesLocation({
+            comment: "# What pip fetches for every requirement, from the mirror only: user indexes (uploads) always go to devpi.",
+            match: "^~ /root/pypi/+simple/",
+            zone: "devpi_mirror_pages",
+            key: "$scheme$http_host$request_uri$http_accept$devpi_installer",
+            seconds,
+            upstream: s.upstream,
+        }),
     };
 }
 
@@ -170,25 +164,42 @@ map $devpi_generation $devpi_page_uncached {
 proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_index_pages:10m max_size=256m inactive=2m use_temp_path=off;
 
 `,
-        location: `    # Pages of indexes users upload to: cached under the generation of devpi's data, which every
+        location: cachedPagesLocation({
+            comment: `# Pages of indexes users upload to: cached under the generation of devpi's data, which every
     # commit changes (uploads, removals, index changes, replication, imports, restarts), so an upload
-    # is installable the moment it succeeds. Requests with credentials always go to devpi.
-    location ~ ^/[^/]+/[^/]+/\\+simple/ {
-        proxy_cache devpi_index_pages;
-        proxy_cache_key $scheme$http_host$request_uri$http_accept$devpi_installer$devpi_generation;
-        proxy_cache_bypass $devpi_page_uncached $http_authorization $http_x_devpi_auth;
-        proxy_no_cache $devpi_page_uncached $http_authorization $http_x_devpi_auth;
-        proxy_cache_valid 200 ${seconds}s;
+    # is installable the moment it succeeds. Requests with credentials always go to devpi.`,
+            match: "~ ^/[^/]+/[^/]+/\\+simple/",
+            zone: "devpi_index_pages",
+            key: "$scheme$http_host$request_uri$http_accept$devpi_installer$devpi_generation",
+            skipWhen: "$devpi_page_uncached $http_authorization $http_x_devpi_auth",
+            seconds,
+            lockTimeout: "5s",
+            upstream: s.upstream,
+        }),
+    };
+}
+
+/**
+ * A location whose pages nginx keeps `seconds` in cache `zone` under `key` (200 answers only, one
+ * request to devpi per missing page, devpi's Vary/expiry headers ignored: the key decides).
+ * `skipWhen`: variables of which any non-empty one sends the request to devpi and stores nothing.
+ */
+function cachedPagesLocation(c: { comment: string; match: string; zone: string; key: string; seconds: number; upstream: string; skipWhen?: string; lockTimeout?: string }): string {
+    const skip = c.skipWhen ? `        proxy_cache_bypass ${c.skipWhen};\n        proxy_no_cache ${c.skipWhen};\n` : "";
+    return `    ${c.comment}
+    location ${c.match} {
+        proxy_cache ${c.zone};
+        proxy_cache_key ${c.key};
+${skip}        proxy_cache_valid 200 ${c.seconds}s;
         proxy_cache_lock on;
-        proxy_cache_lock_timeout 5s;
-        proxy_ignore_headers Cache-Control Expires Vary;
+${c.lockTimeout ? `        proxy_cache_lock_timeout ${c.lockTimeout};\n` : ""}        proxy_ignore_headers Cache-Control Expires Vary;
+        # A location's add_header replaces the server's: repeat HSTS.
         add_header Strict-Transport-Security "max-age=31536000" always;
         add_header X-Cache-Status $upstream_cache_status;
-${proxyDirectives(s.upstream)}
+${proxyDirectives(c.upstream)}
     }
 
-`,
-    };
+`;
 }
 
 function proxyDirectives(upstream: string): string {
