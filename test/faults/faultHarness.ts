@@ -35,6 +35,29 @@ function listenerPid(host: TestHost): number {
     return Number(fs.readFileSync(path.join(path.dirname(host.root), "sshd.pid"), "utf8").trim());
 }
 
+/** The parent pid of `pid` (0 when it is gone). */
+function parentPid(pid: number): number {
+    try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+        // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so split after the last ")".
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    } catch {
+        return 0;
+    }
+}
+
+/**
+ * Whether `pid` was started through the host's sshd (the listener is among its ancestors), as
+ * anything a `pulumi up` runs on the host is; what cron or the harness starts is not.
+ */
+export function startedBySshd(host: TestHost, pid: number): boolean {
+    const listener = listenerPid(host);
+    for (let p = parentPid(pid), hops = 0; p > 1 && hops < 64; p = parentPid(p), hops++) {
+        if (p === listener) return true;
+    }
+    return false;
+}
+
 /** SIGKILLs every SSH session of the host (all sshd processes but the listener) and, if asked, more processes by name. */
 export function cutSessions(host: TestHost, alsoKill: RegExp[] = []): string[] {
     const listener = listenerPid(host);
