@@ -2,6 +2,7 @@
  * Renders the scheduled backup: a script that runs devpi-export into a timestamped directory and
  * keeps the newest N, and the cron entry that runs it as the service user.
  */
+import { renderDataLock } from "../common/dataLock";
 import { shellQuote, writeFileLines } from "../common/shell";
 
 export interface BackupSettings {
@@ -11,7 +12,10 @@ export interface BackupSettings {
     keep: number;
 }
 
-/** /usr/local/sbin/devpi-backup: an export that is complete or absent, never half-written. */
+/**
+ * /usr/local/sbin/devpi-backup: an export that is complete or absent, never half-written, taken
+ * under the data lock (never while a restore or an upgrade moves the data).
+ */
 export function renderBackupScript(s: BackupSettings): string {
     const dir = shellQuote(s.backupDir);
     return `#!/bin/bash
@@ -29,7 +33,7 @@ fail() {
   rm -rf -- "$partial"
   exit 1
 }
-rm -rf -- ${dir}/.partial-*
+${renderDataLock(s.backupDir, "fail")}rm -rf -- ${dir}/.partial-*
 if ! out=$(${shellQuote(s.venvDir)}/bin/devpi-export -c ${shellQuote(s.configFile)} "$partial" 2>&1); then
   reason=$(printf '%s\\n' "$out" | grep -E 'Error|error|No space' | tail -n 1 | cut -c1-300)
   df=$(df -h --output=avail,target ${dir} 2>/dev/null | tail -n 1 | awk '{print $1 " free on " $2}')
@@ -54,6 +58,7 @@ export interface RestoreSettings {
 /**
  * /usr/local/sbin/devpi-restore NAME: imports BACKUPDIR/NAME into a fresh serverDir. The current
  * data is moved aside (SERVERDIR.before-restore-STAMP), never deleted; a failed import puts it back.
+ * Waits for a running backup or upgrade first (the data lock).
  */
 export function renderRestoreScript(s: RestoreSettings): string {
     const q = shellQuote;
@@ -69,7 +74,8 @@ fi
 src=${q(s.backupDir)}/$name
 [ -d "$src" ] || { echo "no backup named $name in ${s.backupDir}" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "devpi-restore must run as root" >&2; exit 1; }
-sd=${q(s.serverDir)}
+fail() { printf 'devpi-restore failed: %s\\n' "$1" >&2; exit 1; }
+${renderDataLock(s.backupDir, "fail")}sd=${q(s.serverDir)}
 aside=$sd.before-restore-$(date -u +%Y%m%dT%H%M%SZ)
 supervisorctl stop ${q(s.program)}
 mv -T "$sd" "$aside"

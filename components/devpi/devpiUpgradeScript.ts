@@ -2,6 +2,7 @@
  * Renders the upgrade step: switching devpi-server to a newly installed version without losing
  * a package, and going back automatically when the new version does not come up.
  */
+import { renderDataLock } from "../common/dataLock";
 import { shellQuote } from "../common/shell";
 import { versionsDir } from "./devpiServerConfig";
 
@@ -108,9 +109,10 @@ done
 /**
  * 1. Nothing to do when VENVDIR already points at KEY (a fresh install, or a re-run).
  * 2. Refuse a downgrade unless allowed.
- * 3. Export devpi's data with the OLD version into BACKUPDIR/pre-upgrade-OLD-to-NEW-STAMP: with
- *    devpi stopped first for export/import, while it still serves for the in-place path. A
- *    failed export removes its partial copy, starts the old version again and fails the step.
+ * 3. Take the data lock (wait for a running scheduled backup or restore). Export devpi's data
+ *    with the OLD version into BACKUPDIR/pre-upgrade-OLD-to-NEW-STAMP: with devpi stopped first
+ *    for export/import, while it still serves for the in-place path. A failed export removes its
+ *    partial copy, starts the old version again and fails the step.
  * 4. In place (same data format, not forced): switch VENVDIR. Otherwise move SERVERDIR aside
  *    (kept as SERVERDIR.pre-upgrade-STAMP), import the export with the NEW version, switch.
  * 5. Start devpi and wait until /+status reports the new version. If it does not, stop it, put
@@ -130,12 +132,12 @@ path=${s.strategy === "export-import" ? "export-import" : `in-place; [ "$old_db"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 backup=${q(s.backupDir)}/pre-upgrade-$old_ver-to-$new_ver-$stamp
 echo "upgrading devpi-server $old_ver -> $new_ver ($path; data format $old_db -> $new_db)" >&2
-${upgradeFunctions(s)}# Export/import needs the data frozen before the export (nothing uploaded after it may be lost).
+${upgradeFunctions(s)}install -d -m 0750 -o "$user" -g "$user" ${q(s.backupDir)}
+${renderDataLock(s.backupDir, "fail")}# Export/import needs the data frozen before the export (nothing uploaded after it may be lost).
 # In place, the data stays where it is: devpi keeps serving while the backup is taken (devpi-export
 # reads one consistent serial, as the scheduled backups of the running server do) and is stopped
 # only for the switch itself.
 if [ "$path" = export-import ]; then supervisorctl stop "$prog" >&2; fi
-install -d -m 0750 -o "$user" -g "$user" ${q(s.backupDir)}
 # A failed export (devpi-export killed, a full disk) switches nothing: the old version serves
 # again (export/import stopped it) and the next pulumi up starts the upgrade over.
 if ! runuser -u "$user" -- "$cur/bin/devpi-export" -c "$cfg" "$backup.partial" >&2; then

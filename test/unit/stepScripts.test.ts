@@ -11,7 +11,9 @@ import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import { PRELUDE, stepCommand, stepStdin } from "../../components/common/shell";
 import { PACKAGE_LOCKS, renderLockWait, renderPackagesScript } from "../../components/host/hostPreparationScript";
-import { renderBackupScript } from "../../components/backup/backupScript";
+import { renderBackupScript, renderRestoreScript } from "../../components/backup/backupScript";
+import { renderDataLock } from "../../components/common/dataLock";
+import { renderUpgradeScript } from "../../components/devpi/devpiUpgradeScript";
 import { renderHealthCheckScript } from "../../components/health/healthCheckScript";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-steps-"));
@@ -257,6 +259,81 @@ describe("the backup script on a full file system", () => {
         assert.equal(r.stdout, "");
         assert.match(r.stderr, new RegExp(`^devpi-backup failed: devpi-export into ${backups} failed: OSError: \\[Errno 28\\] No space left on device \\(\\S+ free on /\\S*\\)\\. Older backups are kept; free space there and run it again\\.\\n$`));
         assert.deepEqual(fs.readdirSync(backups), ["devpi-export-20260101T000000Z"], "no partial export left, the older backup kept");
+    });
+});
+
+describe("the data lock: one backup, restore or upgrade at a time", () => {
+    /** Holds an flock on `dir` (as a running backup, restore or upgrade does) until killed. */
+    async function holdDirLock(dir: string): Promise<ChildProcess> {
+        // One process that holds the lock itself, so that killing it frees the lock.
+        const hold = "import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(600)\n";
+        const p = spawn("python3", ["-c", hold, dir], { stdio: ["ignore", "pipe", "inherit"] });
+        holders.push(p);
+        await new Promise<void>((resolve) => p.stdout.once("data", () => resolve()));
+        return p;
+    }
+    /** A backup directory and a devpi-export stub that records when it ran. */
+    function backupSetup() {
+        const dir = fs.mkdtempSync(path.join(tmp, "lock-"));
+        const venv = path.join(dir, "venv");
+        const backups = path.join(dir, "backups");
+        fs.mkdirSync(path.join(venv, "bin"), { recursive: true });
+        fs.mkdirSync(backups);
+        const ran = path.join(dir, "export-ran");
+        fs.writeFileSync(path.join(venv, "bin/devpi-export"), `#!/bin/bash\ndate +%s.%N >${ran}\nmkdir -p "\${@: -1}"\n`, { mode: 0o755 });
+        return { backups, ran, script: renderBackupScript({ venvDir: venv, configFile: "/dev/null", backupDir: backups, keep: 7 }) };
+    }
+
+    it("a backup started while the lock is held says what it waits for and exports only once the lock is free", async () => {
+        const { backups, ran, script } = backupSetup();
+        const holder = await holdDirLock(backups);
+        const backup = spawn("bash", ["-c", script], { stdio: ["ignore", "pipe", "pipe"] });
+        let err = "";
+        let out = "";
+        backup.stderr.on("data", (d: Buffer) => (err += d.toString()));
+        backup.stdout.on("data", (d: Buffer) => (out += d.toString()));
+        const exited = new Promise<number | null>((resolve) => backup.on("exit", resolve));
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal(backup.exitCode, null, "still waiting while the lock is held");
+        assert.ok(!fs.existsSync(ran), "devpi-export has not run");
+        assert.equal(err, `waiting up to 3600 s for a running devpi backup, restore or upgrade to finish (it holds the lock on ${backups})\n`);
+        const freed = Date.now() / 1000;
+        holder.kill("SIGKILL");
+        assert.equal(await exited, 0, err);
+        assert.ok(Number(fs.readFileSync(ran, "utf8")) >= freed - 0.05, "the export ran after the lock was freed");
+        assert.match(out, new RegExp(`^${backups}/devpi-export-\\d{8}T\\d{6}Z\\n$`));
+    });
+
+    it("a backup with the lock free does not wait or say anything on stderr", () => {
+        const { ran, script } = backupSetup();
+        const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.stderr, "");
+        assert.ok(fs.existsSync(ran));
+    });
+
+    it("after the bounded wait it fails naming the lock, and runs nothing after it", async () => {
+        const dir = fs.mkdtempSync(path.join(tmp, "lock-timeout-"));
+        await holdDirLock(dir);
+        const script = `${PRELUDE}${renderDataLock(dir, "fail", 1)}echo "ran after the lock"\n`;
+        const r = runStep(stepCommand("devpi-upgrade", "create", script, "root"), stepStdin(script, undefined));
+        assert.equal(r.status, 1);
+        assert.doesNotMatch(r.stdout, /ran after the lock/);
+        assert.match(r.stderr, new RegExp(`^devpi step devpi-upgrade failed: a devpi backup, restore or upgrade still held the lock on ${dir} after 1 s; nothing was done\\. Run this again once it has finished\\.$`, "m"));
+    });
+
+    it("the restore and the upgrade take the lock before they stop devpi or move, export or import its data", () => {
+        const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi" });
+        const lockAt = restore.indexOf("exec 9<'/srv/devpi/backups'");
+        assert.ok(lockAt > 0 && lockAt < restore.indexOf("supervisorctl stop") && lockAt < restore.indexOf('mv -T "$sd" "$aside"'), restore);
+        const upgrade = renderUpgradeScript({ venvDir: "/opt/devpi/venv", key: "devpi-server-6.20.3", configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040", strategy: "auto", allowDowngrade: false, readyTimeout: 120, logFile: "/var/log/supervisor/devpi.log" });
+        const uLock = upgrade.indexOf("exec 9<'/srv/devpi/backups'");
+        assert.ok(uLock > upgrade.indexOf("install -d -m 0750"), "the backup directory exists before it is locked");
+        for (const later of ['supervisorctl stop "$prog"', '"$cur/bin/devpi-export"', 'mv -T "$sd" "$aside"', '"$new/bin/devpi-import"']) {
+            assert.ok(uLock > 0 && uLock < upgrade.indexOf(later), `lock before ${later}`);
+        }
+        assert.ok(uLock > upgrade.indexOf('echo "devpi-server-6.20.3 is active"'), "an upgrade with nothing to do takes no lock");
+        assert.doesNotMatch(renderUpgradeScript({ venvDir: "/opt/devpi/venv", key: "k", configFile: "c", serverDir: "/s", backupDir: "/b", serviceUser: "devpi", program: "devpi", devpiUrl: "u", strategy: "auto", allowDowngrade: false, readyTimeout: 1, logFile: "l", replica: true }), /exec 9</, "a replica has no backups to wait for");
     });
 });
 
