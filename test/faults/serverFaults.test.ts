@@ -1,13 +1,14 @@
 /**
  * Fault injection on a running server: devpi-server killed (supervisor brings it back), nginx
- * stopped by hand (what the next `pulumi up` does about it), and a full backup file system.
+ * stopped by hand (what the next `pulumi up` does about it), a full backup file system, and a
+ * scheduled backup that starts while a restore runs.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe } from "node:test";
-import { buildPackage, client, clientVenv, fetchWithCa, onHost, steps } from "../e2e/harness";
+import { buildPackage, client, clientVenv, fetchWithCa, onHost, ROOT, steps } from "../e2e/harness";
 import { ALICE_PASSWORD, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, hostProcesses, tryUp, until } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23050);
@@ -139,5 +140,32 @@ describe("server-side faults", { timeout: 60 * 60 * 1000 }, () => {
         assert.equal(upload.code, 0, upload.out);
         assert.equal((await fetchWithCa(`${BASE}/alice/dev/flt-pkg`, caFile)).status, 200, "the upload is served");
         execFileSync("umount", [dir]);
+    });
+
+    it("a backup that starts during a restore waits for it, then exports the restored server whole", async () => {
+        const e = env!;
+        const backup = String((await e.stack.outputs()).backupCommand.value);
+        const taken = path.basename(onHost(e.host, backup).trim());
+        const projects = () => (JSON.parse(onHost(e.host, `cat /srv/devpi/backups/${taken}/dataindex.json`)) as { indexes: Record<string, { projects: Record<string, unknown> }> }).indexes["alice/dev"].projects;
+        assert.ok("flt-pkg" in projects(), "the backup holds the upload");
+        // The restore runs in the background; the backup (what cron would start) begins while it imports.
+        const restore = spawn(path.join(ROOT, "scripts/testhost/exec.sh"), [e.host.name, "bash", "-c", `devpi-restore ${taken}`], { stdio: ["ignore", "pipe", "pipe"] });
+        let restoreOut = "";
+        restore.stdout.on("data", (d: Buffer) => (restoreOut += d.toString()));
+        restore.stderr.on("data", (d: Buffer) => (restoreOut += d.toString()));
+        const restored = new Promise<number | null>((resolve) => restore.on("exit", resolve));
+        assert.ok(await until(() => hostProcesses(e.host).some((p) => /\/bin\/devpi-import /.test(p.args)), 60_000), "the restore reached devpi-import");
+        const t0 = Date.now();
+        const during = onHost(e.host, `${backup} 2>&1`).trim();
+        const waited = (Date.now() - t0) / 1000;
+        const code = await restored;
+        measured.push(`backup started during a restore: waited ${waited.toFixed(1)} s; it said: ${during.split("\n")[0]}`);
+        assert.equal(code, 0, restoreOut);
+        assert.match(during, /^waiting up to 3600 s for a running devpi backup, restore or upgrade to finish \(it holds the lock on \/srv\/devpi\/backups\)$/m);
+        const second = path.basename(during.split("\n").pop()!);
+        assert.match(second, /^devpi-export-\d{8}T\d{6}Z$/);
+        const after = (JSON.parse(onHost(e.host, `cat /srv/devpi/backups/${second}/dataindex.json`)) as { indexes: Record<string, { projects: Record<string, unknown> }> }).indexes["alice/dev"].projects;
+        assert.deepEqual(Object.keys(after).sort(), Object.keys(projects()).sort(), "the backup taken after the restore holds every project of the restored server");
+        assert.equal((await fetchWithCa(`${BASE}/alice/dev/flt-pkg`, caFile)).status, 200, "the restored server serves the upload");
     });
 });
