@@ -293,7 +293,9 @@ describe("the data lock: one backup, restore or upgrade at a time", () => {
         backup.stderr.on("data", (d: Buffer) => (err += d.toString()));
         backup.stdout.on("data", (d: Buffer) => (out += d.toString()));
         const exited = new Promise<number | null>((resolve) => backup.on("exit", resolve));
-        await new Promise((r) => setTimeout(r, 1500));
+        // Until it says so (bounded: a loaded machine starts bash slowly), then a while longer.
+        for (let i = 0; i < 100 && !err.includes("\n"); i++) await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, 1000));
         assert.equal(backup.exitCode, null, "still waiting while the lock is held");
         assert.ok(!fs.existsSync(ran), "devpi-export has not run");
         assert.equal(err, `waiting up to 3600 s for a running devpi backup, restore or upgrade to finish (it holds the lock on ${backups})\n`);
