@@ -515,10 +515,6 @@ function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] 
     if (v === undefined) return [];
     if (!Array.isArray(v)) fail("replicas", v, "must be a list of {host, domain, sshPrivateKey or sshPrivateKeyFile, ...} entries");
     const list = v as unknown[];
-    if (list.length > 0 && primary.ssl.mode === "acme") {
-        // Each replica would need its own issuance and renewal on its own host; not built yet.
-        fail("replicas", `${list.length} entr${list.length === 1 ? "y" : "ies"}`, "must be empty when devpi:sslMode is acme (replicas support self-signed and provided certificates)");
-    }
     if (primary.isSecret && list.some((e) => typeof e === "object" && e !== null && "sshPrivateKey" in e) && !primary.isSecret("replicas")) {
         throw new ConfigError("devpi:replicas holds an SSH private key in plain text: set it with `pulumi config set --secret --path 'replicas[i].sshPrivateKey' < KEYFILE`");
     }
@@ -584,6 +580,8 @@ function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] 
                 }
             }
         } else {
+            // acme: each replica gets its own certificate for its own names, on its own host.
+            if (primary.ssl.mode === "acme") checkAcmeNames(p, site.domain, extraDnsNames, extraIpAddresses);
             for (const k of sslKeys) {
                 if (rr.optStr(`${p}${k}`) !== undefined) fail(`${p}${k}`, k.includes("Key") ? "(secret)" : rr.optStr(`${p}${k}`), "only allowed when devpi:sslMode is provided");
             }
@@ -591,6 +589,22 @@ function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] 
         replicas.push(replica);
     });
     return replicas;
+}
+
+/**
+ * The names one server asks an ACME CA for (`prefix` is "" for the primary, `replicas[i].` for a
+ * replica): DNS names a public CA can validate over HTTP-01, so no IP addresses and no localhost.
+ */
+function checkAcmeNames(prefix: string, domain: string, extraDnsNames: string[], extraIpAddresses: string[]): void {
+    if (domain === "localhost" || domain.endsWith(".localhost")) {
+        fail(`${prefix}domain`, domain, "must be a public DNS name that resolves to this server when devpi:sslMode is acme (no CA validates localhost)");
+    }
+    if (extraIpAddresses.length > 0) {
+        fail(`${prefix}extraIpAddresses`, extraIpAddresses, "must be empty when devpi:sslMode is acme (certbot requests DNS names only)");
+    }
+    for (const n of extraDnsNames) {
+        if (!n.includes(".") || n === "localhost" || n.endsWith(".localhost")) fail(`${prefix}extraDnsNames`, n, "must be public DNS names when devpi:sslMode is acme");
+    }
 }
 
 /**
@@ -613,15 +627,7 @@ function parseAcme(r: Reader, domain: string, ssl: SslConfig): Pick<SslConfig, "
     if (!url || url.protocol !== "https:" || !/^[A-Za-z0-9:/._~%?=&-]+$/.test(directory)) {
         fail("acmeDirectoryUrl", directory, `must be the https URL of an RFC 8555 directory, e.g. ${LETSENCRYPT_DIRECTORY} or https://acme-staging-v02.api.letsencrypt.org/directory`);
     }
-    if (domain === "localhost" || domain.endsWith(".localhost")) {
-        fail("domain", domain, "must be a public DNS name that resolves to this server when devpi:sslMode is acme (no CA validates localhost)");
-    }
-    if (ssl.extraIpAddresses.length > 0) {
-        fail("extraIpAddresses", ssl.extraIpAddresses, "must be empty when devpi:sslMode is acme (certbot requests DNS names only)");
-    }
-    for (const n of ssl.extraDnsNames) {
-        if (!n.includes(".") || n === "localhost" || n.endsWith(".localhost")) fail("extraDnsNames", n, "must be public DNS names when devpi:sslMode is acme");
-    }
+    checkAcmeNames("", domain, ssl.extraDnsNames, ssl.extraIpAddresses);
     let bundle = r.optStr("acmeCaBundle");
     const bundleFile = r.optStr("acmeCaBundleFile");
     if (bundle !== undefined && bundleFile !== undefined) fail("acmeCaBundleFile", bundleFile, "set either acmeCaBundle or acmeCaBundleFile, not both");

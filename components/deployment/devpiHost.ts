@@ -51,6 +51,8 @@ export interface DevpiHost {
     url: string;
     /** The certificate files made by Pulumi (self-signed, provided); absent with sslMode acme. */
     ssl?: SslCertificate;
+    /** What verifies that certificate (PEM): the private CA, a provided CA, or acmeCaBundle; empty when publicly trusted. */
+    caCertPem: pulumi.Output<string>;
     /** The certificate nginx serves: made by Pulumi, or issued on the server by certbot (acme). */
     served: { certSha256: pulumi.Output<string>; notAfter: pulumi.Output<string>; issuer: pulumi.Output<string> };
     server: DevpiServer;
@@ -241,6 +243,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
           )
         : undefined;
     const served = (ssl ?? acme)!;
+    const caCertPem = ssl?.caCertPem ?? pulumi.output(cfg.ssl.acmeCaBundlePem ?? "");
 
     const accessSteps = links.access?.({ remote, api, server, supervisor }) ?? [];
 
@@ -282,7 +285,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
                 certbotLog: acme ? ACME_PATHS.log : undefined,
             },
             certSha256: served.certSha256,
-            caCertPem: primary ? primary.caCertPem : (ssl?.caCertPem ?? cfg.ssl.acmeCaBundlePem ?? ""),
+            caCertPem: primary ? primary.caCertPem : caCertPem,
             // Users and indexes are part of it: on a replica they arrive by replication, which the check waits for.
             revision: contentHash(nginx.siteConfig, server.restartToken, JSON.stringify(cfg.indexes), cfg.users.map((u) => u.name).join(",")),
             replicaOf: primary ? { primaryUrl: primary.url, timeout: 120 } : undefined,
@@ -290,17 +293,17 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
         { dependsOn: [nginx, ...(acme ? [acme] : []), ...(resync ? [resync] : []), ...accessSteps] },
     );
 
-    return { spec, remote, prepared, api, url: publicUrl(spec.domain, spec.httpsPort), ssl, served, server, supervisor, nginx, health };
+    return { spec, remote, prepared, api, url: publicUrl(spec.domain, spec.httpsPort), ssl, caCertPem, served, server, supervisor, nginx, health };
 }
 
 /** What a replica of `host` needs (the primary must have been built with role `primary`). */
 export function primaryLink(host: DevpiHost): PrimaryLink {
     if (!host.server.sharedSecret) throw new Error("the primary was built without replicas");
-    if (!host.ssl) throw new Error("replicas need a self-signed or provided certificate on the primary");
     return {
         url: host.url,
-        caCertPem: host.ssl.caCertPem,
-        signingCa: host.ssl.signingCa,
+        caCertPem: host.caCertPem,
+        // With acme, each replica gets its own certificate from the same ACME CA instead.
+        signingCa: host.ssl?.signingCa,
         sharedSecret: host.server.sharedSecret,
         healthy: host.health,
         serverVersionKey: host.server.versionKey,

@@ -7,6 +7,7 @@
  */
 import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
 
@@ -141,4 +142,29 @@ export class Pebble {
     issued(): number {
         return (fs.readFileSync(this.logFile, "utf8").match(/Issued certificate serial/g) ?? []).length;
     }
+}
+
+/**
+ * Stands in for "each name resolves to its own server, on port 80" when several test hosts
+ * share this machine's loopback: pebble's HTTP-01 validation connects to `port` (its httpPort);
+ * this forwards each request, unchanged, to the httpPort of the host whose name is in its Host
+ * header, and answers 421 for any other name. Returns the server (close it when done).
+ */
+export async function routeByHostName(port: number, routes: Record<string, number>): Promise<http.Server> {
+    const server = http.createServer((req, res) => {
+        const name = (req.headers.host ?? "").replace(/:\d+$/, "").toLowerCase();
+        const target = routes[name];
+        if (target === undefined) {
+            res.writeHead(421).end(`no test host is named ${name}\n`);
+            return;
+        }
+        const fwd = http.request({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers }, (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+        });
+        fwd.on("error", (e) => res.writeHead(502).end(`${e.message}\n`));
+        req.pipe(fwd);
+    });
+    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", resolve));
+    return server;
 }

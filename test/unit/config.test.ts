@@ -155,7 +155,10 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["acme CA bundle that is no PEM", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "trust me" }, "devpi:acmeCaBundle", "PEM certificates"],
         ["acme CA bundle in both forms", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "x", acmeCaBundleFile: "/tmp/x.pem" }, "devpi:acmeCaBundleFile", "not both"],
         ["acme key in self-signed mode", { ...base(), acmeEmail: "ops@example.com" }, "devpi:acmeEmail", "only allowed when devpi:sslMode is acme"],
-        ["acme with replicas", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", domain: "devpi.example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com" }]) }, "devpi:replicas", "must be empty when devpi:sslMode is acme"],
+        ["acme with a localhost replica", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "localhost", httpsPort: 8443 }]) }, "devpi:replicas[0].domain", '"localhost"', "public DNS name"],
+        ["acme with a replica's IP address", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", extraIpAddresses: ["192.0.2.7"] }]) }, "devpi:replicas[0].extraIpAddresses", "DNS names only"],
+        ["acme with a replica's single-label name", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", extraDnsNames: ["pypi"] }]) }, "devpi:replicas[0].extraDnsNames", '"pypi"'],
+        ["acme with a replica's own certificate", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", sslCertificate: "x" }]) }, "devpi:replicas[0].sslCertificate", "only allowed when devpi:sslMode is provided"],
     ];
     for (const [name, values, ...fragments] of cases) {
         it(name, () => rejects(values, ...fragments));
@@ -176,6 +179,12 @@ describe("acme", () => {
         assert.equal(f.ssl.acmeDirectoryUrl, staging);
         assert.match(f.ssl.acmeCaBundlePem ?? "", /^-----BEGIN CERTIFICATE-----/);
         fs.rmSync(dir, { recursive: true, force: true });
+    });
+    it("takes replicas, each with its own public names", () => {
+        const c = load({ ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", extraDnsNames: ["pypi-eu.example.com"] }]) });
+        assert.equal(c.replicas.length, 1);
+        assert.equal(c.replicas[0].domain, "r1.example.com");
+        assert.deepEqual(c.replicas[0].extraDnsNames, ["pypi-eu.example.com"]);
     });
 });
 
