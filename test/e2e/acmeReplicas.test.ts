@@ -17,7 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, cleanUp, clientVenv, createStack, EventLog, hostConfig, onHost, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
+import { buildPackage, cleanUp, clientVenv, createStack, EventLog, hostConfig, onHost, projectCopy, setReplicaConfig, startHost, steps, stopHost, TestHost } from "./harness";
 import { Pebble, routeByHostName } from "./pebble";
 
 const PRIMARY = { name: "acr-p", domain: "devpi.acmerep.test", ports: { ssh: 27101, http: 27180, https: 27543, devpi: 27140 } };
@@ -114,19 +114,7 @@ describe("sslMode acme with a replica, against pebble on loopback", { timeout: 6
         });
         await stack.setConfig("users.alice.password", { value: ALICE_PASSWORD, secret: true }, true);
         await stack.setConfig('indexes["alice/dev"].volatile', { value: "false" }, true);
-        const entry: Record<string, string> = {
-            name: REPLICA.label,
-            host: replica.sshHost,
-            sshPort: String(replica.sshPort),
-            sshUser: replica.sshUser,
-            sshPrivateKeyFile: replica.sshKey,
-            hostKey: replica.hostKey,
-            domain: REPLICA.domain,
-            httpPort: String(REPLICA.ports.http),
-            httpsPort: String(REPLICA.ports.https),
-            devpiPort: String(REPLICA.ports.devpi),
-        };
-        for (const [k, v] of Object.entries(entry)) await stack.setConfig(`replicas[0].${k}`, { value: v }, true);
+        await setReplicaConfig(stack, 0, replica, { name: REPLICA.label, domain: REPLICA.domain, ports: REPLICA.ports });
     });
     after(async () => {
         router?.close();

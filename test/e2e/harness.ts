@@ -321,6 +321,26 @@ export function hostConfig(host: TestHost, ports: Ports, keyAs: "file" | "secret
     };
 }
 
+/**
+ * Sets `devpi:replicas[i]` to follow test host `host`: its SSH access (key file, pinned host
+ * key), `name`, `domain` and ports, each key set by path as a user would.
+ */
+export async function setReplicaConfig(stack: Stack, i: number, host: TestHost, replica: { name: string; domain: string; ports: Ports }): Promise<void> {
+    const entry: Record<string, string> = {
+        name: replica.name,
+        host: host.sshHost,
+        sshPort: String(host.sshPort),
+        sshUser: host.sshUser,
+        sshPrivateKeyFile: host.sshKey,
+        hostKey: host.hostKey,
+        domain: replica.domain,
+        httpPort: String(replica.ports.http),
+        httpsPort: String(replica.ports.https),
+        devpiPort: String(replica.ports.devpi),
+    };
+    for (const [k, v] of Object.entries(entry)) await stack.setConfig(`replicas[${i}].${k}`, { value: v }, true);
+}
+
 /** Removes the stack, the test host and the scratch directory, unless DEVPI_E2E_KEEP=1. */
 export async function cleanUp(stack: Stack | undefined, hostName: string, work: string): Promise<void> {
     if (process.env.DEVPI_E2E_KEEP === "1") return;

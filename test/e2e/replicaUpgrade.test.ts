@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, onHost, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, onHost, projectCopy, setReplicaConfig, startHost, steps, stopHost, TestHost } from "./harness";
 
 const PRIMARY = { name: "repu-p", ports: { ssh: 25201, http: 25280, https: 25643, devpi: 25240 } };
 const REPLICA = { name: "repu-r1", label: "r1", ports: { ssh: 25202, http: 25281, https: 25644, devpi: 25241 } };
@@ -103,19 +103,7 @@ describe("upgrading a primary and its replica", { timeout: 60 * 60 * 1000 }, () 
         });
         await stack.setConfig("users.alice.password", { value: ALICE_PASSWORD, secret: true }, true);
         await stack.setConfig('indexes["alice/dev"].volatile', { value: "false" }, true);
-        const entry: Record<string, string> = {
-            name: REPLICA.label,
-            host: replica.sshHost,
-            sshPort: String(replica.sshPort),
-            sshUser: replica.sshUser,
-            sshPrivateKeyFile: replica.sshKey,
-            hostKey: replica.hostKey,
-            domain: "localhost",
-            httpPort: String(REPLICA.ports.http),
-            httpsPort: String(REPLICA.ports.https),
-            devpiPort: String(REPLICA.ports.devpi),
-        };
-        for (const [k, v] of Object.entries(entry)) await stack.setConfig(`replicas[0].${k}`, { value: v }, true);
+        await setReplicaConfig(stack, 0, replica, { name: REPLICA.label, domain: "localhost", ports: REPLICA.ports });
     });
     after(async () => {
         if (process.env.DEVPI_E2E_KEEP !== "1") stopHost(REPLICA.name);

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { PAGE_GENERATION_SETTLE_MS } from "../../components/nginx/nginxConfig";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, stopHost, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, hostConfig, onHost, ProcessSampler, projectCopy, setReplicaConfig, startHost, steps, stopHost, TestHost } from "./harness";
 
 const PRIMARY = { name: "rep-p", ports: { ssh: 25101, http: 25180, https: 25543, devpi: 25140 } };
 const REPLICAS = [
@@ -104,22 +104,7 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         await stack.setConfig("users.alice.password", { value: ALICE_PASSWORD, secret: true }, true);
         await stack.setConfig("users.alice.email", { value: "alice@example.com" }, true);
         await stack.setConfig('indexes["alice/dev"].volatile', { value: "false" }, true);
-        for (const [i, r] of REPLICAS.entries()) {
-            const h = replicaHosts[i];
-            const entry: Record<string, string> = {
-                name: r.label,
-                host: h.sshHost,
-                sshPort: String(h.sshPort),
-                sshUser: h.sshUser,
-                sshPrivateKeyFile: h.sshKey,
-                hostKey: h.hostKey,
-                domain: "localhost",
-                httpPort: String(r.ports.http),
-                httpsPort: String(r.ports.https),
-                devpiPort: String(r.ports.devpi),
-            };
-            for (const [k, v] of Object.entries(entry)) await stack.setConfig(`replicas[${i}].${k}`, { value: v }, true);
-        }
+        for (const [i, r] of REPLICAS.entries()) await setReplicaConfig(stack, i, replicaHosts[i], { name: r.label, domain: "localhost", ports: r.ports });
         sampler.start();
     });
     after(async () => {
