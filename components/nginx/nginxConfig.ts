@@ -71,19 +71,29 @@ function listen(port: number, ipv6: boolean, extra = ""): string {
     return lines.join("\n");
 }
 
-function mirrorPageCache(s: NginxSiteSettings): { zone: string; location: string } {
-    const seconds = s.mirrorPageCacheSeconds ?? 0;
-    if (seconds <= 0) return { zone: "", location: "" };
-    const dir = s.mirrorPageCacheDir ?? "/var/lib/nginx/devpi-mirror-pages";
-    return {
-        zone: `# devpi sends installers (its own User-Agent pattern: pip, uv, setuptools, ...) another page than
+/**
+ * `$devpi_installer`, part of both page caches' keys: devpi sends installers another page than
+ * browsers and says "Vary: User-Agent". Rendered whenever either cache is on.
+ */
+function installerClassMap(s: NginxSiteSettings): string {
+    const anyCache = (s.mirrorPageCacheSeconds ?? 0) > 0;
+    if (!anyCache) return "";
+    return `# devpi sends installers (its own User-Agent pattern: pip, uv, setuptools, ...) another page than
 # browsers and says "Vary: User-Agent"; keying on that class instead of on every client's own
 # User-Agent string lets all pip clients share one cached page.
 map $http_user_agent $devpi_installer {
     "~^([^ ]* )*(distribute|setuptools|pip|pex|uv)/" installer;
     default browser;
 }
-# Simple pages of the PyPI mirror, kept ${seconds}s (devpi refreshes them every mirrorCacheExpiry anyway).
+`;
+}
+
+function mirrorPageCache(s: NginxSiteSettings): { zone: string; location: string } {
+    const seconds = s.mirrorPageCacheSeconds ?? 0;
+    if (seconds <= 0) return { zone: "", location: "" };
+    const dir = s.mirrorPageCacheDir ?? "/var/lib/nginx/devpi-mirror-pages";
+    return {
+        zone: `# Simple pages of the PyPI mirror, kept ${seconds}s (devpi refreshes them every mirrorCacheExpiry anyway).
 proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_mirror_pages:10m max_size=256m inactive=10m use_temp_path=off;
 
 `,
@@ -248,7 +258,7 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     const cache = mirrorPageCache(s);
     const indexCache = indexPageCache(s);
     return `# Managed by Pulumi (devpi). Local edits are overwritten.
-${cache.zone}${indexCache.zone}server {
+${installerClassMap(s)}${cache.zone}${indexCache.zone}server {
 ${listen(s.httpPort, s.listenIpv6)}
     server_name ${names};
     server_tokens off;
