@@ -18,28 +18,15 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe } from "node:test";
-import { EngineEvent, LocalWorkspace } from "@pulumi/pulumi/automation";
+import { EngineEvent } from "@pulumi/pulumi/automation";
 import { buildPackage, client, clientVenv, fetchWithCa, onHost, steps } from "../e2e/harness";
-import { ALICE_PASSWORD, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, hostProcesses, startedBySshd, tryUp } from "./faultHarness";
+import { ALICE_PASSWORD, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, hostProcesses, startedBySshd, tryUp, withClockBehind } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23060);
 const BASE = `https://localhost:${PORTS.https}`;
-const LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const HOUR = 3600_000;
 let env: FaultEnv | undefined;
 const measured: string[] = [];
-
-/** Runs `fn` with the engine's plugins (and the program) on a clock `offset` behind, e.g. "-36h". */
-async function withClockBehind<T>(e: FaultEnv, offset: string, fn: () => Promise<T>): Promise<T> {
-    assert.ok(fs.existsSync(LIBFAKETIME), `${LIBFAKETIME} is missing: apt-get install faketime`);
-    const ws = e.stack.workspace as LocalWorkspace;
-    Object.assign(ws.envVars, { LD_PRELOAD: LIBFAKETIME, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: "1" });
-    try {
-        return await fn();
-    } finally {
-        for (const k of ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"]) delete ws.envVars[k];
-    }
-}
 
 async function outputs(e: FaultEnv): Promise<Record<string, string>> {
     const o = await e.stack.outputs();
@@ -97,7 +84,7 @@ describe("certificate expiry and refused traffic", { timeout: 60 * 60 * 1000 }, 
         env = await faultEnv("flt2-exp", PORTS);
         await env.stack.setAllConfig({ "devpi:certValidityDays": { value: "2" }, "devpi:certRenewBeforeDays": { value: "1" } });
         const t0 = Date.now();
-        const r = await withClockBehind(env, "-36h", () => tryUp(env!));
+        const r = await withClockBehind(env.stack, "-36h", () => tryUp(env!));
         assert.ok(r.ok, r.error.slice(0, 3000));
         measured.push(`first pulumi up (plugins 36 h behind): ${((Date.now() - t0) / 1000).toFixed(0)} s`);
         const o = await outputs(env);
@@ -143,7 +130,7 @@ describe("certificate expiry and refused traffic", { timeout: 60 * 60 * 1000 }, 
         await e.stack.removeConfig("devpi:certValidityDays");
         await e.stack.removeConfig("devpi:certRenewBeforeDays");
         await e.stack.setAllConfig({ "devpi:caValidityDays": { value: "30" }, "devpi:caRenewBeforeDays": { value: "29" } });
-        const r = await withClockBehind(e, "-36h", () => tryUp(e));
+        const r = await withClockBehind(e.stack, "-36h", () => tryUp(e));
         assert.ok(r.ok, r.error.slice(0, 3000));
         const o = await outputs(e);
         ca1 = o.caCertificate;

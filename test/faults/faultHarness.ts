@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { cleanUp, createStack, EventLog, fetchWithCa, hostConfig, onHost, Ports, projectCopy, startHost, TestHost } from "../e2e/harness";
 
 export const ROOT_PASSWORD = "root-Pw-faults-5521";
@@ -137,6 +137,24 @@ export function cuttingLog(log: EventLog, host: TestHost, cut: CutPoint, report:
 export function holdPackageLock(host: TestHost, file: string, seconds: number): void {
     const script = `use Fcntl; open(my $f, ">>", $ARGV[0]) or die; my $l = pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $l) or die; sleep $ARGV[1];`;
     execFileSync(path.join(__dirname, "../../scripts/testhost/exec.sh"), [host.name, "bash", "-c", `nohup perl -e '${script}' ${file} ${seconds} >/dev/null 2>&1 & sleep 0.3`], { stdio: "ignore" });
+}
+
+const LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/**
+ * Runs `fn` with the engine's plugins (and the program) of `stack` on a clock `offset` behind,
+ * e.g. "-36h" (Debian's libfaketime; the Node stand-in plugins read the faked clock, the official
+ * Go ones would not). Every later run, the servers and the clients use the real clock.
+ */
+export async function withClockBehind<T>(stack: Stack, offset: string, fn: () => Promise<T>): Promise<T> {
+    if (!fs.existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} is missing: apt-get install faketime`);
+    const ws = stack.workspace as LocalWorkspace;
+    Object.assign(ws.envVars, { LD_PRELOAD: LIBFAKETIME, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: "1" });
+    try {
+        return await fn();
+    } finally {
+        for (const k of ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"]) delete ws.envVars[k];
+    }
 }
 
 export const FAULT_PORTS = (ssh: number): Ports => ({ ssh, http: ssh + 100, https: ssh + 200, devpi: ssh + 300 });
