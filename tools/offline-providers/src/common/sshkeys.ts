@@ -265,8 +265,3 @@ export function parseAuthorizedKey(line: string): { type: string; blob: Buffer }
     }
     return { type, blob };
 }
-
-/** SHA256 fingerprint of a raw SSH public key blob. */
-export function blobFingerprint(blob: Buffer): string {
-    return "SHA256:" + crypto.createHash("sha256").update(blob).digest("base64").replace(/=+$/, "");
-}
