@@ -562,13 +562,14 @@ function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] 
                 fail(`${p}${chain ? "sslPrivateKey" : "sslCertificate"}`, "(missing)", "a replica's own certificate needs both its chain and its key; leave both out to use the primary's certificate");
             }
             if (chain !== undefined && key !== undefined) {
+                // Same checks as the primary's certificate; errors and warnings name this entry's key.
+                const ofEntry = (message: string) => message.replace(/^devpi:(ssl[A-Za-z]+)/, `devpi:${p}$1`);
                 try {
                     const warning = checkProvidedCertificate(chain, key, primary.now, primary.ssl.certRenewBeforeDays);
-                    if (warning) primary.warnings.push(warning.replace(/^devpi:(ssl[A-Za-z]+)/, `devpi:${p}$1`));
+                    if (warning) primary.warnings.push(ofEntry(warning));
                     if (primary.ssl.providedCaPem) checkIssuedBy(chain, primary.ssl.providedCaPem);
                 } catch (err) {
-                    // Same checks as the primary's certificate; the message names this entry's key.
-                    throw err instanceof ConfigError ? new ConfigError(err.message.replace(/^devpi:(ssl[A-Za-z]+)/, `devpi:${p}$1`)) : err;
+                    throw err instanceof ConfigError ? new ConfigError(ofEntry(err.message)) : err;
                 }
                 replica.providedChainPem = chain.trim() + "\n";
                 replica.providedKeyPem = key.trim() + "\n";
