@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
+import { HOST_PACKAGES } from "../components/host/hostPreparationScript";
 import { buildPackage, client, clientVenv, createStack, EventLog, hostConfig, projectCopy, ROOT, startHost, stopHost, TestHost, TESTHOST_RELEASE } from "../test/e2e/harness";
 
 const argv = process.argv.slice(2);
@@ -281,7 +282,7 @@ async function main(): Promise<void> {
         profile = stepProfile();
         console.error(`[bench] B1 step profile (start → end, seconds since the up began; total ${cold.toFixed(1)} s):\n${renderProfile(profile)}`);
         fs.writeFileSync(caFile, String((await stack.outputs()).caCertificate.value));
-        const b1: Row = { id: "B1", what: "cold `pulumi up` of the dev-like stack on a fresh host", unit: "s", values: [cold], baseline: `bare apt-get install (${HOST_PACKAGES_NOTE}) + pip install devpi-server devpi-web on another fresh host`, baselineValues: [], target: "≤ 1.1×", note: `first step started ${profile[0]?.start ?? "?"} s after the up began (engine, language host, program compile); slowest steps: ${slowestSteps(5)}` };
+        const b1: Row = { id: "B1", what: "cold `pulumi up` of the dev-like stack on a fresh host", unit: "s", values: [cold], baseline: `bare apt-get install (${BARE_PACKAGES}) + pip install devpi-server devpi-web on another fresh host`, baselineValues: [], target: "≤ 1.1×", note: `first step started ${profile[0]?.start ?? "?"} s after the up began (engine, language host, program compile); slowest steps: ${slowestSteps(5)}` };
         if (want("B1")) rows.push(b1);
 
         // ---- an upload, installable at once (the check B5's caching must not break) ----
@@ -354,9 +355,8 @@ async function main(): Promise<void> {
         if (want("B1")) await section("B1 baseline", async () => {
             startHost(BARE, BARE_SSH);
             bareUp = true;
-            const pkgs = "nginx libnginx-mod-http-js supervisor python3 python3-venv ca-certificates curl cron";
             const [s] = await timed(() =>
-                sh(BARE, `set -e; apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${pkgs} >/dev/null; python3 -m venv /opt/devpi; /opt/devpi/bin/pip install -q --cert /etc/ssl/certs/ca-certificates.crt devpi-server==${OLD} devpi-web==${WEB}`),
+                sh(BARE, `set -e; apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${BARE_PACKAGES} >/dev/null; python3 -m venv /opt/devpi; /opt/devpi/bin/pip install -q --cert /etc/ssl/certs/ca-certificates.crt devpi-server==${OLD} devpi-web==${WEB}`),
             );
             bareSeconds = [s];
             stopHost(BARE);
@@ -466,7 +466,8 @@ process.stdin.on("data", () => { running = false; });
 })();
 `;
 
-const HOST_PACKAGES_NOTE = "nginx libnginx-mod-http-js supervisor python3 python3-venv ca-certificates curl cron";
+/** B1's baseline installs exactly the Debian packages the program installs (both of its apt runs). */
+const BARE_PACKAGES = HOST_PACKAGES.join(" ");
 
 function machine(): string {
     const cpu = os.cpus()[0]?.model ?? "unknown CPU";
