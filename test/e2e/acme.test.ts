@@ -16,7 +16,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { cleanUp, clientVenv, createStack, EventLog, filesContaining, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, TestHost } from "./harness";
+import { cleanUp, clientVenv, createStack, EventLog, filesContaining, fingerprintHex, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, TestHost } from "./harness";
 import { Pebble } from "./pebble";
 
 const HOST = "acme-e2e";
@@ -70,7 +70,6 @@ function getHttp(pathname: string): Promise<Served> {
     });
 }
 
-const sha = (fp: string | undefined) => (fp ?? "").replace(/:/g, "").toLowerCase();
 
 async function up() {
     log.clear();
@@ -149,7 +148,7 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         const outputs = await stack.outputs();
         const api = await getHttps("/+api", pebbleRoot);
         assert.equal(api.status, 200);
-        assert.equal(sha(api.cert?.fingerprint256), outputs.certificateSha256.value);
+        assert.equal(fingerprintHex(api.cert?.fingerprint256), outputs.certificateSha256.value);
         assert.match(api.cert?.issuer.CN ?? "", /^Pebble Intermediate CA/);
         assert.match(api.cert?.subjectaltname ?? "", new RegExp(`DNS:${DOMAIN.replace(/\./g, "\\.")}`));
         firstSerial = api.cert!.serialNumber;
@@ -222,7 +221,7 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         assert.equal(served.status, 200);
         assert.match(served.cert?.subjectaltname ?? "", new RegExp(`DNS:${EXTRA.replace(/\./g, "\\.")}`));
         assert.match(served.cert?.subjectaltname ?? "", new RegExp(`DNS:${DOMAIN.replace(/\./g, "\\.")}`));
-        assert.equal(sha(served.cert?.fingerprint256), (await stack.outputs()).certificateSha256.value);
+        assert.equal(fingerprintHex(served.cert?.fingerprint256), (await stack.outputs()).certificateSha256.value);
     });
 
     it("switching to self-signed removes certbot's certificate and renewal job; switching back issues again", async () => {
@@ -236,7 +235,7 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         const ca = String(outputs.caCertificate.value);
         assert.match(ca, /BEGIN CERTIFICATE/);
         const selfSigned = await getHttps("/+api", ca);
-        assert.equal(sha(selfSigned.cert?.fingerprint256), outputs.certificateSha256.value);
+        assert.equal(fingerprintHex(selfSigned.cert?.fingerprint256), outputs.certificateSha256.value);
         assert.equal(
             onServer("for f in /etc/cron.d/devpi-acme /etc/letsencrypt/renewal/devpi.conf /etc/letsencrypt/live/devpi /usr/local/sbin/devpi-acme-renew /srv/ssl/devpi/acme.crt; do [ -e $f ] && echo present $f; done; true"),
             "",
@@ -251,7 +250,7 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         assert.equal(result.summary.result, "succeeded");
         assert.equal(pebble.issued(), issued + 1);
         const served = await getHttps("/+api", pebbleRoot);
-        assert.equal(sha(served.cert?.fingerprint256), (await stack.outputs()).certificateSha256.value);
+        assert.equal(fingerprintHex(served.cert?.fingerprint256), (await stack.outputs()).certificateSha256.value);
         assert.match(onServer("cat /etc/cron.d/devpi-acme"), /devpi-acme-renew/);
         assert.equal(onServer("[ -e /srv/ssl/devpi/server.key ] && echo present || echo absent"), "absent", "self-signed files removed");
     });

@@ -273,6 +273,9 @@ export interface Fetched {
     fingerprint?: string;
 }
 
+/** A TLS fingerprint as Node reports it ("AB:CD:...") in the form the stack outputs use (lower-case hex); "" when absent. */
+export const fingerprintHex = (fp: string | undefined): string => (fp ?? "").replace(/:/g, "").toLowerCase();
+
 /** GET `url` trusting only the CA in `caFile` (for HTTPS); JSON unless headers say otherwise. */
 export function fetchWithCa(url: string, caFile: string, opts: https.RequestOptions = {}): Promise<Fetched> {
     const mod = url.startsWith("https:") ? https : http;

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
 import { PAGE_GENERATION_SETTLE_MS } from "../../components/nginx/nginxConfig";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, fingerprintHex, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, TestHost } from "./harness";
 
 const HOST = "e2e-selfsigned";
 const PORTS = { ssh: 2231, http: 28080, https: 28443, devpi: 24040 };
@@ -95,7 +95,7 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         const outputs = await stack.outputs();
         const api = await get(`${BASE}/+api`);
         assert.equal(api.status, 200);
-        assert.equal(api.fingerprint?.replace(/:/g, "").toLowerCase(), outputs.certificateSha256.value);
+        assert.equal(fingerprintHex(api.fingerprint), outputs.certificateSha256.value);
         assert.ok((JSON.parse(api.body) as { result: { login: string } }).result.login.startsWith(BASE));
         const redirect = await get(`http://localhost:${PORTS.http}/alice/dev/`);
         assert.equal(redirect.status, 301);

@@ -19,8 +19,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe } from "node:test";
 import { EngineEvent } from "@pulumi/pulumi/automation";
-import { buildPackage, client, clientVenv, fetchWithCa, onHost, steps } from "../e2e/harness";
-import { ALICE_PASSWORD, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, hostProcesses, startedBySshd, tryUp, withClockBehind } from "./faultHarness";
+import { buildPackage, client, fetchWithCa, onHost, steps } from "../e2e/harness";
+import { ALICE_PASSWORD, aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, servedWith, spki, startedBySshd, tryUp, withClockBehind } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23060);
 const BASE = `https://localhost:${PORTS.https}`;
@@ -31,14 +31,6 @@ const measured: string[] = [];
 async function outputs(e: FaultEnv): Promise<Record<string, string>> {
     const o = await e.stack.outputs();
     return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v.value === "string" ? v.value : JSON.stringify(v.value)]));
-}
-
-/** What nginx serves, fetched by a client that trusts only the CA in `caPem`: status and sha256 (lower hex). */
-async function servedWith(e: FaultEnv, caPem: string, label: string): Promise<{ status: number; sha256: string }> {
-    const file = path.join(e.work, `${label}.pem`);
-    fs.writeFileSync(file, caPem);
-    const r = await fetchWithCa(`${BASE}/+api`, file);
-    return { status: r.status, sha256: String(r.fingerprint).replace(/:/g, "").toLowerCase() };
 }
 
 /** The engine's planned operation per resource type and name, from a preview at the real time. */
@@ -65,7 +57,6 @@ async function expectNoChanges(e: FaultEnv): Promise<void> {
 }
 
 const hoursFromNow = (iso: string): number => (Date.parse(iso) - Date.now()) / HOUR;
-const spki = (pem: string): string => new crypto.X509Certificate(pem).publicKey.export({ type: "spki", format: "der" }).toString("hex");
 
 describe("certificate expiry and refused traffic", { timeout: 60 * 60 * 1000 }, () => {
     // Each group skips its own later steps after a failure; the groups share only the host.
@@ -186,12 +177,9 @@ describe("certificate expiry and refused traffic", { timeout: 60 * 60 * 1000 }, 
         assert.ok(r.ok, r.error.slice(0, 3000));
         const caFile = path.join(e.work, "ca-upload.pem");
         fs.writeFileSync(caFile, (await outputs(e)).caCertificate);
-        const venv = clientVenv();
-        const cenv = { REQUESTS_CA_BUNDLE: caFile, DEVPI_CLIENTDIR: path.join(e.work, "devpi-client") };
+        const { venv, cenv } = await aliceClient(e, caFile);
         const big = bigWheel(venv, path.join(e.work, "big"));
         assert.ok(fs.statSync(big).size > 1.5 * 1024 * 1024);
-        assert.equal((await client(venv, "devpi", ["use", `${BASE}/alice/dev`], cenv)).code, 0);
-        assert.equal((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], cenv)).code, 0);
         const devpiUp = await client(venv, "devpi", ["upload", big], cenv);
         measured.push(`devpi upload of a 2.5 MB wheel with maxUploadMb 1 (exit ${devpiUp.code}):\n${devpiUp.out.trim()}`);
         assert.notEqual(devpiUp.code, 0);

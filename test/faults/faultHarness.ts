@@ -3,12 +3,14 @@
  * can be cut at points picked from the engine's events, and a snapshot of what the server holds
  * (files, users, indexes, outputs) to compare a recovered server with an uninterrupted one.
  */
+import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { cleanUp, createStack, EventLog, fetchWithCa, hostConfig, onHost, Ports, projectCopy, startHost, TestHost } from "../e2e/harness";
+import { cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, fingerprintHex, hostConfig, onHost, Ports, projectCopy, startHost, TestHost } from "../e2e/harness";
 
 export const ROOT_PASSWORD = "root-Pw-faults-5521";
 export const ALICE_PASSWORD = "alice-Pw-faults-1170";
@@ -189,6 +191,32 @@ export async function faultEnv(name: string, ports: Ports): Promise<FaultEnv> {
     );
     return { host, stack, work, ports, log: new EventLog() };
 }
+
+/**
+ * What `https://localhost:PORT/+api` serves (the env's own HTTPS port by default), fetched by a
+ * client that trusts only the CA in `caPem`: the status and the certificate's sha256 (lower hex).
+ */
+export async function servedWith(env: FaultEnv, caPem: string, label: string, port = env.ports.https): Promise<{ status: number; sha256: string }> {
+    const file = path.join(env.work, `${label}.pem`);
+    fs.writeFileSync(file, caPem);
+    const r = await fetchWithCa(`https://localhost:${port}/+api`, file);
+    return { status: r.status, sha256: fingerprintHex(r.fingerprint) };
+}
+
+/**
+ * devpi-client using `env`'s alice/dev and logged in as alice, trusting only the CA in `caFile`:
+ * the client virtualenv and the environment to run `client()` with.
+ */
+export async function aliceClient(env: FaultEnv, caFile: string): Promise<{ venv: string; cenv: Record<string, string> }> {
+    const venv = clientVenv();
+    const cenv = { REQUESTS_CA_BUNDLE: caFile, DEVPI_CLIENTDIR: path.join(env.work, "devpi-client") };
+    assert.equal((await client(venv, "devpi", ["use", `https://localhost:${env.ports.https}/alice/dev`], cenv)).code, 0);
+    assert.equal((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], cenv)).code, 0);
+    return { venv, cenv };
+}
+
+/** A certificate's public key (SPKI, hex): the same for a CA re-issued with the same key. */
+export const spki = (pem: string): string => new crypto.X509Certificate(pem).publicKey.export({ type: "spki", format: "der" }).toString("hex");
 
 export async function disposeEnv(env: FaultEnv | undefined): Promise<void> {
     if (env) await cleanUp(env.stack, env.host.name, env.work);

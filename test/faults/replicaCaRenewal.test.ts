@@ -12,8 +12,8 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe } from "node:test";
-import { buildPackage, client, clientVenv, fetchWithCa, onHost, setReplicaConfig, startHost, steps, stopHost, TestHost } from "../e2e/harness";
-import { ALICE_PASSWORD, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, tryUp, withClockBehind } from "./faultHarness";
+import { buildPackage, client, fetchWithCa, onHost, setReplicaConfig, startHost, steps, stopHost, TestHost } from "../e2e/harness";
+import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, servedWith, spki, tryUp, withClockBehind } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23080);
 const REPLICA = { host: "flt-rca-r1", name: "r1", domain: "localhost", ports: FAULT_PORTS(23081) };
@@ -21,17 +21,6 @@ const PKG = "flt-rca";
 let env: FaultEnv | undefined;
 let replica: TestHost | undefined;
 const measured: string[] = [];
-
-const spki = (pem: string): string => new crypto.X509Certificate(pem).publicKey.export({ type: "spki", format: "der" }).toString("hex");
-const sha = (fp: string | undefined) => String(fp).replace(/:/g, "").toLowerCase();
-
-/** The sha256 of the certificate served at `port`, verified with only the CA in `caPem`. */
-async function servedWith(e: FaultEnv, port: number, caPem: string, label: string): Promise<{ status: number; sha256: string }> {
-    const file = path.join(e.work, `${label}.pem`);
-    fs.writeFileSync(file, caPem);
-    const r = await fetchWithCa(`https://localhost:${port}/+api`, file);
-    return { status: r.status, sha256: sha(r.fingerprint) };
-}
 
 async function outputs(e: FaultEnv) {
     const o = await e.stack.outputs();
@@ -43,11 +32,8 @@ async function outputs(e: FaultEnv) {
 async function uploadAndReplicate(e: FaultEnv, caPem: string, version: string): Promise<number> {
     const caFile = path.join(e.work, `ca-upload-${version}.pem`);
     fs.writeFileSync(caFile, caPem);
-    const venv = clientVenv();
-    const cenv = { REQUESTS_CA_BUNDLE: caFile, DEVPI_CLIENTDIR: path.join(e.work, "devpi-client") };
+    const { venv, cenv } = await aliceClient(e, caFile);
     const wheel = buildPackage(venv, PKG, version, path.join(e.work, `dist-${version}`));
-    assert.equal((await client(venv, "devpi", ["use", `https://localhost:${PORTS.https}/alice/dev`], cenv)).code, 0);
-    assert.equal((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], cenv)).code, 0);
     const up = await client(venv, "devpi", ["upload", wheel], cenv);
     assert.equal(up.code, 0, up.out);
     const t0 = Date.now();
@@ -82,8 +68,8 @@ describe("the private CA renewed on a stack with a replica", { timeout: 60 * 60 
         ca1 = o.ca;
         const caLeft = (Date.parse(new crypto.X509Certificate(ca1).validTo) - Date.now()) / 86400_000;
         assert.ok(caLeft > 28 && caLeft < 29, `the CA expires in 28.5 days, not ${caLeft.toFixed(2)} (the fake clock did not reach the tls plugin)`);
-        assert.deepEqual(await servedWith(env, PORTS.https, ca1, "ca1-p"), { status: 200, sha256: o.primarySha });
-        assert.deepEqual(await servedWith(env, REPLICA.ports.https, ca1, "ca1-r"), { status: 200, sha256: o.replicaSha });
+        assert.deepEqual(await servedWith(env, ca1, "ca1-p", PORTS.https), { status: 200, sha256: o.primarySha });
+        assert.deepEqual(await servedWith(env, ca1, "ca1-r", REPLICA.ports.https), { status: 200, sha256: o.replicaSha });
         measured.push(`1.0 on the replica ${(await uploadAndReplicate(env, ca1, "1.0.0")).toFixed(1)} s after its upload`);
     });
 
@@ -105,8 +91,8 @@ describe("the private CA renewed on a stack with a replica", { timeout: 60 * 60 
         assert.notEqual(o.replicaSha, before.replicaSha, "the replica's certificate was re-signed");
         assert.ok(onHost(replica!, "cat /etc/devpi/ca-bundle.pem").includes(o.ca.trim()), "the replica's devpi trusts the new CA for its primary");
         for (const [label, caPem] of [["old", ca1], ["new", o.ca]] as const) {
-            assert.deepEqual(await servedWith(e, PORTS.https, caPem, `${label}-p`), { status: 200, sha256: o.primarySha }, `the primary, verified with the ${label} CA alone`);
-            assert.deepEqual(await servedWith(e, REPLICA.ports.https, caPem, `${label}-r`), { status: 200, sha256: o.replicaSha }, `the replica, verified with the ${label} CA alone`);
+            assert.deepEqual(await servedWith(e, caPem, `${label}-p`, PORTS.https), { status: 200, sha256: o.primarySha }, `the primary, verified with the ${label} CA alone`);
+            assert.deepEqual(await servedWith(e, caPem, `${label}-r`, REPLICA.ports.https), { status: 200, sha256: o.replicaSha }, `the replica, verified with the ${label} CA alone`);
         }
         measured.push(`2.0 on the replica ${(await uploadAndReplicate(e, o.ca, "2.0.0")).toFixed(1)} s after its upload (after the re-issue)`);
         const preview = await e.stack.preview({ expectNoChanges: true, color: "never" });

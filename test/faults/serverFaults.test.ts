@@ -8,8 +8,8 @@ import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe } from "node:test";
-import { buildPackage, client, clientVenv, fetchWithCa, onHost, ROOT, steps } from "../e2e/harness";
-import { ALICE_PASSWORD, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, hostProcesses, tryUp, until } from "./faultHarness";
+import { buildPackage, client, fetchWithCa, onHost, ROOT, steps } from "../e2e/harness";
+import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, tryUp, until } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23050);
 const BASE = `https://localhost:${PORTS.https}`;
@@ -131,11 +131,8 @@ describe("server-side faults", { timeout: 60 * 60 * 1000 }, () => {
         assert.ok(listing.includes(path.basename(first.split("\n").pop()!)), "the older backup is still there");
         assert.doesNotMatch(listing, /\.partial-/, "no partial export left behind");
         assert.ok(await answers(), "devpi still serves");
-        const venv = clientVenv();
-        const cenv = { REQUESTS_CA_BUNDLE: caFile, DEVPI_CLIENTDIR: path.join(e.work, "devpi-client") };
+        const { venv, cenv } = await aliceClient(e, caFile);
         const wheel = buildPackage(venv, "flt-pkg", "1.0.0", path.join(e.work, "dist"));
-        assert.equal((await client(venv, "devpi", ["use", `${BASE}/alice/dev`], cenv)).code, 0);
-        assert.equal((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], cenv)).code, 0);
         const upload = await client(venv, "devpi", ["upload", wheel], cenv);
         assert.equal(upload.code, 0, upload.out);
         assert.equal((await fetchWithCa(`${BASE}/alice/dev/flt-pkg`, caFile)).status, 200, "the upload is served");

@@ -8,8 +8,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe } from "node:test";
 import { EngineEvent } from "@pulumi/pulumi/automation";
-import { buildPackage, client, clientVenv, fetchWithCa, onHost, steps } from "../e2e/harness";
-import { ALICE_PASSWORD, disposeEnv, FAULT_PORTS, FaultEnv, faultEnv, hostProcesses, tryUp, until } from "./faultHarness";
+import { buildPackage, client, fetchWithCa, onHost, steps } from "../e2e/harness";
+import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, tryUp, until } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23070);
 const BASE = `https://localhost:${PORTS.https}`;
@@ -49,10 +49,7 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         caFile = path.join(env.work, "ca.pem");
         fs.writeFileSync(caFile, String((await env.stack.outputs()).caCertificate.value));
         assert.equal(await runningVersion(), OLD);
-        const venv = clientVenv();
-        const cenv = { REQUESTS_CA_BUNDLE: caFile, DEVPI_CLIENTDIR: path.join(env.work, "devpi-client") };
-        assert.equal((await client(venv, "devpi", ["use", `${BASE}/alice/dev`], cenv)).code, 0);
-        assert.equal((await client(venv, "devpi", ["login", "alice", "--password", ALICE_PASSWORD], cenv)).code, 0);
+        const { venv, cenv } = await aliceClient(env, caFile);
         const upload = await client(venv, "devpi", ["upload", buildPackage(venv, "flt2-kept", "1.0.0", path.join(env.work, "dist"))], cenv);
         assert.equal(upload.code, 0, upload.out);
         await uploadIsThere();
