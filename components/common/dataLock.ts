@@ -18,7 +18,9 @@ export const DATA_LOCK_WAIT_SECONDS = 3600;
  */
 export function renderDataLock(dir: string, failWith: string, waitSeconds = DATA_LOCK_WAIT_SECONDS): string {
     const d = shellQuote(dir);
-    return `# One backup, restore or upgrade at a time (an flock on the backup directory).
+    return `# One backup, restore or upgrade at a time (an flock on the backup directory). Never opened
+# through a link: the directory is the service user's, and root takes this lock too.
+if [ -L ${d} ] || [ ! -d ${d} ]; then ${failWith} "${dir} is not a directory (a link?); nothing was done"; fi
 exec 9<${d}
 if ! flock -n 9; then
   echo "waiting up to ${waitSeconds} s for a running devpi backup, restore or upgrade to finish (it holds the lock on "${d}")" >&2

@@ -35,7 +35,16 @@ export const STEP_LOG_DIR = "/var/log/devpi-pulumi";
  * - `svc_enable NAME`: starts NAME at boot under systemd (a server that reboots must come back by
  *   itself); without systemd there is no boot to prepare for.
  * - `svc_running NAME`: whether the service's daemon is up, without trusting init scripts' exit codes.
- * - `write_if_changed DEST MODE OWNER`: installs stdin at DEST atomically; prints "changed" or "unchanged".
+ * - `write_if_changed DEST MODE OWNER`: installs stdin at DEST atomically; prints "changed" or
+ *   "unchanged". DEST's directory must be root's alone (`root_path`); a link at DEST is
+ *   replaced, never written through.
+ * - `root_path DIR`: whether DIR and every directory above it is root's alone.
+ * - `service_dir USER MODE DIR`: DIR as one of USER's data directories (see the function).
+ * - `set_link TARGET LINK`: points LINK at TARGET atomically, acting as the owner of LINK's directory.
+ *
+ * The privilege rule these enforce: root never writes, chowns, chmods or runs anything through a
+ * path the service user could change. What lives in the service user's directories is touched
+ * only as the service user (runuser), who can then do no more than it already could.
  */
 export const PRELUDE = `set -Eeuo pipefail
 umask 022
@@ -92,18 +101,77 @@ svc_running() {
     *) return 1 ;;
   esac
 }
+# Root's alone: DIR and each directory above it is a real directory (no link), owned by root and
+# writable by nobody else (a root-owned sticky directory such as /tmp is fine: others cannot
+# rename or remove what root made there).
+root_path() {
+  local d=$1 st m
+  while :; do
+    if [ -L "$d" ] || [ ! -d "$d" ]; then return 1; fi
+    st=$(stat -c '%u %a' -- "$d")
+    [ "\${st% *}" = 0 ] || return 1
+    m=$((8#\${st#* }))
+    if (( (m & 8#022) != 0 && (m & 8#1000) == 0 )); then return 1; fi
+    if [ "$d" = / ]; then return 0; fi
+    d=$(dirname -- "$d")
+  done
+}
 write_if_changed() {
-  local dest=$1 mode=$2 owner=$3 tmp
-  tmp=$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX")
+  local dest=$1 mode=$2 owner=$3 tmp dir
+  dir=$(dirname -- "$dest")
+  root_path "$dir" || fail "refusing to write $dest: $dir (or a directory above it) is a link, or is not owned by root alone, so another user could redirect the write"
+  tmp=$(mktemp "$dir/.$(basename "$dest").XXXXXX")
   cat >"$tmp"
   chmod "$mode" "$tmp"
-  chown "$owner" "$tmp"
-  if [ -f "$dest" ] && cmp -s "$tmp" "$dest" && [ "$(stat -c %a:%U:%G "$tmp")" = "$(stat -c %a:%U:%G "$dest")" ]; then
+  chown -h "$owner" "$tmp"
+  if [ -f "$dest" ] && [ ! -L "$dest" ] && cmp -s "$tmp" "$dest" && [ "$(stat -c %a:%U:%G "$tmp")" = "$(stat -c %a:%U:%G "$dest")" ]; then
     rm -f "$tmp"
     echo unchanged
   else
-    mv -f "$tmp" "$dest"
+    mv -fT "$tmp" "$dest"
     echo changed
+  fi
+}
+# service_dir USER MODE DIR: DIR as one of USER's data directories. Made as USER inside a directory
+# USER owns; inside one that is root's alone, made by root and handed to USER. A DIR that exists
+# must be a real directory of USER's (it is never re-owned: the program hands over only what it
+# creates); its mode is set as USER. Anything else fails, naming the path.
+# shellcheck disable=SC2317 # helpers a script may not call
+service_dir() {
+  local user=$1 mode=$2 d=$3 parent
+  parent=$(dirname -- "$d")
+  if [ -L "$d" ]; then fail "$d is a symbolic link; refusing to use it as $user's directory (remove it, or point the setting at a real directory)"; fi
+  if [ -e "$d" ]; then
+    [ -d "$d" ] || fail "$d exists and is not a directory"
+    [ "$(stat -c %U -- "$d")" = "$user" ] || fail "$d exists but belongs to $(stat -c %U -- "$d"), not $user; the program hands over only directories it creates: chown it to $user yourself or pick another path"
+    runuser -u "$user" -- chmod "$mode" -- "$d"
+    return 0
+  fi
+  if [ -d "$parent" ] && [ ! -L "$parent" ] && [ "$(stat -c %U -- "$parent")" = "$user" ]; then
+    runuser -u "$user" -- mkdir -m "$mode" -- "$d"
+  else
+    local a=$parent
+    while [ ! -e "$a" ]; do a=$(dirname -- "$a"); done
+    root_path "$a" || fail "cannot make $d: $a is neither $user's nor root's alone"
+    (umask 022 && mkdir -p -- "$parent")
+    root_path "$parent" || fail "cannot make $d: $parent is neither $user's nor root's alone"
+    mkdir -m "$mode" -- "$d"
+    chown -h "$user:" -- "$d"
+  fi
+  echo "made $d for $user" >&2
+}
+# set_link TARGET LINK: as the owner of LINK's directory (root only when it is root's alone).
+# shellcheck disable=SC2317 # helpers a script may not call
+set_link() {
+  local dir owner
+  dir=$(dirname -- "$2")
+  if root_path "$dir"; then
+    ln -sfn -- "$1" "$2.tmp" && mv -fT -- "$2.tmp" "$2"
+  else
+    owner=$(stat -c %U -- "$dir")
+    [ "$owner" != root ] || fail "$dir is owned by root but writable by others; refusing to place $2 there"
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    runuser -u "$owner" -- sh -c 'ln -sfn -- "$1" "$2.tmp" && mv -fT -- "$2.tmp" "$2"' sh "$1" "$2"
   fi
 }
 `;
