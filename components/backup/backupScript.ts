@@ -21,7 +21,8 @@ export function renderBackupScript(s: BackupSettings): string {
     return `#!/bin/bash
 # Managed by Pulumi (devpi). Exports devpi's data; restore with devpi-import (see README).
 set -euo pipefail
-umask 027
+# Backups hold password hashes and every private package: the service user's alone (0600/0700).
+umask 077
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 dest=${dir}/devpi-export-"$stamp"
 partial=${dir}/.partial-"$stamp"
@@ -78,12 +79,13 @@ fail() { printf 'devpi-restore failed: %s\\n' "$1" >&2; exit 1; }
 ${renderDataLock(s.backupDir, "fail")}sd=${q(s.serverDir)}
 aside=$sd.before-restore-$(date -u +%Y%m%dT%H%M%SZ)
 supervisorctl stop ${q(s.program)}
-mv -T "$sd" "$aside"
-install -d -m 0750 -o ${q(s.serviceUser)} -g ${q(s.serviceUser)} "$sd"
+# The server directory is the service user's: moved, made and removed only as that user.
+runuser -u ${q(s.serviceUser)} -- mv -T -- "$sd" "$aside"
+runuser -u ${q(s.serviceUser)} -- mkdir -m 0750 -- "$sd"
 if ! runuser -u ${q(s.serviceUser)} -- ${q(s.venvDir)}/bin/devpi-import -c ${q(s.configFile)} "$src"; then
   echo "import failed; the previous data is back in place" >&2
-  rm -rf -- "$sd"
-  mv -T "$aside" "$sd"
+  runuser -u ${q(s.serviceUser)} -- rm -rf -- "$sd"
+  runuser -u ${q(s.serviceUser)} -- mv -T -- "$aside" "$sd"
   supervisorctl start ${q(s.program)}
   exit 1
 fi

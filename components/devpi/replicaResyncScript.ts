@@ -107,17 +107,18 @@ fi
 echo "the replica follows primary $followed, but the primary is now $primary_uuid (rebuilt by export/import or a restore): re-syncing from it" >&2
 supervisorctl stop "$prog" >&2
 aside="$sd.pre-resync-$(date -u +%Y%m%dT%H%M%SZ)"
-mv -T "$sd" "$aside"
-install -d -m 0750 -o "$user" -g "$user" "$sd"
+# The server directory is the service user's: moved, made and removed as that user.
+runuser -u "$user" -- mv -T -- "$sd" "$aside"
+runuser -u "$user" -- mkdir -m 0750 -- "$sd"
 if ! runuser -u "$user" -- ${q(s.venvDir)}/bin/devpi-init -c "$cfg" >&2 || ! supervisorctl start "$prog" >&2 || ! ${py("synced")} >&2; then
   echo "the re-sync failed; putting the replica's old data back" >&2
   supervisorctl stop "$prog" >&2 || true
-  rm -rf -- "$sd"; mv -T "$aside" "$sd"
+  runuser -u "$user" -- rm -rf -- "$sd"; runuser -u "$user" -- mv -T -- "$aside" "$sd"
   supervisorctl start "$prog" >&2 || true
   exit 1
 fi
 for d in "$sd".pre-resync-*; do
-  [ "$d" = "$aside" ] || rm -rf -- "$d"
+  [ "$d" = "$aside" ] || runuser -u "$user" -- rm -rf -- "$d"
 done
 echo "re-synced replica: now follows primary $primary_uuid (was $followed); old data kept in $aside"
 `;

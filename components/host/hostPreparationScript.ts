@@ -161,13 +161,21 @@ fi
 if getent passwd ${shellQuote(l.webUser)} >/dev/null && ! id -nG ${shellQuote(l.webUser)} | tr ' ' '\\n' | grep -qx ${u}; then
   usermod -aG ${u} ${shellQuote(l.webUser)}
 fi
-install -d -m 0750 -o ${u} -g ${u} ${shellQuote(l.homeDir)} ${shellQuote(l.serverDir)} ${shellQuote(l.backupDir)}
-install -d -m 0750 -o ${u} -g ${u} "$(dirname ${shellQuote(l.secretFile)})"
-install -d -m 0755 -o root -g root ${shellQuote(l.configDir)}
-# nginx must traverse every ancestor of serverDir; grant search (not listing) where missing.
+# The service user's data: created as (or handed to) it, never re-owned once there.
+service_dir ${u} 0750 ${shellQuote(l.homeDir)}
+service_dir ${u} 0750 ${shellQuote(l.serverDir)}
+service_dir ${u} 0700 ${shellQuote(l.backupDir)}
+# Root's: devpi's configuration, and the directory of the secret file (the service user may read
+# the secret but never replace it with a link to something root later chowns).
+for d in ${shellQuote(l.configDir)} "$(dirname ${shellQuote(l.secretFile)})"; do
+  if [ ! -e "$d" ]; then install -d -m 0755 -o root -g root "$d"; fi
+  root_path "$d" || fail "$d must be a directory owned by root alone (with every directory above it): devpi's configuration and secret live there"
+done
+# nginx must traverse every ancestor of serverDir; grant search (not listing) where missing,
+# only on directories that are root's alone (never through a link).
 d=$(dirname ${shellQuote(l.homeDir)})
 while [ "$d" != / ]; do
-  if [ "$(stat -c %U "$d")" != ${u} ] && ! [ "$(( 0$(stat -c %a "$d") & 01 ))" -eq 1 ]; then chmod o+x "$d"; fi
+  if root_path "$d" && ! [ "$(( 0$(stat -c %a "$d") & 01 ))" -eq 1 ]; then chmod o+x "$d"; fi
   d=$(dirname "$d")
 done
 echo "user ${l.serviceUser} ready"
