@@ -17,8 +17,17 @@ import { contentHash, shellQuote } from "../common/shell";
 
 export interface DevpiServerArgs {
     host: RemoteHost;
-    /** Virtualenv path (seed: /home/web/repo/devpi/venv_devpi); root-owned. */
+    /** Virtualenv path (seed: /home/web/repo/devpi/venv_devpi): a link to the active version. */
     venvDir: string;
+    /** Where the root-owned virtualenvs live (default `VENVDIR.versions`); must be root's alone. */
+    versionsDir?: string;
+    /**
+     * Root's devpi password (secret), set by devpi-init when it creates the server's data, so
+     * root never has an empty password. Absent for a replica (root comes from its primary).
+     */
+    rootPassword?: pulumi.Input<string>;
+    /** The secret file's old place, migrated from once (see ConfigFileSettings.legacySecretFile). */
+    legacySecretFile?: string;
     /** Pinned versions; devpi-web is installed unless `web` is false. */
     install: Omit<InstallSettings, "venvDir">;
     /** devpi-server.yml settings (serverdir, host, port, secretfile, restrict-modify, ...). */
@@ -89,13 +98,13 @@ export class DevpiServer extends pulumi.ComponentResource {
         super("devpi:index:DevpiServer", name, {}, opts);
         this.configFile = `${args.configDir}/devpi-server.yml`;
         const yaml = renderDevpiServerYaml(args.settings);
-        const installSettings = { ...args.install, venvDir: args.venvDir };
+        const installSettings = { ...args.install, venvDir: args.venvDir, versionsDir: args.versionsDir };
         const installScript = renderInstallScript(installSettings);
 
         const venv = remoteStep(
             `${name}-venv`,
             args.host,
-            { create: installScript, delete: renderUninstallScript(args.venvDir) },
+            { create: installScript, delete: renderUninstallScript(args.venvDir, args.versionsDir) },
             { parent: this },
         );
         const replica = args.replication?.role === "replica" ? args.replication : undefined;
@@ -110,6 +119,7 @@ export class DevpiServer extends pulumi.ComponentResource {
                     serviceUser: args.serviceUser,
                     venvDir: args.venvDir,
                     secretFromStdin: replica !== undefined,
+                    legacySecretFile: args.legacySecretFile,
                 }),
                 // The secret stays: a later install with the same data keeps everyone logged in.
                 delete: `rm -f -- ${shellQuote(this.configFile)}\necho "removed ${this.configFile}"\n`,
@@ -136,6 +146,7 @@ export class DevpiServer extends pulumi.ComponentResource {
                 { parent: this },
             );
         }
+        const rootPassword = replica ? undefined : args.rootPassword;
         const init = remoteStep(
             `${name}-init`,
             args.host,
@@ -145,8 +156,12 @@ export class DevpiServer extends pulumi.ComponentResource {
                     serverDir: args.settings.serverDir,
                     serviceUser: args.serviceUser,
                     venvDir: args.venvDir,
+                    rootPasswordOnStdin: rootPassword !== undefined,
                 }),
+                ...(rootPassword !== undefined ? { stdin: pulumi.secret(rootPassword), secret: true } : {}),
             },
+            // Only the first run initialises; after a password change the step re-runs and finds the
+            // data initialised (rotating the password is the password step's job).
             { parent: this, dependsOn: [config] },
         );
         this.versionKey = venvKey(args.install);
@@ -160,6 +175,7 @@ export class DevpiServer extends pulumi.ComponentResource {
                     installScript +
                     renderUpgradeScript({
                         venvDir: args.venvDir,
+                        versionsDir: args.versionsDir,
                         key: this.versionKey,
                         configFile: this.configFile,
                         serverDir: args.settings.serverDir,

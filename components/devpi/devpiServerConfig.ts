@@ -47,6 +47,12 @@ export function renderDevpiServerYaml(s: DevpiServerSettings): string {
 
 export interface InstallSettings {
     venvDir: string;
+    /**
+     * Where the root-owned virtualenvs live (default `VENVDIR.versions`). Must be root's alone:
+     * root installs into them and runs pip there. A `venvDir` inside the service user's home (the
+     * seed layout) keeps its link there but its versions elsewhere.
+     */
+    versionsDir?: string;
     serverVersion: string;
     webVersion: string;
     web: boolean;
@@ -81,35 +87,37 @@ export function versionsDir(venvDir: string): string {
  */
 export function renderInstallScript(s: InstallSettings): string {
     const venv = shellQuote(s.venvDir);
-    const target = shellQuote(`${versionsDir(s.venvDir)}/${venvKey(s)}`);
+    const vdir = s.versionsDir ?? versionsDir(s.venvDir);
+    const target = shellQuote(`${vdir}/${venvKey(s)}`);
     const reqs = requirements(s).map(shellQuote).join(" ");
     const index = (s.packageIndex ? ` --index-url ${shellQuote(s.packageIndex)}` : "") + (s.caBundle ? ` --cert ${shellQuote(s.caBundle)}` : "");
-    return `install -d -m 0755 ${shellQuote(versionsDir(s.venvDir))}
+    return `install -d -m 0755 ${shellQuote(vdir)}
+root_path ${shellQuote(vdir)} || fail "refusing to install into ${vdir}: it (or a directory above it) is a link or not owned by root alone, and root runs pip there"
 if [ -d ${venv} ] && [ ! -L ${venv} ]; then
-  mv -T ${venv} ${shellQuote(`${versionsDir(s.venvDir)}/legacy`)}
-  ln -s ${shellQuote(`${versionsDir(s.venvDir)}/legacy`)} ${venv}
+  mv -T ${venv} ${shellQuote(`${vdir}/legacy`)}
+  set_link ${shellQuote(`${vdir}/legacy`)} ${venv}
   echo "kept the existing virtualenv as version legacy" >&2
 fi
 # An earlier run cut off mid-install may still be running pip here: take turns.
-exec 9>${shellQuote(`${versionsDir(s.venvDir)}/.install.lock`)}
+exec 9>${shellQuote(`${vdir}/.install.lock`)}
 if ! flock -n 9; then
   note "waiting for an earlier install that is still running on the server (up to 600 s)"
-  flock -w 600 9 || fail "an earlier install into ${versionsDir(s.venvDir)} still runs after 600 s"
+  flock -w 600 9 || fail "an earlier install into ${vdir} still runs after 600 s"
 fi
 # No pip yet means a venv that was never finished (a cut connection): make it again.
 if [ ! -x ${target}/bin/pip ]; then run_logged "python3 -m venv" python3 -m venv --clear ${target}; fi
 note "installing ${requirements(s).join(" ")} (pip's output: $DEVPI_LOG)"
 run_logged ${shellQuote(`pip install ${requirements(s).join(" ")}`)} ${target}/bin/pip install --disable-pip-version-check --no-input${index} ${reqs}
 exec 9>&-
-if [ ! -e ${venv} ]; then ln -sfn ${target} ${venv}; fi
+if [ ! -e ${venv} ] && [ ! -L ${venv} ]; then set_link ${target} ${venv}; fi
 ${target}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(server|web)=='
 `;
 }
 
 /** Removes every installed version on destroy; data, secret and backups stay. */
-export function renderUninstallScript(venvDir: string): string {
+export function renderUninstallScript(venvDir: string, versions = versionsDir(venvDir)): string {
     return `rm -f -- ${shellQuote(venvDir)}
-rm -rf -- ${shellQuote(versionsDir(venvDir))}
+rm -rf -- ${shellQuote(versions)}
 echo "removed ${venvDir}; data kept"
 `;
 }
@@ -125,27 +133,60 @@ export interface ConfigFileSettings {
      * requires the same secret on primary and replicas) instead of being generated here.
      */
     secretFromStdin?: boolean;
+    /**
+     * Where earlier versions of this program kept the secret (inside the service user's home):
+     * a server that has one there keeps its secret (and everyone stays logged in), copied as the
+     * service user into `secretFile`.
+     */
+    legacySecretFile?: string;
 }
 
-/** Writes devpi-server.yml and creates the secret file once (never rotated: it would log everyone out). */
+/**
+ * Shell lines that check the secret file's directory is root's alone and clear a link at the
+ * secret's path: root chowns and chmods the secret, so neither may be something the service user
+ * could point elsewhere.
+ */
+function secretFileGuard(secretFile: string): string {
+    const f = shellQuote(secretFile);
+    return `root_path "$(dirname ${f})" || fail "refusing to manage the secret file ${secretFile}: its directory is not root's alone (a link, or writable by another user), so root's chown could be redirected; use e.g. /etc/devpi/secret"
+if [ -L ${f} ] || { [ -e ${f} ] && [ ! -f ${f} ]; }; then rm -rf -- ${f}; fi
+`;
+}
+
+/**
+ * Writes devpi-server.yml and creates the secret file once (never rotated: it would log everyone
+ * out). The secret is the service user's (devpi refuses a secret others can read) in a directory
+ * only root writes; it is made by root (devpi-gen-secret's format: base64 of 32 random bytes), or
+ * moved from the old place inside the service user's home, read as the service user.
+ */
 export function renderConfigScript(s: ConfigFileSettings): string {
     const u = shellQuote(s.serviceUser);
+    const f = shellQuote(s.secretFile);
     if (s.secretFromStdin) {
-        const f = shellQuote(s.secretFile);
-        return `${writeFileLines(s.configFile, "0644", "root:root", s.yaml)}umask 077
+        return `${writeFileLines(s.configFile, "0644", "root:root", s.yaml)}${secretFileGuard(s.secretFile)}umask 077
 secret=$(mktemp)
 trap 'rm -f "$secret"' EXIT
 base64 -d >"$secret"
 if [ "$(stat -c %s "$secret")" -lt 32 ]; then echo "the primary's secret file is missing or shorter than 32 bytes" >&2; exit 1; fi
-echo "secret from the primary $(write_if_changed ${f} 0600 ${u}:${u} <"$secret")"
+echo "secret from the primary $(write_if_changed ${f} 0600 ${u}: <"$secret")"
 `;
     }
-    return `${writeFileLines(s.configFile, "0644", "root:root", s.yaml)}if [ ! -s ${shellQuote(s.secretFile)} ]; then
-  runuser -u ${u} -- ${shellQuote(s.venvDir)}/bin/devpi-gen-secret --secretfile ${shellQuote(s.secretFile)} >&2
-  echo "secret created"
+    const legacy = s.legacySecretFile && s.legacySecretFile !== s.secretFile ? shellQuote(s.legacySecretFile) : undefined;
+    return `${writeFileLines(s.configFile, "0644", "root:root", s.yaml)}${secretFileGuard(s.secretFile)}if [ ! -s ${f} ]; then
+  tmp=$(umask 077 && mktemp "$(dirname ${f})/.secret.XXXXXX")
+  # Read as the service user: it can hand over nothing it could not read itself.
+  ${legacy ? `if runuser -u ${u} -- cat -- ${legacy} >"$tmp" 2>/dev/null && [ -s "$tmp" ]; then
+    echo "secret moved from ${s.legacySecretFile} (kept there until you remove it)"
+  else
+    head -c 32 /dev/urandom | base64 -w0 >"$tmp"
+    echo "secret created"
+  fi` : `head -c 32 /dev/urandom | base64 -w0 >"$tmp"
+  echo "secret created"`}
+  chown -h ${u}: "$tmp"
+  mv -fT "$tmp" ${f}
 fi
-chown ${u}:${u} ${shellQuote(s.secretFile)}
-chmod 0600 ${shellQuote(s.secretFile)}
+chown -h ${u}: ${f}
+chmod 0600 ${f}
 `;
 }
 
@@ -172,13 +213,29 @@ echo "CA bundle $(write_if_changed ${shellQuote(bundlePath)} 0644 root:root <"$w
 `;
 }
 
-/** Initialises the server directory exactly once: devpi-init refuses when .nodeinfo exists. */
-export function renderInitScript(s: { configFile: string; serverDir: string; serviceUser: string; venvDir: string }): string {
-    return `if [ -e ${shellQuote(s.serverDir)}/.nodeinfo ]; then
+/**
+ * Initialises the server directory exactly once: devpi-init refuses when .nodeinfo exists.
+ *
+ * With `rootPasswordOnStdin` (a primary or standalone server), root's password arrives on stdin
+ * and devpi-init sets it while it creates root (through DEVPISERVER_ROOT_PASSWD, devpi's
+ * environment form of --root-passwd, so it is never in an argv or a log). devpi's root thus never
+ * has an empty password, not even between devpi-server's first start and the password step: a
+ * first `pulumi up` cut off anywhere leaves no server that lets anyone log in as root. (Ordering
+ * the nginx site after the password step would only shrink the window: devpi answers on its
+ * loopback port to every local user from its first start.) A replica gets root from its primary.
+ */
+export function renderInitScript(s: { configFile: string; serverDir: string; serviceUser: string; venvDir: string; rootPasswordOnStdin?: boolean }): string {
+    const init = `runuser -u ${shellQuote(s.serviceUser)} -- ${shellQuote(s.venvDir)}/bin/devpi-init -c ${shellQuote(s.configFile)} >&2`;
+    return `if runuser -u ${shellQuote(s.serviceUser)} -- test -e ${shellQuote(s.serverDir)}/.nodeinfo; then
   echo "already initialised"
 else
-  runuser -u ${shellQuote(s.serviceUser)} -- ${shellQuote(s.venvDir)}/bin/devpi-init -c ${shellQuote(s.configFile)} >&2
-  echo "initialised"
+${s.rootPasswordOnStdin ? `  IFS= read -r -d '' DEVPISERVER_ROOT_PASSWD || true
+  [ -n "$DEVPISERVER_ROOT_PASSWD" ] || fail "root's password did not arrive on stdin; nothing was initialised"
+  export DEVPISERVER_ROOT_PASSWD
+  ${init}
+  unset DEVPISERVER_ROOT_PASSWD
+  echo "initialised, with root's password set"` : `  ${init}
+  echo "initialised"`}
 fi
 `;
 }

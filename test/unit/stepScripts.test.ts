@@ -327,14 +327,18 @@ describe("the data lock: one backup, restore or upgrade at a time", () => {
     it("the restore and the upgrade take the lock before they stop devpi or move, export or import its data", () => {
         const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi" });
         const lockAt = restore.indexOf("exec 9<'/srv/devpi/backups'");
-        assert.ok(lockAt > 0 && lockAt < restore.indexOf("supervisorctl stop") && lockAt < restore.indexOf('mv -T "$sd" "$aside"'), restore);
+        assert.ok(lockAt > 0 && lockAt < restore.indexOf("supervisorctl stop") && lockAt < restore.indexOf('mv -T -- "$sd" "$aside"'), restore);
         const upgrade = renderUpgradeScript({ venvDir: "/opt/devpi/venv", key: "devpi-server-6.20.3", configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040", strategy: "auto", allowDowngrade: false, readyTimeout: 120, logFile: "/var/log/supervisor/devpi.log" });
-        const uLock = upgrade.indexOf("exec 9<'/srv/devpi/backups'");
-        assert.ok(uLock > upgrade.indexOf("install -d -m 0750"), "the backup directory exists before it is locked");
-        for (const later of ['supervisorctl stop "$prog"', '"$cur/bin/devpi-export"', 'mv -T "$sd" "$aside"', '"$new/bin/devpi-import"']) {
-            assert.ok(uLock > 0 && uLock < upgrade.indexOf(later), `lock before ${later}`);
+        // The repair of an interrupted upgrade (first) takes it before it moves anything back.
+        const rLock = upgrade.indexOf("exec 9<'/srv/devpi/backups'");
+        const repair = upgrade.slice(upgrade.indexOf('if [ -f "$marker" ]; then'), upgrade.indexOf("\nfi\n", upgrade.indexOf('if [ -f "$marker" ]; then')));
+        assert.ok(rLock > 0 && rLock < upgrade.indexOf('as_user mv -T -- "$m_aside" "$sd"') && repair.includes("exec 9<"), "the repair takes the lock before moving data back");
+        const uLock = upgrade.lastIndexOf("exec 9<'/srv/devpi/backups'");
+        assert.ok(uLock > upgrade.indexOf('service_dir "$user" 0700'), "the backup directory exists before it is locked");
+        for (const later of ['supervisorctl stop "$prog"', '"$cur/bin/devpi-export"', 'as_user mv -T -- "$sd" "$aside"', '"$new/bin/devpi-import"']) {
+            assert.ok(uLock > rLock && uLock < upgrade.lastIndexOf(later), `lock before ${later}`);
         }
-        assert.ok(uLock > upgrade.indexOf('echo "devpi-server-6.20.3 is active"'), "an upgrade with nothing to do takes no lock");
+        assert.ok(uLock > upgrade.indexOf('${recovered:+$recovered; }devpi-server-6.20.3 is active"'), "an upgrade with nothing to do takes no lock");
         assert.doesNotMatch(renderUpgradeScript({ venvDir: "/opt/devpi/venv", key: "k", configFile: "c", serverDir: "/s", backupDir: "/b", serviceUser: "devpi", program: "devpi", devpiUrl: "u", strategy: "auto", allowDowngrade: false, readyTimeout: 1, logFile: "l", replica: true }), /exec 9</, "a replica has no backups to wait for");
     });
 });
