@@ -72,11 +72,13 @@ if [ -z "$name" ] || [[ $name == */* ]] || [[ $name == .* ]]; then
   ls -1 ${q(s.backupDir)} >&2 || true
   exit 2
 fi
-src=${q(s.backupDir)}/$name
-[ -d "$src" ] || { echo "no backup named $name in ${s.backupDir}" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "devpi-restore must run as root" >&2; exit 1; }
 fail() { printf 'devpi-restore failed: %s\\n' "$1" >&2; exit 1; }
-${renderDataLock(s.backupDir, "fail")}sd=${q(s.serverDir)}
+# The lock (which also refuses a backup directory that is a link) before anything is looked up there.
+${renderDataLock(s.backupDir, "fail")}src=${q(s.backupDir)}/$name
+# Looked at as the service user: the backups are its own, and root follows nothing of theirs.
+runuser -u ${q(s.serviceUser)} -- test -d "$src" || fail "no backup named $name in ${s.backupDir}"
+sd=${q(s.serverDir)}
 aside=$sd.before-restore-$(date -u +%Y%m%dT%H%M%SZ)
 supervisorctl stop ${q(s.program)}
 # The server directory is the service user's: moved, made and removed only as that user.

@@ -7,7 +7,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { DevpiConfig } from "../../config";
+import { DevpiConfig, LEGACY_SECRET_FILE } from "../../config";
 import { ApiTarget } from "../access/devpiApi";
 import { DevpiServer } from "../devpi/devpiServer";
 import { ReplicaResync } from "../devpi/replicaResync";
@@ -138,6 +138,9 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
         {
             host: remote,
             venvDir: d.venvDir,
+            versionsDir: d.venvVersionsDir,
+            rootPassword: spec.role === "replica" ? undefined : pulumi.secret(cfg.rootPassword),
+            legacySecretFile: LEGACY_SECRET_FILE,
             install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, packageIndex: d.pythonPackageIndex, caBundle: d.upstreamCaBundle },
             settings: {
                 serverDir: d.serverDir,

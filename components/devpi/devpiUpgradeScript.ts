@@ -236,7 +236,7 @@ if [ "$path" = export-import ]; then
   fi
   mark imported "aside=$aside" "old=$cur" "new=$new" "old_ver=$old_ver" "new_ver=$new_ver"
 fi
-${upgradeSwitch(s)}echo "upgraded devpi-server $old_ver -> $new_ver ($path); backup: $backup\${aside:+; old data kept in $aside}"
+${upgradeSwitch(s)}echo "\${recovered:+$recovered; }upgraded devpi-server $old_ver -> $new_ver ($path); backup: $backup\${aside:+; old data kept in $aside}"
 `;
 }
 
@@ -271,6 +271,6 @@ fi
 ${upgradeSwitch(s)}if [ -n "$aside" ]; then
   for d in "$sd".pre-resync-*; do [ "$d" = "$aside" ] || as_user rm -rf -- "$d"; done
 fi
-echo "upgraded replica devpi-server $old_ver -> $new_ver ($path)\${aside:+; old data kept in $aside}"
+echo "\${recovered:+$recovered; }upgraded replica devpi-server $old_ver -> $new_ver ($path)\${aside:+; old data kept in $aside}"
 `;
 }

@@ -49,6 +49,30 @@ function parentPid(pid: number): number {
 }
 
 /**
+ * Kills `pid` and every ancestor up to (not including) the SSH session that started it: the
+ * step's shell, sudo, runuser and the command itself, as a crash or a cut connection that takes
+ * the whole step down would. All are stopped first, so none reacts to another's death. Returns
+ * what was killed ("comm[pid]" each).
+ */
+export function killStepTree(host: TestHost, pid: number): string[] {
+    const chain: number[] = [];
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parentPid(p), hops++) {
+        let comm = "";
+        try {
+            comm = fs.readFileSync(`/proc/${p}/comm`, "utf8").trim();
+        } catch {
+            break;
+        }
+        if (comm.startsWith("sshd")) break;
+        chain.push(p);
+    }
+    const names = chain.map((p) => `${fs.readFileSync(`/proc/${p}/comm`, "utf8").trim()}[${p}]`);
+    for (const p of chain) process.kill(p, "SIGSTOP");
+    for (const p of chain) process.kill(p, "SIGKILL");
+    return names;
+}
+
+/**
  * Whether `pid` was started through the host's sshd (the listener is among its ancestors), as
  * anything a `pulumi up` runs on the host is; what cron or the harness starts is not.
  */

@@ -1,7 +1,10 @@
 /**
  * devpi's export killed in the middle of an upgrade (devpi-export is devpi-server's own export
  * command; on the export/import path the server is stopped for it): the upgrade goes back to the
- * old version, nothing uploaded is lost, and the next `pulumi up` completes the upgrade.
+ * old version, nothing uploaded is lost, and the next `pulumi up` completes the upgrade. Then the
+ * whole upgrade step (its shell, sudo, runuser and devpi-import) killed while it imports into the
+ * moved-aside server directory: the next `pulumi up` repairs it from the marker the step left,
+ * says what it did, and completes the upgrade.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -9,7 +12,7 @@ import * as path from "node:path";
 import { after, describe } from "node:test";
 import { EngineEvent } from "@pulumi/pulumi/automation";
 import { buildPackage, client, fetchWithCa, onHost, steps } from "../e2e/harness";
-import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, tryUp, until } from "./faultHarness";
+import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, killStepTree, tryUp, until } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23070);
 const BASE = `https://localhost:${PORTS.https}`;
@@ -96,12 +99,43 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         assert.match(left, new RegExp(`devpi-server-${OLD.replace(/\./g, "\\.")}`), left);
     });
 
-    it(`the next pulumi up completes the upgrade to ${NEW}, with the upload`, async () => {
+    it("the whole upgrade step killed during devpi-import: the run fails, the data is aside and marked", async () => {
+        const e = env!;
+        let killed: string[] = [];
+        let armed = true;
+        const onEvent = (ev: EngineEvent): void => {
+            e.log.onEvent(ev);
+            if (armed && ev.resourcePreEvent?.metadata.urn.endsWith("::devpi-upgrade")) {
+                armed = false;
+                void (async () => {
+                    const importing = () => hostProcesses(e.host).find((p) => /\/bin\/devpi-import /.test(p.args) && !p.args.startsWith("runuser"));
+                    if (!(await until(() => importing() !== undefined, 300_000, 5))) return;
+                    // Some import work first: the new server directory is half-written when killed.
+                    await new Promise((r) => setTimeout(r, 300));
+                    const p = importing();
+                    if (p) killed = killStepTree(e.host, p.pid);
+                })();
+            }
+        };
+        const r = await tryUp(e, onEvent);
+        measured.push(`killed whole: ${killed.join(" <- ")}`);
+        assert.ok(killed.length >= 3 && killed.some((k) => k.startsWith("bash")), `the step's shell, runuser and devpi-import were killed (got ${killed.join(", ") || "nothing"}; pulumi up ${r.ok ? "succeeded" : "failed"})`);
+        assert.equal(r.ok, false, "the killed step fails the run");
+        const left = onHost(e.host, "cat /var/lib/devpi-pulumi/upgrade-devpi.state; ls -d /srv/devpi/data.pre-upgrade-*");
+        assert.match(left, /^stage=moved$/m, left);
+        assert.match(left, /^aside=\/srv\/devpi\/data\.pre-upgrade-\S+$/m, left);
+    });
+
+    it(`the next pulumi up repairs it, says so, and completes the upgrade to ${NEW}, with the upload`, async () => {
         const e = env!;
         const t0 = Date.now();
         const r = await tryUp(e);
         assert.ok(r.ok, r.error.slice(0, 3000));
-        measured.push(`completing pulumi up: ${((Date.now() - t0) / 1000).toFixed(0)} s: ${(e.log.text().match(/upgraded devpi-server [^\n]*/) ?? [""])[0]}`);
+        const said = (e.log.text().match(/undid the interrupted upgrade [^\n;]*/) ?? [""])[0];
+        measured.push(`repairing pulumi up: ${((Date.now() - t0) / 1000).toFixed(0)} s: ${said}; ${(e.log.text().match(/upgraded devpi-server [^\n]*/) ?? [""])[0]}`);
+        assert.match(said, new RegExp(`undid the interrupted upgrade ${OLD.replace(/\./g, "\\.")} -> ${NEW.replace(/\./g, "\\.")} \\(stopped before its new data was complete\\): ${OLD.replace(/\./g, "\\.")} answers again on the old data`));
+        assert.match(e.log.text(), /upgraded devpi-server [^\n]*export-import/);
+        assert.equal(onHost(e.host, "ls /var/lib/devpi-pulumi/upgrade-devpi.state 2>/dev/null || echo none").trim(), "none", "the marker is gone");
         assert.equal(await runningVersion(), NEW);
         await uploadIsThere();
         const preview = await e.stack.preview({ expectNoChanges: true, color: "never" });
