@@ -81,6 +81,7 @@ export interface SshConfig {
     user: string;
     /** Plain text here; wrapped as a Pulumi secret by the composition root. */
     privateKey: string;
+    /** The pinned host key; absent only with `devpi:insecureSkipHostKeyCheck: true` (then any key is accepted, with a warning). */
     hostKey?: string;
 }
 
@@ -170,7 +171,7 @@ export type SecretKeyCheck = (key: string) => boolean;
 
 /** Every key this program understands; anything else under `devpi:` is rejected. */
 export const KNOWN_KEYS = [
-    "host", "sshPort", "sshUser", "sshPrivateKey", "sshPrivateKeyFile", "hostKey",
+    "host", "sshPort", "sshUser", "sshPrivateKey", "sshPrivateKeyFile", "hostKey", "insecureSkipHostKeyCheck",
     "domain", "httpPort", "httpsPort", "listenIpv6",
     "devpiHost", "devpiPort", "devpiServerVersion", "devpiWebVersion", "web",
     "serviceUser", "venvDir", "serverDir", "configDir", "secretFile",
@@ -523,8 +524,20 @@ export function checkIssuedBy(chainPem: string, caPem: string): void {
     }
 }
 
-/** SSH access under `P` + host, sshPort, sshUser, sshPrivateKey(File), hostKey (P: "" or "replicas[i]."). */
-function parseSsh(r: Reader, p: string, defaults: { user: string }): SshConfig {
+/** How a server's missing hostKey is handled (the top-level `devpi:insecureSkipHostKeyCheck`). */
+interface HostKeyPolicy {
+    /** Accept any host key where hostKey is unset (with a warning) instead of refusing the config. */
+    insecureSkipHostKeyCheck: boolean;
+    /** Where that warning goes. */
+    warnings: string[];
+}
+
+/**
+ * SSH access under `P` + host, sshPort, sshUser, sshPrivateKey(File), hostKey (P: "" or
+ * "replicas[i]."). hostKey is required unless `policy.insecureSkipHostKeyCheck`: without it
+ * whoever answers on the SSH port gets the login and the secrets sent on stdin.
+ */
+function parseSsh(r: Reader, p: string, defaults: { user: string }, policy: HostKeyPolicy): SshConfig {
     const host = r.str(`${p}host`);
     if (!HOSTNAME_RE.test(host) && !isIpAddress(host)) fail(`${p}host`, host, "must be a host name or an IP address");
     const port = r.int(`${p}sshPort`, 22, 1, 65535);
@@ -547,6 +560,18 @@ function parseSsh(r: Reader, p: string, defaults: { user: string }): SshConfig {
     const hostKey = r.optStr(`${p}hostKey`);
     if (hostKey !== undefined && !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/.test(hostKey)) {
         fail(`${p}hostKey`, hostKey, "must be the server's public host key, e.g. \"ssh-ed25519 AAAA...\" (from /etc/ssh/ssh_host_ed25519_key.pub)");
+    }
+    if (hostKey === undefined) {
+        const keyscan = `"$(ssh-keyscan -p ${port} -t ed25519 ${host} 2>/dev/null | cut -d' ' -f2-)"`;
+        const setCommand = p === "" ? `pulumi config set hostKey ${keyscan}` : `pulumi config set --path '${p}hostKey' ${keyscan}`;
+        if (!policy.insecureSkipHostKeyCheck) {
+            throw new ConfigError(
+                `devpi:${p}hostKey is required: pin the server's SSH host key with \`${setCommand}\` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)`,
+            );
+        }
+        policy.warnings.push(
+            `devpi:${p}hostKey is not set and devpi:insecureSkipHostKeyCheck is true: the SSH host key of ${host}:${port} is not checked, so whoever answers there gets the login and the secrets sent to the server; pin it with \`${setCommand}\``,
+        );
     }
     return { host, port, user, privateKey, hostKey };
 }
@@ -580,6 +605,7 @@ interface PrimaryForReplicas {
     /** Warnings found while reading the replicas are added here. */
     warnings: string[];
     isSecret?: SecretKeyCheck;
+    insecureSkipHostKeyCheck: boolean;
 }
 
 /**
@@ -616,7 +642,7 @@ function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] 
             if (x === undefined || x === null) return undefined;
             return typeof x === "string" ? x : typeof x === "number" || typeof x === "boolean" ? String(x) : JSON.stringify(x);
         });
-        const ssh = parseSsh(rr, p, { user: primary.ssh.user });
+        const ssh = parseSsh(rr, p, { user: primary.ssh.user }, primary);
         const site = parseSite(rr, p, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort });
         const name = rr.str(`${p}name`, site.domain.split(".")[0]);
         if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(name)) fail(`${p}name`, name, "must be a DNS label: lower-case letters, digits and -, at most 32 characters");
@@ -804,7 +830,8 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     const r = new Reader(raw);
 
     const warnings: string[] = [];
-    const ssh = parseSsh(r, "", { user: "root" });
+    const insecureSkipHostKeyCheck = r.bool("insecureSkipHostKeyCheck", false);
+    const ssh = parseSsh(r, "", { user: "root" }, { insecureSkipHostKeyCheck, warnings });
     const { domain, httpPort, httpsPort, devpiPort } = parseSite(r, "", { httpPort: 80, httpsPort: 443, devpiPort: 4040 });
     const devpiHost = r.str("devpiHost", "127.0.0.1");
     if (!isIpAddress(devpiHost) && devpiHost !== "localhost") fail("devpiHost", devpiHost, "must be a loopback or private IP address; devpi sits behind nginx");
@@ -911,6 +938,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         now,
         isSecret,
         warnings,
+        insecureSkipHostKeyCheck,
     });
 
     return {

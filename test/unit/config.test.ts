@@ -92,9 +92,10 @@ describe("loadConfig defaults", () => {
     });
 
     it("treats the empty defaults declared in Pulumi.yaml as unset", () => {
-        const c = load({ ...base(), hostKey: "", sslCertificate: "", sslPrivateKey: "", clientIndex: "", pythonPackageIndex: "" });
+        const c = load({ ...base(), hostKey: "", insecureSkipHostKeyCheck: "true", sslCertificate: "", sslPrivateKey: "", clientIndex: "", pythonPackageIndex: "" });
         assert.equal(c.ssh.hostKey, undefined);
         assert.equal(c.devpi.pythonPackageIndex, undefined);
+        rejects({ ...base(), hostKey: "", insecureSkipHostKeyCheck: "false" }, "devpi:hostKey is required");
     });
 
     it("declares every known key in Pulumi.yaml and nothing else", () => {
@@ -432,3 +433,50 @@ describe("layout paths: nothing root-managed or system-wide ends up the service 
     });
 });
 
+describe("devpi:hostKey is required unless devpi:insecureSkipHostKeyCheck", () => {
+    const replica = (over: Record<string, unknown> = {}) => ({ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", ...over });
+
+    it("refuses a primary without hostKey, printing the command with its host and port", () => {
+        assert.throws(() => load({ ...base(), hostKey: undefined, sshPort: "2222" }), (e: unknown) => {
+            assert.ok(e instanceof ConfigError);
+            assert.equal(
+                e.message,
+                "devpi:hostKey is required: pin the server's SSH host key with `pulumi config set hostKey \"$(ssh-keyscan -p 2222 -t ed25519 203.0.113.10 2>/dev/null | cut -d' ' -f2-)\"` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)",
+            );
+            return true;
+        });
+    });
+
+    it("refuses a replica without hostKey, naming its own key", () => {
+        assert.throws(() => load({ ...base(), replicas: JSON.stringify([replica(), replica({ host: "203.0.113.12", sshPort: 2200, domain: "r2.example.com", hostKey: undefined })]) }), (e: unknown) => {
+            assert.ok(e instanceof ConfigError);
+            assert.equal(
+                e.message,
+                "devpi:replicas[1].hostKey is required: pin the server's SSH host key with `pulumi config set --path 'replicas[1].hostKey' \"$(ssh-keyscan -p 2200 -t ed25519 203.0.113.12 2>/dev/null | cut -d' ' -f2-)\"` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)",
+            );
+            return true;
+        });
+    });
+
+    it("with insecureSkipHostKeyCheck true, accepts a missing hostKey and warns for each unchecked server", () => {
+        const c = load({ ...base(), hostKey: undefined, insecureSkipHostKeyCheck: "true", replicas: JSON.stringify([replica({ hostKey: undefined }), replica({ host: "203.0.113.12", domain: "r2.example.com" })]) });
+        assert.equal(c.ssh.hostKey, undefined);
+        assert.equal(c.replicas[0].ssh.hostKey, undefined);
+        assert.equal(c.replicas[1].ssh.hostKey, HOST_KEY);
+        assert.equal(c.warnings.length, 2);
+        assert.match(c.warnings[0], /^devpi:hostKey is not set and devpi:insecureSkipHostKeyCheck is true: the SSH host key of 203\.0\.113\.10:22 is not checked, so whoever answers there gets the login and the secrets sent to the server; pin it with `pulumi config set hostKey "\$\(ssh-keyscan -p 22 -t ed25519 203\.0\.113\.10 /);
+        assert.match(c.warnings[1], /^devpi:replicas\[0\]\.hostKey is not set .* host key of 203\.0\.113\.11:22 is not checked/);
+    });
+
+    it("checks a set hostKey and warns about nothing even with insecureSkipHostKeyCheck true", () => {
+        const c = load({ ...base(), insecureSkipHostKeyCheck: "true" });
+        assert.equal(c.ssh.hostKey, HOST_KEY);
+        assert.deepEqual(c.warnings, []);
+        rejects({ ...base(), insecureSkipHostKeyCheck: "true", hostKey: "AAAA" }, "devpi:hostKey", "ssh-ed25519");
+    });
+
+    it("refuses a missing hostKey when insecureSkipHostKeyCheck is false, and a non-boolean", () => {
+        rejects({ ...base(), hostKey: undefined, insecureSkipHostKeyCheck: "false" }, "devpi:hostKey is required");
+        rejects({ ...base(), insecureSkipHostKeyCheck: "yes" }, "devpi:insecureSkipHostKeyCheck", '"yes"', "true or false");
+    });
+});
