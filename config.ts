@@ -81,6 +81,7 @@ export interface SshConfig {
     user: string;
     /** Plain text here; wrapped as a Pulumi secret by the composition root. */
     privateKey: string;
+    /** The pinned host key; absent only with `devpi:insecureSkipHostKeyCheck: true` (then any key is accepted, with a warning). */
     hostKey?: string;
 }
 
@@ -119,8 +120,19 @@ export interface DevpiConfig {
         web: boolean;
         serviceUser: string;
         venvDir: string;
+        /**
+         * Where the root-owned virtualenvs (one per version set) belong: `VENVDIR.versions` when
+         * venvDir is outside every directory the service user owns (homeDir = the parent of
+         * serverDir, serverDir, backupDir), else {@link FALLBACK_VENV_VERSIONS_DIR}
+         * (`/opt/devpi/versions`). The seed layout keeps venvDir inside the service user's home
+         * (`/home/web/repo/devpi/venv_devpi`): the service user could rename or replace anything
+         * there, so root must never run, install into or follow links in code kept there; venvDir
+         * itself then only serves as the service's (symlinked) entry point.
+         */
+        venvVersionsDir: string;
         serverDir: string;
         configDir: string;
+        /** In a root-owned directory outside the service user's (default `/etc/devpi/secret`). */
         secretFile: string;
         backupDir: string;
         backupSchedule: string;
@@ -159,7 +171,7 @@ export type SecretKeyCheck = (key: string) => boolean;
 
 /** Every key this program understands; anything else under `devpi:` is rejected. */
 export const KNOWN_KEYS = [
-    "host", "sshPort", "sshUser", "sshPrivateKey", "sshPrivateKeyFile", "hostKey",
+    "host", "sshPort", "sshUser", "sshPrivateKey", "sshPrivateKeyFile", "hostKey", "insecureSkipHostKeyCheck",
     "domain", "httpPort", "httpsPort", "listenIpv6",
     "devpiHost", "devpiPort", "devpiServerVersion", "devpiWebVersion", "web",
     "serviceUser", "venvDir", "serverDir", "configDir", "secretFile",
@@ -178,6 +190,52 @@ export const REPLICA_KEYS = [
     "domain", "extraDnsNames", "extraIpAddresses", "httpPort", "httpsPort", "devpiPort",
     "sslCertificate", "sslCertificateFile", "sslPrivateKey", "sslPrivateKeyFile",
 ] as const;
+
+/**
+ * Directories no path key may name as a directory the program creates: host preparation runs as
+ * root and sets the owner and mode of serverDir, backupDir, homeDir (= the parent of serverDir) and
+ * the secret file's directory (`install -d -m 0750 -o SERVICEUSER`), and of venvDir, configDir and
+ * sslDir. Handed to the service user (or re-moded), any of these would let that user replace files
+ * root reads or runs (e.g. `serverDir: /var/lib/devpi` would give it /var/lib; `secretFile:
+ * /etc/devpi-secret` would give it /etc). Exact matches only: a directory of its own below one of
+ * these (/var/lib/devpi, /etc/devpi) is fine.
+ */
+export const SYSTEM_DIRS: readonly string[] = [
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
+    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
+    "/usr", "/usr/bin", "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
+    "/usr/local/bin", "/usr/local/etc", "/usr/local/lib", "/usr/local/sbin", "/usr/local/share", "/usr/sbin", "/usr/share", "/usr/src",
+    "/var", "/var/backups", "/var/cache", "/var/lib", "/var/local", "/var/lock", "/var/log", "/var/mail", "/var/opt",
+    "/var/run", "/var/spool", "/var/tmp", "/var/www",
+    "/etc/apt", "/etc/cron.d", "/etc/cron.daily", "/etc/default", "/etc/letsencrypt", "/etc/logrotate.d",
+    "/etc/nginx", "/etc/nginx/conf.d", "/etc/nginx/sites-available", "/etc/nginx/sites-enabled", "/etc/pam.d",
+    "/etc/profile.d", "/etc/ssh", "/etc/ssl", "/etc/ssl/certs", "/etc/ssl/private", "/etc/sudoers.d",
+    "/etc/supervisor", "/etc/supervisor/conf.d", "/etc/systemd", "/etc/systemd/system",
+];
+
+/**
+ * The default secretFile before it moved to `/etc/devpi/secret`: a file in `/srv/devpi`, the
+ * service user's home directory (which that user could replace with a symlink). The server step
+ * migrates a secret found there, so logins survive the move.
+ */
+export const LEGACY_SECRET_FILE = "/srv/devpi/.secret";
+
+/**
+ * Where the root-owned virtualenvs go when venvDir lies inside a directory the service user owns
+ * (the seed layout): see `venvVersionsDir` in {@link DevpiConfig}.
+ */
+export const FALLBACK_VENV_VERSIONS_DIR = "/opt/devpi/versions";
+
+/** What the program creates as root from a path key, which decides the rules {@link Reader.path} adds. */
+type PathUse =
+    /** Nothing: a file it only reads (upstreamCaBundle). */
+    | "read"
+    /** The directory itself (venvDir, configDir, backupDir, sslDir): not a system directory. */
+    | "dir"
+    /** serverDir: the directory and its parent, homeDir, which becomes the service user's: neither a system directory. */
+    | "dir+home"
+    /** A file whose directory it creates (secretFile): that directory is not a system directory. */
+    | "file";
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
 // Linux user names as Debian's adduser accepts them by default.
@@ -252,12 +310,33 @@ class Reader {
         return list;
     }
 
-    path(key: string, def: string): string {
-        const p = this.str(key, def);
-        if (!ABS_PATH_RE.test(p) || p.split("/").includes("..") || p.length < 2) {
-            fail(key, p, "must be an absolute path of letters, digits and . _ - + / (no '..')");
+    /**
+     * An absolute path: ordinary characters only (it is interpolated into shell scripts and
+     * configs), normalised (no `.`, `..` or empty segments, so comparisons between keys cannot be
+     * dodged; trailing slashes are dropped) and not `/`. `use` adds the system-directory rules
+     * ({@link SYSTEM_DIRS}) for what the program creates from it as root. Returns the path
+     * without trailing slashes.
+     */
+    path(key: string, def: string, use: PathUse): string {
+        const raw = this.str(key, def);
+        if (!ABS_PATH_RE.test(raw)) fail(key, raw, "must be an absolute path of letters, digits and . _ - + /");
+        const p = raw.replace(/\/+$/, "");
+        if (p === "") fail(key, raw, "must be an absolute path below /, not / itself");
+        const odd = p.slice(1).split("/").find((s) => s === "" || s === "." || s === "..");
+        if (odd !== undefined) {
+            fail(key, raw, `must be a normalised absolute path: no '.' or '..' segments and no empty ones ('//'); found ${odd === "" ? "'//'" : `'${odd}'`}`);
         }
-        return p.replace(/\/+$/, "");
+        const parent = path.posix.dirname(p);
+        if ((use === "dir" || use === "dir+home") && SYSTEM_DIRS.includes(p)) {
+            fail(key, raw, `must not be a system directory: the program creates ${key} as root and sets its owner and mode; use a directory of its own, e.g. ${def}`);
+        }
+        if (use === "dir+home" && SYSTEM_DIRS.includes(parent)) {
+            fail(key, raw, `homeDir = parent of serverDir (${parent}) becomes the service user's (its home directory, created and chowned to it as root), and ${parent} is a system directory: use a directory two levels below one, e.g. ${p}/data or /srv/devpi/data`);
+        }
+        if (use === "file" && SYSTEM_DIRS.includes(parent)) {
+            fail(key, raw, `its directory ${parent} is a system directory, which the program would create as root and set the owner and mode of: use a file in a directory of its own, e.g. ${def}`);
+        }
+        return p;
     }
 }
 
@@ -445,8 +524,20 @@ export function checkIssuedBy(chainPem: string, caPem: string): void {
     }
 }
 
-/** SSH access under `P` + host, sshPort, sshUser, sshPrivateKey(File), hostKey (P: "" or "replicas[i]."). */
-function parseSsh(r: Reader, p: string, defaults: { user: string }): SshConfig {
+/** How a server's missing hostKey is handled (the top-level `devpi:insecureSkipHostKeyCheck`). */
+interface HostKeyPolicy {
+    /** Accept any host key where hostKey is unset (with a warning) instead of refusing the config. */
+    insecureSkipHostKeyCheck: boolean;
+    /** Where that warning goes. */
+    warnings: string[];
+}
+
+/**
+ * SSH access under `P` + host, sshPort, sshUser, sshPrivateKey(File), hostKey (P: "" or
+ * "replicas[i]."). hostKey is required unless `policy.insecureSkipHostKeyCheck`: without it
+ * whoever answers on the SSH port gets the login and the secrets sent on stdin.
+ */
+function parseSsh(r: Reader, p: string, defaults: { user: string }, policy: HostKeyPolicy): SshConfig {
     const host = r.str(`${p}host`);
     if (!HOSTNAME_RE.test(host) && !isIpAddress(host)) fail(`${p}host`, host, "must be a host name or an IP address");
     const port = r.int(`${p}sshPort`, 22, 1, 65535);
@@ -469,6 +560,18 @@ function parseSsh(r: Reader, p: string, defaults: { user: string }): SshConfig {
     const hostKey = r.optStr(`${p}hostKey`);
     if (hostKey !== undefined && !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/.test(hostKey)) {
         fail(`${p}hostKey`, hostKey, "must be the server's public host key, e.g. \"ssh-ed25519 AAAA...\" (from /etc/ssh/ssh_host_ed25519_key.pub)");
+    }
+    if (hostKey === undefined) {
+        const keyscan = `"$(ssh-keyscan -p ${port} -t ed25519 ${host} 2>/dev/null | cut -d' ' -f2-)"`;
+        const setCommand = p === "" ? `pulumi config set hostKey ${keyscan}` : `pulumi config set --path '${p}hostKey' ${keyscan}`;
+        if (!policy.insecureSkipHostKeyCheck) {
+            throw new ConfigError(
+                `devpi:${p}hostKey is required: pin the server's SSH host key with \`${setCommand}\` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)`,
+            );
+        }
+        policy.warnings.push(
+            `devpi:${p}hostKey is not set and devpi:insecureSkipHostKeyCheck is true: the SSH host key of ${host}:${port} is not checked, so whoever answers there gets the login and the secrets sent to the server; pin it with \`${setCommand}\``,
+        );
     }
     return { host, port, user, privateKey, hostKey };
 }
@@ -502,6 +605,7 @@ interface PrimaryForReplicas {
     /** Warnings found while reading the replicas are added here. */
     warnings: string[];
     isSecret?: SecretKeyCheck;
+    insecureSkipHostKeyCheck: boolean;
 }
 
 /**
@@ -538,7 +642,7 @@ function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaConfig[] 
             if (x === undefined || x === null) return undefined;
             return typeof x === "string" ? x : typeof x === "number" || typeof x === "boolean" ? String(x) : JSON.stringify(x);
         });
-        const ssh = parseSsh(rr, p, { user: primary.ssh.user });
+        const ssh = parseSsh(rr, p, { user: primary.ssh.user }, primary);
         const site = parseSite(rr, p, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort });
         const name = rr.str(`${p}name`, site.domain.split(".")[0]);
         if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(name)) fail(`${p}name`, name, "must be a DNS label: lower-case letters, digits and -, at most 32 characters");
@@ -650,6 +754,54 @@ function parseAcme(r: Reader, domain: string, ssl: SslConfig): Pick<SslConfig, "
     return { acmeEmail: email, acmeDirectoryUrl: directory, acmeCaBundlePem };
 }
 
+/** Whether `p` is `dir` or inside it (both normalised first, so `.` and `//` cannot dodge it). */
+function isWithin(p: string, dir: string): boolean {
+    const a = path.posix.normalize(p).replace(/\/+$/, "");
+    const d = path.posix.normalize(dir).replace(/\/+$/, "");
+    return a === d || a.startsWith(`${d}/`);
+}
+
+/**
+ * Rules between the layout keys (each already a normalised path, see {@link Reader.path}):
+ * what root manages (configDir, sslDir, the secret file, the virtualenvs) stays out of the
+ * directories the service user owns, since the owner of a directory can rename, replace or
+ * symlink whatever is in it. Returns `venvVersionsDir` (see {@link DevpiConfig}).
+ */
+function checkLayout(l: { venvDir: string; serverDir: string; configDir: string; secretFile: string; backupDir: string; sslDir: string }): string {
+    const homeDir = path.posix.dirname(l.serverDir);
+    // Host preparation creates these and chowns them to the service user.
+    const owned: [string, string][] = [
+        [`homeDir = parent of serverDir = ${homeDir}`, homeDir],
+        [`serverDir = ${l.serverDir}`, l.serverDir],
+        [`backupDir = ${l.backupDir}`, l.backupDir],
+    ];
+    const ownedList = owned.map(([name]) => name).join(", ");
+    if (isWithin(l.backupDir, l.serverDir)) fail("backupDir", l.backupDir, "must be outside serverDir");
+    for (const [key, dir, example] of [["configDir", l.configDir, "/etc/devpi"], ["sslDir", l.sslDir, "/srv/ssl/devpi"]] as const) {
+        const inside = owned.find(([, d]) => isWithin(dir, d));
+        if (inside) {
+            fail(key, dir, `must not be inside a directory the service user owns (${inside[0]}): ${key} is root-managed and the owner of a directory can replace what is in it; use e.g. ${example}`);
+        }
+    }
+    if (isWithin(l.secretFile, l.serverDir)) {
+        fail("secretFile", l.secretFile, `must be outside serverDir (an import needs an empty serverDir), in a root-owned directory outside the service user's (${ownedList}), e.g. /etc/devpi/secret`);
+    }
+    if (owned.some(([, d]) => isWithin(l.secretFile, d))) {
+        fail("secretFile", l.secretFile, `must be in a root-owned directory outside the service user's (${ownedList}), e.g. /etc/devpi/secret`);
+    }
+    // The program replaces venvDir by a symlink and moves a plain directory there aside.
+    const swallowed = owned.find(([, d]) => isWithin(d, l.venvDir));
+    if (swallowed) fail("venvDir", l.venvDir, `must not be or contain a directory the service user owns (${swallowed[0]}): the program replaces venvDir by a symlink`);
+    // A venvDir inside the service user's directories is the seed's layout and is kept; the root-owned virtualenvs go elsewhere.
+    const venvInOwned = owned.some(([, d]) => isWithin(l.venvDir, d));
+    const venvVersionsDir = venvInOwned ? FALLBACK_VENV_VERSIONS_DIR : `${l.venvDir}.versions`;
+    const clash = owned.find(([, d]) => isWithin(venvVersionsDir, d) || isWithin(d, venvVersionsDir));
+    if (clash) {
+        fail("venvDir", l.venvDir, `its root-owned virtualenvs would go to ${venvVersionsDir}, which overlaps a directory the service user owns (${clash[0]}): move serverDir (e.g. /srv/devpi/data) or backupDir elsewhere`);
+    }
+    return venvVersionsDir;
+}
+
 /**
  * Validates the raw stack configuration and returns the typed configuration.
  * @param raw reads this project's config keys (without the `devpi:` prefix)
@@ -677,7 +829,9 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     }
     const r = new Reader(raw);
 
-    const ssh = parseSsh(r, "", { user: "root" });
+    const warnings: string[] = [];
+    const insecureSkipHostKeyCheck = r.bool("insecureSkipHostKeyCheck", false);
+    const ssh = parseSsh(r, "", { user: "root" }, { insecureSkipHostKeyCheck, warnings });
     const { domain, httpPort, httpsPort, devpiPort } = parseSite(r, "", { httpPort: 80, httpsPort: 443, devpiPort: 4040 });
     const devpiHost = r.str("devpiHost", "127.0.0.1");
     if (!isIpAddress(devpiHost) && devpiHost !== "localhost") fail("devpiHost", devpiHost, "must be a loopback or private IP address; devpi sits behind nginx");
@@ -692,13 +846,11 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     if (!UNIX_USER_RE.test(serviceUser) || serviceUser === "root") {
         fail("serviceUser", serviceUser, "must be a non-root Unix user name ([a-z_][a-z0-9_-]{0,31})");
     }
-    const venvDir = r.path("venvDir", "/opt/devpi/venv");
-    const serverDir = r.path("serverDir", "/srv/devpi/data");
-    const configDir = r.path("configDir", "/etc/devpi");
-    const secretFile = r.path("secretFile", "/srv/devpi/.secret");
-    const backupDir = r.path("backupDir", "/srv/devpi/backups");
-    if (secretFile.startsWith(`${serverDir}/`)) fail("secretFile", secretFile, "must be outside serverDir (an import needs an empty serverDir)");
-    if (backupDir === serverDir || backupDir.startsWith(`${serverDir}/`)) fail("backupDir", backupDir, "must be outside serverDir");
+    const venvDir = r.path("venvDir", "/opt/devpi/venv", "dir");
+    const serverDir = r.path("serverDir", "/srv/devpi/data", "dir+home");
+    const configDir = r.path("configDir", "/etc/devpi", "dir");
+    const secretFile = r.path("secretFile", "/etc/devpi/secret", "file");
+    const backupDir = r.path("backupDir", "/srv/devpi/backups", "dir");
     const restrictModify = r.str("restrictModify", "root");
     if (!restrictModify.split(",").every((u) => NAME_RE.test(u.trim()))) {
         fail("restrictModify", restrictModify, "must be a comma-separated list of devpi user names (e.g. root)");
@@ -708,7 +860,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         fail("pythonPackageIndex", pythonPackageIndex, "must be an http(s) URL of a PyPI-compatible simple index");
     }
 
-    const upstreamCaBundle = r.optStr("upstreamCaBundle") === undefined ? undefined : r.path("upstreamCaBundle", "/");
+    const upstreamCaBundle = r.optStr("upstreamCaBundle") === undefined ? undefined : r.path("upstreamCaBundle", "/", "read");
 
     const upgradeStrategy = r.str("upgradeStrategy", "auto");
     if (upgradeStrategy !== "auto" && upgradeStrategy !== "export-import") {
@@ -719,7 +871,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     if (mode !== "self-signed" && mode !== "provided" && mode !== "acme") fail("sslMode", mode, "must be self-signed, provided or acme");
     const ssl: SslConfig = {
         mode,
-        dir: r.path("sslDir", "/srv/ssl/devpi"),
+        dir: r.path("sslDir", "/srv/ssl/devpi", "dir"),
         owner: r.str("sslOwner", "www-data"),
         extraDnsNames: r.stringList("extraDnsNames", (s) => HOSTNAME_RE.test(s), "must be DNS names"),
         extraIpAddresses: r.stringList("extraIpAddresses", isIpAddress, "must be IPv4 or IPv6 addresses"),
@@ -728,7 +880,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         caValidityDays: r.int("caValidityDays", 3650, 30, 36500),
         caRenewBeforeDays: r.int("caRenewBeforeDays", 30, 1, 36499),
     };
-    const warnings: string[] = [];
+    const venvVersionsDir = checkLayout({ venvDir, serverDir, configDir, secretFile, backupDir, sslDir: ssl.dir });
     if (!UNIX_USER_RE.test(ssl.owner)) fail("sslOwner", ssl.owner, "must be a Unix user name such as www-data");
     if (ssl.certRenewBeforeDays >= ssl.certValidityDays) {
         fail("certRenewBeforeDays", ssl.certRenewBeforeDays, `must be less than certValidityDays (${ssl.certValidityDays})`);
@@ -786,6 +938,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         now,
         isSecret,
         warnings,
+        insecureSkipHostKeyCheck,
     });
 
     return {
@@ -802,6 +955,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
             web: r.bool("web", true),
             serviceUser,
             venvDir,
+            venvVersionsDir,
             serverDir,
             configDir,
             secretFile,

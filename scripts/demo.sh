@@ -72,6 +72,9 @@ fi
 phase_start=$SECONDS
 phase "pulumi up (stack dev)"
 run pulumi stack select --create dev
+# devpi:hostKey is required: pin the test host's key (a host made anew has a new one).
+host_key=$(. "$state/env" && printf %s "$TESTHOST_HOST_KEY")
+run pulumi config set hostKey "$host_key"
 run pulumi up --yes --skip-preview --color never
 done_ "$(grep -Eo '[0-9]+ (created|updated|unchanged)' "$logfile" | paste -sd, - | sed 's/,/, /g')"
 

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { Registered, runProgramUnderMocks, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
+import { Registered, runProgramUnderMocks, TEST_HOST_KEY as HOST_KEY, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
 
 const ISSUED = "sha256=0a1b2c\nnotAfter=Nov 29 21:00:00 2031 GMT\nissuer=CN=Pebble Intermediate CA 45c5eb\n";
 let registered = new Map<string, Registered>();
@@ -21,6 +21,7 @@ before(async () => {
         {
             "devpi:host": "203.0.113.10",
             "devpi:sshPrivateKey": KEY,
+            "devpi:hostKey": HOST_KEY,
             "devpi:domain": "devpi.example.com",
             "devpi:extraDnsNames": JSON.stringify(["pypi.example.com"]),
             "devpi:rootPassword": "root-secret-1",

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { Registered, runProgramUnderMocks, TEST_SSH_KEY as KEY } from "./programUnderMocks";
+import { Registered, runProgramUnderMocks, TEST_HOST_KEY as HOST_KEY, TEST_SSH_KEY as KEY } from "./programUnderMocks";
 
 let registered = new Map<string, Registered>();
 let secretInputs = new Map<string, Promise<Record<string, boolean>>>();
@@ -18,6 +18,7 @@ before(async () => {
             "devpi:host": "203.0.113.10",
             "devpi:sshUser": "deploy",
             "devpi:sshPrivateKey": KEY,
+            "devpi:hostKey": HOST_KEY,
             "devpi:domain": "devpi.example.com",
             "devpi:rootPassword": "root-secret-1",
             "devpi:users": JSON.stringify({ bz: { password: "bz-secret-1" }, pk: { password: "pk-secret-1", email: "pk@example.com" } }),

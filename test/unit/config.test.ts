@@ -4,15 +4,18 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { ConfigError, KNOWN_KEYS, loadConfig } from "../../config";
+import { ConfigError, KNOWN_KEYS, LEGACY_SECRET_FILE, loadConfig, SYSTEM_DIRS } from "../../config";
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+/** A pinned SSH host key (the shape `ssh-keyscan | cut -d' ' -f2-` prints). */
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0c3RIb3N0S2V5Rm9yVW5pdFRlc3Rz";
 
 /** The smallest valid stack config, as the CLI passes it (every value a string). */
 function base(): Record<string, string> {
     return {
         host: "203.0.113.10",
         sshPrivateKey: KEY,
+        hostKey: HOST_KEY,
         domain: "devpi.example.com",
         rootPassword: "root-secret-1",
         users: JSON.stringify({ bz: { password: "bz-secret-1", email: "bz@example.com" } }),
@@ -57,6 +60,14 @@ describe("loadConfig defaults", () => {
             { name: "bz/dev", owner: "bz", index: "dev", bases: ["root/pypi"], volatile: false, aclUpload: ["bz"], mirrorWhitelist: [] },
         ]);
         assert.equal(c.clientIndex, "bz/dev");
+        assert.equal(c.devpi.venvDir, "/opt/devpi/venv");
+        assert.equal(c.devpi.venvVersionsDir, "/opt/devpi/venv.versions");
+        assert.equal(c.devpi.serverDir, "/srv/devpi/data");
+        assert.equal(c.devpi.configDir, "/etc/devpi");
+        assert.equal(c.devpi.secretFile, "/etc/devpi/secret", "in a root-owned directory, no longer /srv/devpi/.secret");
+        assert.equal(c.devpi.backupDir, "/srv/devpi/backups");
+        assert.equal(c.ssh.hostKey, HOST_KEY);
+        assert.deepEqual(c.warnings, []);
     });
 
     it("expresses the seed's own layout", () => {
@@ -66,11 +77,13 @@ describe("loadConfig defaults", () => {
             venvDir: "/home/web/repo/devpi/venv_devpi",
             serverDir: "/home/web/repo/devpi/data",
             backupDir: "/home/web/repo/backup/devpi",
-            secretFile: "/home/web/repo/devpi/.secret",
         });
         assert.equal(c.devpi.venvDir, "/home/web/repo/devpi/venv_devpi");
         assert.equal(c.devpi.serverDir, "/home/web/repo/devpi/data");
         assert.equal(c.devpi.serviceUser, "web");
+        assert.equal(c.devpi.secretFile, "/etc/devpi/secret");
+        // venvDir is in the service user's home (/home/web/repo/devpi): root's virtualenvs go elsewhere.
+        assert.equal(c.devpi.venvVersionsDir, "/opt/devpi/versions");
     });
 
     it("accepts devpi's special principals in acl_upload", () => {
@@ -79,9 +92,10 @@ describe("loadConfig defaults", () => {
     });
 
     it("treats the empty defaults declared in Pulumi.yaml as unset", () => {
-        const c = load({ ...base(), hostKey: "", sslCertificate: "", sslPrivateKey: "", clientIndex: "", pythonPackageIndex: "" });
+        const c = load({ ...base(), hostKey: "", insecureSkipHostKeyCheck: "true", sslCertificate: "", sslPrivateKey: "", clientIndex: "", pythonPackageIndex: "" });
         assert.equal(c.ssh.hostKey, undefined);
         assert.equal(c.devpi.pythonPackageIndex, undefined);
+        rejects({ ...base(), hostKey: "", insecureSkipHostKeyCheck: "false" }, "devpi:hostKey is required");
     });
 
     it("declares every known key in Pulumi.yaml and nothing else", () => {
@@ -155,10 +169,10 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["acme CA bundle that is no PEM", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "trust me" }, "devpi:acmeCaBundle", "PEM certificates"],
         ["acme CA bundle in both forms", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "x", acmeCaBundleFile: "/tmp/x.pem" }, "devpi:acmeCaBundleFile", "not both"],
         ["acme key in self-signed mode", { ...base(), acmeEmail: "ops@example.com" }, "devpi:acmeEmail", "only allowed when devpi:sslMode is acme"],
-        ["acme with a localhost replica", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "localhost", httpsPort: 8443 }]) }, "devpi:replicas[0].domain", '"localhost"', "public DNS name"],
-        ["acme with a replica's IP address", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", extraIpAddresses: ["192.0.2.7"] }]) }, "devpi:replicas[0].extraIpAddresses", "DNS names only"],
-        ["acme with a replica's single-label name", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", extraDnsNames: ["pypi"] }]) }, "devpi:replicas[0].extraDnsNames", '"pypi"'],
-        ["acme with a replica's own certificate", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", sslCertificate: "x" }]) }, "devpi:replicas[0].sslCertificate", "only allowed when devpi:sslMode is provided"],
+        ["acme with a localhost replica", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "localhost", httpsPort: 8443 }]) }, "devpi:replicas[0].domain", '"localhost"', "public DNS name"],
+        ["acme with a replica's IP address", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraIpAddresses: ["192.0.2.7"] }]) }, "devpi:replicas[0].extraIpAddresses", "DNS names only"],
+        ["acme with a replica's single-label name", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraDnsNames: ["pypi"] }]) }, "devpi:replicas[0].extraDnsNames", '"pypi"'],
+        ["acme with a replica's own certificate", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", sslCertificate: "x" }]) }, "devpi:replicas[0].sslCertificate", "only allowed when devpi:sslMode is provided"],
     ];
     for (const [name, values, ...fragments] of cases) {
         it(name, () => rejects(values, ...fragments));
@@ -181,7 +195,7 @@ describe("acme", () => {
         fs.rmSync(dir, { recursive: true, force: true });
     });
     it("takes replicas, each with its own public names", () => {
-        const c = load({ ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", extraDnsNames: ["pypi-eu.example.com"] }]) });
+        const c = load({ ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraDnsNames: ["pypi-eu.example.com"] }]) });
         assert.equal(c.replicas.length, 1);
         assert.equal(c.replicas[0].domain, "r1.example.com");
         assert.deepEqual(c.replicas[0].extraDnsNames, ["pypi-eu.example.com"]);
@@ -253,7 +267,7 @@ describe("provided certificates", () => {
 });
 
 describe("devpi:replicas", () => {
-    const replica = (over: Record<string, unknown> = {}) => ({ host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", ...over });
+    const replica = (over: Record<string, unknown> = {}) => ({ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", ...over });
     const withReplicas = (...entries: unknown[]): Record<string, string> => ({ ...base(), replicas: JSON.stringify(entries) });
 
     it("is empty by default and takes SSH user and ports from the primary", () => {
@@ -269,7 +283,7 @@ describe("devpi:replicas", () => {
     });
 
     it("allows servers on one address with distinct ports (local test hosts)", () => {
-        const c = load({ ...base(), host: "127.0.0.1", domain: "localhost", httpsPort: "25543", replicas: JSON.stringify([{ host: "127.0.0.1", sshPort: 25102, sshPrivateKey: KEY, domain: "localhost", name: "r1", httpsPort: 25544 }]) });
+        const c = load({ ...base(), host: "127.0.0.1", domain: "localhost", httpsPort: "25543", replicas: JSON.stringify([{ host: "127.0.0.1", sshPort: 25102, sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "localhost", name: "r1", httpsPort: 25544 }]) });
         assert.equal(c.replicas[0].httpsPort, 25544);
     });
 
@@ -320,5 +334,149 @@ describe("devpi:replicas", () => {
         assert.match(own.replicas[0].providedChainPem ?? "", /BEGIN CERTIFICATE/);
         rejects({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificate: read("r2.crt"), sslPrivateKey: read("all.key") })]) }, "devpi:replicas[0].sslPrivateKey", "does not match");
         rejects({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificate: read("r2.crt") })]) }, "devpi:replicas[0].sslPrivateKey", "both");
+    });
+});
+
+describe("layout paths: nothing root-managed or system-wide ends up the service user's", () => {
+    const seed = { serviceUser: "web", venvDir: "/home/web/repo/devpi/venv_devpi", serverDir: "/home/web/repo/devpi/data", backupDir: "/home/web/repo/backup/devpi" };
+    const cases: [string, Record<string, string | undefined>, ...(string | RegExp)[]][] = [
+        // Normalised absolute paths only: no '.', '..' or empty segments, not /.
+        ["serverDir /.", { ...base(), serverDir: "/." }, "devpi:serverDir", '"/."', "no '.' or '..' segments", "found '.'"],
+        ["serverDir /", { ...base(), serverDir: "/" }, "devpi:serverDir", '"/"', "not / itself"],
+        ["serverDir //", { ...base(), serverDir: "//" }, "devpi:serverDir", '"//"', "not / itself"],
+        ["a '.' segment", { ...base(), configDir: "/etc/./devpi" }, "devpi:configDir", '"/etc/./devpi"', "normalised absolute path", "found '.'"],
+        ["a '..' segment", { ...base(), sslDir: "/srv/ssl/../devpi" }, "devpi:sslDir", '"/srv/ssl/../devpi"', "found '..'"],
+        ["an empty segment", { ...base(), backupDir: "/srv//devpi/backups" }, "devpi:backupDir", '"/srv//devpi/backups"', "found '//'"],
+        ["a '..' in secretFile", { ...base(), secretFile: "/etc/devpi/../secret" }, "devpi:secretFile", "found '..'"],
+        ["a '.' in upstreamCaBundle", { ...base(), upstreamCaBundle: "/etc/ssl/./certs/ca.crt" }, "devpi:upstreamCaBundle", "found '.'"],
+        ["upstreamCaBundle /", { ...base(), upstreamCaBundle: "/" }, "devpi:upstreamCaBundle", "not / itself"],
+        // backupDir outside serverDir cannot be dodged with '.': the '.' is refused first.
+        ["serverDir with '.' above backupDir", { ...base(), serverDir: "/srv/devpi/./data", backupDir: "/srv/devpi/data/backups" }, "devpi:serverDir", '"/srv/devpi/./data"', "found '.'"],
+        ["backupDir equal to serverDir", { ...base(), backupDir: "/srv/devpi/data/" }, "devpi:backupDir", '"/srv/devpi/data"', "outside serverDir"],
+        // System directories.
+        ["serverDir /var/lib/devpi (homeDir would be /var/lib)", { ...base(), serverDir: "/var/lib/devpi" }, "devpi:serverDir", '"/var/lib/devpi"', "homeDir = parent of serverDir (/var/lib) becomes the service user's", "/var/lib is a system directory", "e.g. /var/lib/devpi/data or /srv/devpi/data"],
+        ["serverDir /srv/data (homeDir would be /srv)", { ...base(), serverDir: "/srv/data" }, "devpi:serverDir", "homeDir = parent of serverDir (/srv)"],
+        ["serverDir /devpi (homeDir would be /)", { ...base(), serverDir: "/devpi" }, "devpi:serverDir", "homeDir = parent of serverDir (/)"],
+        ["serverDir /var/lib itself", { ...base(), serverDir: "/var/lib" }, "devpi:serverDir", '"/var/lib"', "must not be a system directory", "e.g. /srv/devpi/data"],
+        ["secretFile /etc/devpi-secret (its directory is /etc)", { ...base(), secretFile: "/etc/devpi-secret" }, "devpi:secretFile", '"/etc/devpi-secret"', "its directory /etc is a system directory", "e.g. /etc/devpi/secret"],
+        ["secretFile in /tmp", { ...base(), secretFile: "/tmp/devpi-secret" }, "devpi:secretFile", "its directory /tmp is a system directory"],
+        ["configDir /etc", { ...base(), configDir: "/etc" }, "devpi:configDir", '"/etc"', "must not be a system directory", "e.g. /etc/devpi"],
+        ["sslDir /etc/ssl", { ...base(), sslDir: "/etc/ssl" }, "devpi:sslDir", '"/etc/ssl"', "must not be a system directory"],
+        ["sslDir /etc/nginx/ (trailing slash)", { ...base(), sslDir: "/etc/nginx/" }, "devpi:sslDir", '"/etc/nginx/"', "must not be a system directory"],
+        ["venvDir /usr/local", { ...base(), venvDir: "/usr/local" }, "devpi:venvDir", "must not be a system directory"],
+        ["venvDir /opt", { ...base(), venvDir: "/opt" }, "devpi:venvDir", "must not be a system directory"],
+        ["backupDir /var/tmp", { ...base(), backupDir: "/var/tmp" }, "devpi:backupDir", "must not be a system directory"],
+        // Root-managed places inside the service user's directories.
+        ["configDir inside homeDir", { ...base(), configDir: "/srv/devpi/etc" }, "devpi:configDir", '"/srv/devpi/etc"', "must not be inside a directory the service user owns (homeDir = parent of serverDir = /srv/devpi)"],
+        ["configDir that is homeDir", { ...base(), serverDir: "/etc/devpi/data" }, "devpi:configDir", '"/etc/devpi"', "(homeDir = parent of serverDir = /etc/devpi)"],
+        ["configDir inside serverDir", { ...base(), serverDir: "/var/lib/devpi/data", configDir: "/var/lib/devpi/data/etc" }, "devpi:configDir", "must not be inside a directory the service user owns"],
+        ["configDir inside backupDir", { ...base(), backupDir: "/var/backups/devpi", configDir: "/var/backups/devpi/etc" }, "devpi:configDir", "(backupDir = /var/backups/devpi)"],
+        ["sslDir inside homeDir", { ...base(), sslDir: "/srv/devpi/ssl" }, "devpi:sslDir", '"/srv/devpi/ssl"', "(homeDir = parent of serverDir = /srv/devpi)", "root-managed"],
+        ["sslDir inside backupDir", { ...base(), backupDir: "/var/backups/devpi", sslDir: "/var/backups/devpi/ssl" }, "devpi:sslDir", "(backupDir = /var/backups/devpi)"],
+        // The secret file: root-owned directory outside the service user's.
+        ["secretFile at the old default, in homeDir", { ...base(), secretFile: LEGACY_SECRET_FILE }, "devpi:secretFile", '"/srv/devpi/.secret"', "must be in a root-owned directory outside the service user's (homeDir = parent of serverDir = /srv/devpi, serverDir = /srv/devpi/data, backupDir = /srv/devpi/backups), e.g. /etc/devpi/secret"],
+        ["secretFile inside serverDir", { ...base(), secretFile: "/srv/devpi/data/.secret" }, "devpi:secretFile", '"/srv/devpi/data/.secret"', "must be outside serverDir", "root-owned directory outside the service user's", "e.g. /etc/devpi/secret"],
+        ["secretFile inside backupDir", { ...base(), backupDir: "/var/backups/devpi", secretFile: "/var/backups/devpi/secret" }, "devpi:secretFile", "must be in a root-owned directory outside the service user's", "backupDir = /var/backups/devpi"],
+        ["the seed's secretFile, in the service user's home", { ...base(), ...seed, secretFile: "/home/web/repo/devpi/.secret" }, "devpi:secretFile", '"/home/web/repo/devpi/.secret"', "homeDir = parent of serverDir = /home/web/repo/devpi", "e.g. /etc/devpi/secret"],
+        // venvDir may lie in the service user's directories (seed) but not swallow them.
+        ["venvDir that is serverDir", { ...base(), venvDir: "/srv/devpi/data" }, "devpi:venvDir", "must not be or contain a directory the service user owns (serverDir = /srv/devpi/data)"],
+        ["venvDir that contains homeDir", { ...base(), venvDir: "/srv/devpi" }, "devpi:venvDir", "must not be or contain a directory the service user owns (homeDir = parent of serverDir = /srv/devpi)"],
+        ["root's virtualenvs would land in homeDir", { ...base(), serverDir: "/opt/devpi/data" }, "devpi:venvDir", '"/opt/devpi/venv"', "would go to /opt/devpi/versions", "homeDir = parent of serverDir = /opt/devpi"],
+    ];
+    for (const [name, values, ...fragments] of cases) {
+        it(`rejects: ${name}`, () => rejects(values, ...fragments));
+    }
+
+    it("refuses every system directory for each directory key, naming key, value and rule", () => {
+        for (const dir of SYSTEM_DIRS) {
+            const rule = dir === "/" ? "must be an absolute path below /, not / itself" : "must not be a system directory";
+            for (const key of ["venvDir", "serverDir", "configDir", "backupDir", "sslDir"]) rejects({ ...base(), [key]: dir }, `devpi:${key}: invalid value ${JSON.stringify(dir)}: ${rule}`);
+            if (dir !== "/") rejects({ ...base(), secretFile: `${dir}/devpi-secret` }, `devpi:secretFile: invalid value ${JSON.stringify(`${dir}/devpi-secret`)}: its directory ${dir} is a system directory`);
+            if (dir !== "/") rejects({ ...base(), serverDir: `${dir}/devpi` }, "devpi:serverDir", `homeDir = parent of serverDir (${dir})`);
+        }
+    });
+
+    it("keeps the system list to the directories it names (at least those of the brief)", () => {
+        for (const d of ["/", "/etc", "/usr", "/usr/local", "/usr/lib", "/usr/bin", "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/tmp", "/tmp", "/home", "/root", "/boot", "/bin", "/sbin", "/lib", "/lib64", "/opt", "/srv", "/run", "/proc", "/sys", "/dev", "/mnt", "/media", "/etc/ssl", "/etc/nginx", "/etc/supervisor", "/etc/cron.d"]) {
+            assert.ok(SYSTEM_DIRS.includes(d), d);
+        }
+    });
+
+    it("accepts directories of their own below system directories, and drops a trailing slash", () => {
+        const c = load({ ...base(), serverDir: "/var/lib/devpi/data/", backupDir: "/var/backups/devpi", venvDir: "/usr/local/devpi/venv", sslDir: "/etc/ssl/devpi", secretFile: "/etc/devpi/secret" });
+        assert.equal(c.devpi.serverDir, "/var/lib/devpi/data");
+        assert.equal(c.devpi.backupDir, "/var/backups/devpi");
+        assert.equal(c.ssl.dir, "/etc/ssl/devpi");
+        assert.equal(c.devpi.venvVersionsDir, "/usr/local/devpi/venv.versions");
+    });
+
+    it("accepts the seed layout and keeps root's virtualenvs out of the service user's home", () => {
+        const c = load({ ...base(), ...seed });
+        assert.equal(c.devpi.venvDir, "/home/web/repo/devpi/venv_devpi");
+        assert.equal(c.devpi.venvVersionsDir, "/opt/devpi/versions");
+        assert.equal(c.devpi.secretFile, "/etc/devpi/secret");
+        assert.equal(c.devpi.configDir, "/etc/devpi");
+    });
+
+    it("puts root's virtualenvs beside venvDir only when venvDir is outside every directory the service user owns", () => {
+        assert.equal(load(base()).devpi.venvVersionsDir, "/opt/devpi/venv.versions");
+        assert.equal(load({ ...base(), venvDir: "/srv/devpi/venv" }).devpi.venvVersionsDir, "/opt/devpi/versions", "inside homeDir /srv/devpi");
+        assert.equal(load({ ...base(), venvDir: "/srv/devpi/data/venv" }).devpi.venvVersionsDir, "/opt/devpi/versions", "inside serverDir");
+        assert.equal(load({ ...base(), backupDir: "/var/backups/devpi", venvDir: "/var/backups/devpi/venv" }).devpi.venvVersionsDir, "/opt/devpi/versions", "inside backupDir");
+        assert.equal(load({ ...base(), venvDir: "/srv/devpi-venv" }).devpi.venvVersionsDir, "/srv/devpi-venv.versions", "a sibling of homeDir is not inside it");
+    });
+
+    it("accepts configDir, sslDir and secretFile in directories that only share a prefix with the service user's", () => {
+        const c = load({ ...base(), configDir: "/srv/devpi-etc", sslDir: "/srv/devpi-ssl", secretFile: "/srv/devpi-etc/secret" });
+        assert.equal(c.devpi.configDir, "/srv/devpi-etc");
+        assert.equal(c.devpi.secretFile, "/srv/devpi-etc/secret");
+    });
+});
+
+describe("devpi:hostKey is required unless devpi:insecureSkipHostKeyCheck", () => {
+    const replica = (over: Record<string, unknown> = {}) => ({ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", ...over });
+
+    it("refuses a primary without hostKey, printing the command with its host and port", () => {
+        assert.throws(() => load({ ...base(), hostKey: undefined, sshPort: "2222" }), (e: unknown) => {
+            assert.ok(e instanceof ConfigError);
+            assert.equal(
+                e.message,
+                "devpi:hostKey is required: pin the server's SSH host key with `pulumi config set hostKey \"$(ssh-keyscan -p 2222 -t ed25519 203.0.113.10 2>/dev/null | cut -d' ' -f2-)\"` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)",
+            );
+            return true;
+        });
+    });
+
+    it("refuses a replica without hostKey, naming its own key", () => {
+        assert.throws(() => load({ ...base(), replicas: JSON.stringify([replica(), replica({ host: "203.0.113.12", sshPort: 2200, domain: "r2.example.com", hostKey: undefined })]) }), (e: unknown) => {
+            assert.ok(e instanceof ConfigError);
+            assert.equal(
+                e.message,
+                "devpi:replicas[1].hostKey is required: pin the server's SSH host key with `pulumi config set --path 'replicas[1].hostKey' \"$(ssh-keyscan -p 2200 -t ed25519 203.0.113.12 2>/dev/null | cut -d' ' -f2-)\"` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)",
+            );
+            return true;
+        });
+    });
+
+    it("with insecureSkipHostKeyCheck true, accepts a missing hostKey and warns for each unchecked server", () => {
+        const c = load({ ...base(), hostKey: undefined, insecureSkipHostKeyCheck: "true", replicas: JSON.stringify([replica({ hostKey: undefined }), replica({ host: "203.0.113.12", domain: "r2.example.com" })]) });
+        assert.equal(c.ssh.hostKey, undefined);
+        assert.equal(c.replicas[0].ssh.hostKey, undefined);
+        assert.equal(c.replicas[1].ssh.hostKey, HOST_KEY);
+        assert.equal(c.warnings.length, 2);
+        assert.match(c.warnings[0], /^devpi:hostKey is not set and devpi:insecureSkipHostKeyCheck is true: the SSH host key of 203\.0\.113\.10:22 is not checked, so whoever answers there gets the login and the secrets sent to the server; pin it with `pulumi config set hostKey "\$\(ssh-keyscan -p 22 -t ed25519 203\.0\.113\.10 /);
+        assert.match(c.warnings[1], /^devpi:replicas\[0\]\.hostKey is not set .* host key of 203\.0\.113\.11:22 is not checked/);
+    });
+
+    it("checks a set hostKey and warns about nothing even with insecureSkipHostKeyCheck true", () => {
+        const c = load({ ...base(), insecureSkipHostKeyCheck: "true" });
+        assert.equal(c.ssh.hostKey, HOST_KEY);
+        assert.deepEqual(c.warnings, []);
+        rejects({ ...base(), insecureSkipHostKeyCheck: "true", hostKey: "AAAA" }, "devpi:hostKey", "ssh-ed25519");
+    });
+
+    it("refuses a missing hostKey when insecureSkipHostKeyCheck is false, and a non-boolean", () => {
+        rejects({ ...base(), hostKey: undefined, insecureSkipHostKeyCheck: "false" }, "devpi:hostKey is required");
+        rejects({ ...base(), insecureSkipHostKeyCheck: "yes" }, "devpi:insecureSkipHostKeyCheck", '"yes"', "true or false");
     });
 });

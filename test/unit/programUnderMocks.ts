@@ -25,6 +25,9 @@ export interface ProgramUnderMocks {
 
 export const TEST_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 
+/** A pinned SSH host key for the stack configs (devpi:hostKey is required). */
+export const TEST_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB";
+
 /** What the mocked tls resources return as their certificate. */
 export const TEST_CERT = `-----BEGIN CERTIFICATE-----
 MIIBfTCCASOgAwIBAgIUUZ2M8Tp9tM3bF1fO/2bqYKQH8gUwCgYIKoZIzj0EAwIw

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { Registered, runProgramUnderMocks, TEST_CERT, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
+import { Registered, runProgramUnderMocks, TEST_CERT, TEST_HOST_KEY as HOST_KEY, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
 
 let registered = new Map<string, Registered>();
 const text = (v: unknown) => value<unknown>(v).then(String);
@@ -16,13 +16,14 @@ before(async () => {
             "devpi:host": "203.0.113.10",
             "devpi:sshUser": "deploy",
             "devpi:sshPrivateKey": KEY,
+            "devpi:hostKey": HOST_KEY,
             "devpi:domain": "devpi.example.com",
             "devpi:rootPassword": "root-secret-1",
             "devpi:sslMode": "acme",
             "devpi:acmeEmail": "ops@example.com",
             "devpi:acmeDirectoryUrl": "https://acme.example.com/dir",
             "devpi:acmeCaBundle": TEST_CERT,
-            "devpi:replicas": JSON.stringify([{ name: "r1", host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", extraDnsNames: ["pypi-eu.example.com"], hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB" }]),
+            "devpi:replicas": JSON.stringify([{ name: "r1", host: "203.0.113.11", sshPrivateKey: KEY, domain: "r1.example.com", extraDnsNames: ["pypi-eu.example.com"], hostKey: HOST_KEY }]),
         },
         ["devpi:sshPrivateKey", "devpi:rootPassword", "devpi:replicas"],
     ));

@@ -7,19 +7,20 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { Registered, runProgramUnderMocks, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
+import { Registered, runProgramUnderMocks, TEST_HOST_KEY as HOST_KEY, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
 
 let registered = new Map<string, Registered>();
 let exports: Record<string, unknown>;
 const text = (v: unknown) => value<unknown>(v).then(String);
 
 before(async () => {
-    const replica = (name: string, port: number) => ({ name, host: `203.0.113.${port}`, sshPrivateKey: KEY, domain: `${name}.example.com`, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB" });
+    const replica = (name: string, port: number) => ({ name, host: `203.0.113.${port}`, sshPrivateKey: KEY, domain: `${name}.example.com`, hostKey: HOST_KEY });
     ({ registered, exports } = await runProgramUnderMocks(
         {
             "devpi:host": "203.0.113.10",
             "devpi:sshUser": "deploy",
             "devpi:sshPrivateKey": KEY,
+            "devpi:hostKey": HOST_KEY,
             "devpi:domain": "devpi.example.com",
             "devpi:rootPassword": "root-secret-1",
             "devpi:users": JSON.stringify({ bz: { password: "bz-secret-1" } }),
