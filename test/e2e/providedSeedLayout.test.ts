@@ -61,7 +61,6 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
             "devpi:serviceUser": { value: "web" },
             "devpi:venvDir": { value: "/home/web/repo/devpi/venv_devpi" },
             "devpi:serverDir": { value: "/home/web/repo/devpi/data" },
-            "devpi:secretFile": { value: "/home/web/repo/devpi/.secret" },
             "devpi:backupDir": { value: "/home/web/repo/backup/devpi" },
             "devpi:web": { value: "false" },
             "devpi:rootPassword": { value: ROOT_PASSWORD, secret: true },
@@ -118,7 +117,7 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
 
     it("pulumi destroy keeps the seed layout's data", async () => {
         await stack.destroy({ color: "never" });
-        const listing = onHost(host, "ls /home/web/repo/devpi/data/.nodeinfo /home/web/repo/devpi/.secret; test ! -e /home/web/repo/devpi/venv_devpi && echo venv-removed; find /home/web/repo/devpi/data/+files -name 'seed_pkg-*' | wc -l");
+        const listing = onHost(host, "ls /home/web/repo/devpi/data/.nodeinfo /etc/devpi/secret; test ! -e /home/web/repo/devpi/venv_devpi && echo venv-removed; find /home/web/repo/devpi/data/+files -name 'seed_pkg-*' | wc -l");
         assert.match(listing, /venv-removed/);
         assert.match(listing, /^1$/m);
     });

@@ -268,7 +268,7 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         const r2 = replicaHosts[1];
         const listing = onHost(
             r2,
-            "for f in /etc/supervisor/conf.d/devpi.conf /etc/nginx/sites-enabled/devpi /etc/devpi/devpi-server.yml /opt/devpi/venv /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done",
+            "for f in /etc/supervisor/conf.d/devpi.conf /etc/nginx/sites-enabled/devpi /etc/devpi/devpi-server.yml /opt/devpi/venv /srv/devpi/data/.nodeinfo /etc/devpi/secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done",
         );
         for (const gone of ["/etc/supervisor/conf.d/devpi.conf", "/etc/nginx/sites-enabled/devpi", "/etc/devpi/devpi-server.yml", "/opt/devpi/venv"]) assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
         assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/, "the replica's data stays");
@@ -291,14 +291,14 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
             ["root password", ROOT_PASSWORD],
             ["alice's password", ALICE_PASSWORD],
             ["bob's password", BOB_PASSWORD],
-            ["devpi's shared secret", onHost(primary, "cat /srv/devpi/.secret").trim()],
-            ["devpi's shared secret (base64)", onHost(primary, "base64 -w0 /srv/devpi/.secret").trim()],
+            ["devpi's shared secret", onHost(primary, "cat /etc/devpi/secret").trim()],
+            ["devpi's shared secret (base64)", onHost(primary, "base64 -w0 /etc/devpi/secret").trim()],
         ];
         for (const [i, h] of [primary, ...replicaHosts].entries()) {
             secrets.push([`ssh key ${i}`, body(fs.readFileSync(h.sshKey, "utf8")).slice(0, 60)]);
             if (i < 2) secrets.push([`tls key ${i}`, body(onHost(h, "cat /srv/ssl/devpi/server.key")).slice(0, 40)]);
         }
-        assert.equal(onHost(replicaHosts[0], "cat /srv/devpi/.secret").trim(), secrets[3][1], "the replica has the primary's secret");
+        assert.equal(onHost(replicaHosts[0], "cat /etc/devpi/secret").trim(), secrets[3][1], "the replica has the primary's secret");
         for (const h of [primary, ...replicaHosts]) {
             const seen = sampler.byRoot.get(h.root) ?? new Set<string>();
             assert.ok([...seen].some((c) => c.includes("devpi-server")), `the sampler saw devpi-server on ${h.name}`);

@@ -317,13 +317,13 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         assert.equal(result.summary.result, "succeeded");
         const listing = onHost(
             host,
-            "for f in /etc/nginx/sites-enabled/devpi /etc/nginx/devpi-page-generation.js /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /opt/devpi/venv.versions /etc/devpi/devpi-server.yml /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /srv/devpi/.secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name 'e2e_pkg-*.whl' | wc -l",
+            "for f in /etc/nginx/sites-enabled/devpi /etc/nginx/devpi-page-generation.js /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /opt/devpi/venv.versions /etc/devpi/devpi-server.yml /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /etc/devpi/secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name 'e2e_pkg-*.whl' | wc -l",
         );
         for (const gone of ["/etc/nginx/sites-enabled/devpi", "/etc/nginx/devpi-page-generation.js", "/etc/supervisor/conf.d/devpi.conf", "/opt/devpi/venv", "/opt/devpi/venv.versions", "/etc/devpi/devpi-server.yml", "/srv/ssl/devpi/server.key", "/etc/cron.d/devpi-backup"]) {
             assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
         }
         assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/);
-        assert.match(listing, /present \/srv\/devpi\/.secret/);
+        assert.match(listing, /present \/etc\/devpi\/secret/);
         assert.match(listing, /^2$/m, "both uploaded wheels are still on disk");
     });
 });

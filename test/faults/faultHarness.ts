@@ -64,6 +64,8 @@ export function killStepTree(host: TestHost, pid: number): string[] {
             break;
         }
         if (comm.startsWith("sshd")) break;
+        // Only the host's own processes (a chroot's /proc/PID/root is the host's root).
+        if (fs.readlinkSync(`/proc/${p}/root`) !== host.root) break;
         chain.push(p);
     }
     const names = chain.map((p) => `${fs.readFileSync(`/proc/${p}/comm`, "utf8").trim()}[${p}]`);
@@ -268,7 +270,7 @@ export async function snapshot(env: FaultEnv): Promise<Record<string, unknown>> 
         env.host,
         `for f in /etc/nginx/sites-enabled/* /etc/nginx/sites-available/devpi /etc/supervisor/conf.d/devpi.conf /etc/devpi/devpi-server.yml /etc/cron.d/devpi-backup /usr/local/sbin/devpi-backup /usr/local/sbin/devpi-restore; do
            [ -e "$f" ] && echo "$f $(stat -c %a:%U:%G "$f") $(sha256sum <"$f" | cut -c1-16)"; done
-         for f in /srv/ssl/devpi/server.key /srv/ssl/devpi/ssl-unified.crt /srv/devpi/.secret /etc/devpi/root-credential.json /srv/ssl/devpi; do
+         for f in /srv/ssl/devpi/server.key /srv/ssl/devpi/ssl-unified.crt /etc/devpi/secret /etc/devpi/root-credential.json /srv/ssl/devpi; do
            [ -e "$f" ] && echo "$f $(stat -c %a:%U:%G "$f")"; done
          readlink /opt/devpi/venv; ls /opt/devpi/venv.versions
          echo "dpkg audit: [$(dpkg --audit)] journal: [$(ls /var/lib/dpkg/updates)]"
