@@ -28,6 +28,8 @@ import {
     renderNginxScript,
     renderNginxSite,
     renderPageGenerationModule,
+    TLS_ECDH_CURVES,
+    TLS12_CIPHERS,
 } from "../../components/nginx/nginxConfig";
 import { PRELUDE, shellQuote, stepCommand, writeFileLines } from "../../components/common/shell";
 import { renderSslFilesScript, renderSslRemoveScript } from "../../components/ssl/sslFilesScript";
@@ -175,6 +177,64 @@ describe("nginx site", () => {
             for (const re of absent) assert.doesNotMatch(conf, re);
         });
     }
+
+    it("sets Mozilla's intermediate TLS profile (5.7) without DHE", () => {
+        // Mozilla's list, in its order; the DHE suites are left out (no dhparam file on the server).
+        const intermediate = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+        assert.equal(TLS12_CIPHERS, intermediate.split(":").filter((c) => !c.startsWith("DHE-")).join(":"));
+        assert.equal(TLS_ECDH_CURVES, "X25519:prime256v1:secp384r1");
+        const conf = renderNginxSite(site);
+        const directive = (name: string) => [...conf.matchAll(new RegExp(`^\\s*${name} (.*);$`, "gm"))].map((m) => m[1]);
+        assert.deepEqual(directive("ssl_protocols"), ["TLSv1.2 TLSv1.3"]);
+        assert.deepEqual(directive("ssl_ciphers"), [TLS12_CIPHERS]);
+        assert.deepEqual(directive("ssl_ecdh_curve"), ["X25519:prime256v1:secp384r1"]);
+        assert.deepEqual(directive("ssl_prefer_server_ciphers"), ["off"]);
+        assert.deepEqual(directive("ssl_session_tickets"), ["off"]);
+        assert.deepEqual(directive("ssl_dhparam"), [], "no DHE, so no dhparam file");
+        assert.deepEqual(directive("ssl_conf_command"), [], "TLS 1.3 keeps OpenSSL's (all AEAD) suites");
+        // OpenSSL itself: every suite is ECDHE + AEAD, nothing CBC/SHA-1/CCM/ARIA/CAMELLIA or without forward secrecy.
+        const suites = execFileSync("openssl", ["ciphers", "-v", "-tls1_2", TLS12_CIPHERS], { encoding: "utf8" }).trim().split("\n").filter((l) => !/ TLSv1\.3 /.test(l));
+        assert.equal(suites.length, 6, suites.join("\n"));
+        for (const line of suites) {
+            assert.match(line, / TLSv1\.2 +Kx=ECDH +Au=(ECDSA|RSA) +Enc=(AESGCM\((128|256)\)|CHACHA20\/POLY1305\(256\)) +Mac=AEAD$/, line);
+        }
+    });
+
+    it("the real nginx, with the site's TLS settings, refuses weak TLS 1.2 suites and old protocols", async () => {
+        const dir = path.join(tmp, "tls");
+        fs.mkdirSync(dir, { recursive: true });
+        const sock = path.join(dir, "tls.sock");
+        // An RSA certificate: it is the one that would also allow static-RSA key exchange.
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/rsa.key`, "-out", `${dir}/rsa.crt`, "-days", "2", "-subj", "/CN=devpi.example.com"], { stdio: "pipe" });
+        // The site's own ssl_* lines, on a unix socket (no TCP port taken).
+        const tlsLines = renderNginxSite({ ...site, certPath: `${dir}/rsa.crt`, keyPath: `${dir}/rsa.key` })
+            .split("\n")
+            .filter((l) => /^\s*ssl_/.test(l))
+            .join("\n");
+        fs.writeFileSync(
+            `${dir}/nginx.conf`,
+            `daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  server {\n    listen unix:${sock} ssl;\n${tlsLines}\n    location / { return 200 "ok"; }\n  }\n}\n`,
+        );
+        const nginx = spawn("nginx", ["-p", dir, "-c", `${dir}/nginx.conf`], { stdio: "ignore" });
+        try {
+            for (let i = 0; i < 50 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
+            const handshake = (...args: string[]) => spawnSync("openssl", ["s_client", "-unix", sock, "-servername", "devpi.example.com", ...args], { input: "", encoding: "utf8", timeout: 10000 });
+            const accepted = (...args: string[]) => {
+                const r = handshake(...args);
+                return r.status === 0 && /^New, [^,]+, Cipher is (?!\(NONE\))\S+$/m.test(r.stdout);
+            };
+            assert.ok(accepted("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"), "ECDHE with AES-GCM");
+            assert.ok(accepted("-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"), "ECDHE with ChaCha20-Poly1305");
+            assert.ok(accepted("-tls1_3"), "TLS 1.3");
+            for (const weak of ["ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384", "AES128-GCM-SHA256", "AES256-SHA", "DHE-RSA-AES128-GCM-SHA256", "ECDHE-ARIA128-GCM-SHA256", "CAMELLIA128-SHA256"]) {
+                assert.ok(!accepted("-tls1_2", "-cipher", `${weak}:@SECLEVEL=0`), `${weak} refused`);
+            }
+            assert.ok(!accepted("-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"), "TLS 1.1 refused");
+        } finally {
+            nginx.kill();
+            await new Promise((r) => nginx.once("exit", r));
+        }
+    });
 
     it("passes the real nginx -t", () => {
         const dir = path.join(tmp, "nginx");
