@@ -399,7 +399,7 @@ describe("client configuration", () => {
 
 describe("remote scripts", () => {
     const layout = { serviceUser: "devpi", homeDir: "/srv/devpi", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", secretFile: "/srv/devpi/.secret", configDir: "/etc/devpi", webUser: "www-data" };
-    const ssl = { dir: "/srv/ssl/devpi", owner: "www-data", keyFile: "server.key", chainFile: "ssl-unified.crt" };
+    const ssl = { dir: "/srv/ssl/devpi", keyFile: "server.key", chainFile: "ssl-unified.crt" };
     const api = { devpiUrl: "http://127.0.0.1:4040", credentialFile: "/etc/devpi/root-credential.json" };
     const backup = renderBackupScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", keep: 7 });
     const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi" });
@@ -515,17 +515,96 @@ describe("remote scripts", () => {
         assert.match(fs.readFileSync(`${dir}/site`, "utf8"), /js_import devpi_pages from/);
         assert.match(fs.readFileSync(`${dir}/calls`, "utf8"), /^nginx -t\nnginx -s reload\n$/);
     });
-    it("the SSL script splits key and chain read from stdin", () => {
-        const dir = path.join(tmp, "ssl");
-        const script = renderSslFilesScript({ dir, owner: "root", keyFile: "server.key", chainFile: "ssl-unified.crt" });
+    describe("the SSL files script", () => {
         const key = "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n";
         const chain = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nCCC\n-----END CERTIFICATE-----\n";
-        const out = execFileSync("bash", ["-c", PRELUDE + script], { input: key + chain }).toString();
-        assert.equal(out.trim(), "key changed, chain changed");
-        assert.equal(fs.readFileSync(`${dir}/server.key`, "utf8"), key);
-        assert.equal(fs.readFileSync(`${dir}/ssl-unified.crt`, "utf8"), chain);
-        assert.equal((fs.statSync(`${dir}/server.key`).mode & 0o777).toString(8), "400");
-        assert.equal((fs.statSync(dir).mode & 0o777).toString(8), "500");
-        assert.equal(execFileSync("bash", ["-c", PRELUDE + script], { input: key + chain }).toString().trim(), "key unchanged, chain unchanged");
+        const stat = (p: string) => execFileSync("stat", ["-c", "%F %U:%G %a", p], { encoding: "utf8" }).trim();
+        const run = (dir: string) =>
+            spawnSync("bash", ["-c", PRELUDE + renderSslFilesScript({ dir, keyFile: "server.key", chainFile: "ssl-unified.crt" })], { input: key + chain, encoding: "utf8" });
+        // A user that is not root (the seed's www-data, or nobody where there is none).
+        const web = spawnSync("id", ["-u", "www-data"]).status === 0 ? "www-data" : "nobody";
+
+        it("splits key and chain read from stdin into root's 0400 files in root's 0700 directory", () => {
+            const dir = path.join(tmp, "ssl");
+            const r = run(dir);
+            assert.equal(r.status, 0, r.stderr);
+            assert.equal(r.stdout.trim(), "key changed, chain changed");
+            assert.equal(fs.readFileSync(`${dir}/server.key`, "utf8"), key);
+            assert.equal(fs.readFileSync(`${dir}/ssl-unified.crt`, "utf8"), chain);
+            assert.equal(stat(dir), "directory root:root 700");
+            assert.equal(stat(`${dir}/server.key`), "regular file root:root 400");
+            assert.equal(stat(`${dir}/ssl-unified.crt`), "regular file root:root 400");
+            assert.deepEqual(fs.readdirSync(dir).sort(), ["server.key", "ssl-unified.crt"], "no temporaries left");
+            assert.equal(run(dir).stdout.trim(), "key unchanged, chain unchanged");
+        });
+
+        it("takes over a seed's directory and files owned by the web user (0500/0400)", () => {
+            const dir = path.join(tmp, "ssl-seed");
+            fs.mkdirSync(dir);
+            fs.writeFileSync(`${dir}/server.key`, key);
+            fs.writeFileSync(`${dir}/ssl-unified.crt`, chain);
+            fs.writeFileSync(`${dir}/old.pem`, "left by hand\n");
+            execFileSync("chown", ["-R", `${web}:`, dir]);
+            fs.chmodSync(`${dir}/server.key`, 0o400);
+            fs.chmodSync(`${dir}/ssl-unified.crt`, 0o400);
+            fs.chmodSync(dir, 0o500);
+            const r = run(dir);
+            assert.equal(r.status, 0, r.stderr);
+            assert.equal(r.stdout.trim(), "key changed, chain changed", "same content, new owner: replaced");
+            assert.match(r.stderr, new RegExp(`${dir} was owned by ${web}:`));
+            assert.equal(stat(dir), "directory root:root 700");
+            assert.equal(stat(`${dir}/server.key`), "regular file root:root 400");
+            assert.equal(stat(`${dir}/ssl-unified.crt`), "regular file root:root 400");
+            assert.match(stat(`${dir}/old.pem`), /^regular file root:root /);
+            assert.equal(run(dir).stdout.trim(), "key unchanged, chain unchanged");
+        });
+
+        it("never writes through a symbolic link planted in the directory or in its place", () => {
+            const dir = path.join(tmp, "ssl-links");
+            const outside = path.join(tmp, "ssl-links-outside");
+            fs.mkdirSync(outside);
+            fs.writeFileSync(`${outside}/victim`, "not a key\n");
+            fs.mkdirSync(dir);
+            fs.symlinkSync(`${outside}/victim`, `${dir}/server.key`);
+            fs.symlinkSync(`${outside}/missing`, `${dir}/ssl-unified.crt`);
+            fs.symlinkSync(outside, `${dir}/elsewhere`);
+            execFileSync("chown", ["-hR", `${web}:`, dir]);
+            const r = run(dir);
+            assert.equal(r.status, 0, r.stderr);
+            assert.match(r.stderr, /removed the symbolic link at .*server\.key \(not followed\)/);
+            assert.equal(fs.readFileSync(`${outside}/victim`, "utf8"), "not a key\n", "the link's target is untouched");
+            assert.equal(fs.existsSync(`${outside}/missing`), false, "nothing created through a dangling link");
+            assert.equal(stat(`${dir}/server.key`), "regular file root:root 400");
+            assert.equal(stat(`${dir}/ssl-unified.crt`), "regular file root:root 400");
+            assert.equal(stat(`${dir}/elsewhere`), "symbolic link root:root 777", "other links are re-owned (chown -h), not followed");
+            assert.equal(stat(outside), "directory root:root 755");
+
+            // SSLDIR itself a link to a directory of the web user: the link goes, a root directory replaces it.
+            const linked = path.join(tmp, "ssl-linked");
+            const target = path.join(tmp, "ssl-linked-target");
+            fs.mkdirSync(target);
+            execFileSync("chown", [`${web}:`, target]);
+            fs.symlinkSync(target, linked);
+            const r2 = run(linked);
+            assert.equal(r2.status, 0, r2.stderr);
+            assert.match(r2.stderr, /removed the symbolic link at .*ssl-linked \(not followed\)/);
+            assert.equal(stat(linked), "directory root:root 700");
+            assert.deepEqual(fs.readdirSync(target), [], "nothing written into the link's target");
+            assert.match(stat(target), new RegExp(`^directory ${web}:`), "the target keeps its owner");
+        });
+
+        it("fails, writing nothing, when SSLDIR or a file's name is something else", () => {
+            const file = path.join(tmp, "ssl-file");
+            fs.writeFileSync(file, "x");
+            const r = run(file);
+            assert.notEqual(r.status, 0);
+            assert.match(r.stderr, /ssl-file exists and is not a directory/);
+            const dir = path.join(tmp, "ssl-dirkey");
+            fs.mkdirSync(`${dir}/server.key`, { recursive: true });
+            const r2 = run(dir);
+            assert.notEqual(r2.status, 0);
+            assert.match(r2.stderr, /server\.key exists and is not a regular file/);
+            assert.deepEqual(fs.readdirSync(dir), ["server.key"], "the temporaries are removed");
+        });
     });
 });
