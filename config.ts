@@ -49,8 +49,6 @@ export interface SslConfig {
     mode: SslMode;
     /** Directory on the server holding the key and chain (seed: /srv/ssl/devpi). */
     dir: string;
-    /** Owner of the directory and files; nginx's worker user on Debian. */
-    owner: string;
     /** Extra subject alternative names (DNS) besides the domain. */
     extraDnsNames: string[];
     /** Extra subject alternative names (IP addresses). */
@@ -872,7 +870,6 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     const ssl: SslConfig = {
         mode,
         dir: r.path("sslDir", "/srv/ssl/devpi", "dir"),
-        owner: r.str("sslOwner", "www-data"),
         extraDnsNames: r.stringList("extraDnsNames", (s) => HOSTNAME_RE.test(s), "must be DNS names"),
         extraIpAddresses: r.stringList("extraIpAddresses", isIpAddress, "must be IPv4 or IPv6 addresses"),
         certValidityDays: r.int("certValidityDays", 90, 2, 825),
@@ -881,7 +878,12 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         caRenewBeforeDays: r.int("caRenewBeforeDays", 30, 1, 36499),
     };
     const venvVersionsDir = checkLayout({ venvDir, serverDir, configDir, secretFile, backupDir, sslDir: ssl.dir });
-    if (!UNIX_USER_RE.test(ssl.owner)) fail("sslOwner", ssl.owner, "must be a Unix user name such as www-data");
+    // The TLS directory, key and certificate are root's (nginx's master reads them as root); they
+    // used to belong to sslOwner (www-data, nginx's worker user), which a compromised worker could
+    // read or replace. A stack that still sets another owner keeps working, with a warning.
+    const sslOwner = r.str("sslOwner", "root");
+    if (!UNIX_USER_RE.test(sslOwner)) fail("sslOwner", sslOwner, "must be a Unix user name such as root");
+    if (sslOwner !== "root") warnings.push(`devpi:sslOwner ${sslOwner}: the TLS key is owned by root from now on; remove the setting`);
     if (ssl.certRenewBeforeDays >= ssl.certValidityDays) {
         fail("certRenewBeforeDays", ssl.certRenewBeforeDays, `must be less than certValidityDays (${ssl.certValidityDays})`);
     }

@@ -13,7 +13,7 @@ import { DevpiServer } from "../devpi/devpiServer";
 import { ReplicaResync } from "../devpi/replicaResync";
 import { HealthCheck } from "../health/healthCheck";
 import { HostPreparation } from "../host/hostPreparation";
-import { HOST_PACKAGES } from "../host/hostPreparationScript";
+import { HOST_PACKAGES, NGINX_WORKER_USER } from "../host/hostPreparationScript";
 import { NginxSite } from "../nginx/nginxSite";
 import { mirrorPageCacheSeconds } from "../nginx/nginxConfig";
 import { RemoteHost } from "../common/remoteStep";
@@ -101,7 +101,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
             backupDir: d.backupDir,
             secretFile: d.secretFile,
             configDir: d.configDir,
-            webUser: cfg.ssl.owner,
+            webUser: NGINX_WORKER_USER,
         },
         // One apt run: certbot (Debian's package, with its webroot plugin) for sslMode acme.
         packages: cfg.ssl.mode === "acme" ? [...HOST_PACKAGES, "certbot"] : undefined,
@@ -111,7 +111,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
     // httpPort to answer the challenge, so the certificate is issued after the site and reloads it.
     const acmeClient =
         cfg.ssl.mode === "acme"
-            ? new AcmeClient(n("acme-client"), { host: remote, domain: spec.domain, dir: cfg.ssl.dir, owner: cfg.ssl.owner, caBundlePem: cfg.ssl.acmeCaBundlePem }, { dependsOn: [prepared] })
+            ? new AcmeClient(n("acme-client"), { host: remote, domain: spec.domain, dir: cfg.ssl.dir, caBundlePem: cfg.ssl.acmeCaBundlePem }, { dependsOn: [prepared] })
             : undefined;
     const ssl = acmeClient ? undefined : new SslCertificate(n("ssl"), {
         host: remote,
@@ -120,7 +120,6 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
         extraDnsNames: spec.extraDnsNames,
         extraIpAddresses: spec.extraIpAddresses,
         dir: cfg.ssl.dir,
-        owner: cfg.ssl.owner,
         certValidityDays: cfg.ssl.certValidityDays,
         certRenewBeforeDays: cfg.ssl.certRenewBeforeDays,
         caValidityDays: cfg.ssl.caValidityDays,

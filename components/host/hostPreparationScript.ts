@@ -15,6 +15,13 @@ export const HOST_PACKAGES = ["nginx", "libnginx-mod-http-js", "supervisor", "py
  */
 export const PYTHON_PACKAGES = ["python3", "python3-venv", "ca-certificates"] as const;
 
+/**
+ * nginx's worker user in Debian's nginx package (`user www-data;` in its nginx.conf), the nginx
+ * this program installs ({@link HOST_PACKAGES}). It joins devpi's group to serve release files;
+ * it owns nothing TLS: the key and certificate are root's (see renderRootOnlyDirLines).
+ */
+export const NGINX_WORKER_USER = "www-data";
+
 export interface HostLayout {
     serviceUser: string;
     /** The service user's home: the parent of serverDir. */

@@ -48,6 +48,29 @@ export interface NginxSiteSettings {
     indexPageCacheDir?: string;
 }
 
+/**
+ * TLS 1.2 cipher suites of nginx's HTTPS server (`ssl_ciphers`): Mozilla's "intermediate" server
+ * side TLS profile, version 5.7 (https://ssl-config.mozilla.org/guidelines/5.7.json,
+ * https://wiki.mozilla.org/Security/Server_Side_TLS), minus its three DHE-RSA suites: only
+ * ECDHE key exchange with AEAD ciphers (AES-GCM, ChaCha20-Poly1305), so no CBC, SHA-1, CCM,
+ * ARIA, CAMELLIA or static-RSA key exchange. The DHE suites are left out because DHE needs a
+ * dhparam file (`ssl_dhparam`) that we would have to generate and manage on every server, and
+ * every TLS 1.2 client we support (pip/Python's ssl, curl, devpi-client, browsers) does ECDHE;
+ * without such a file nginx would not offer DHE anyway. TLS 1.3's suites are OpenSSL's defaults
+ * (all AEAD) and are not set here. Key exchange groups: {@link TLS_ECDH_CURVES}.
+ */
+export const TLS12_CIPHERS = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+/** Key exchange groups (`ssl_ecdh_curve`), as in Mozilla's "intermediate" profile 5.7. */
+export const TLS_ECDH_CURVES = "X25519:prime256v1:secp384r1";
+
 /** Where {@link NginxSite} installs the page generation module by default. */
 export const PAGE_GENERATION_MODULE_PATH = "/etc/nginx/devpi-page-generation.js";
 
@@ -241,8 +264,9 @@ export function uploadTooLargeBody(maxUploadMb: number): string {
 }
 
 /**
- * The site: HTTP redirects to HTTPS; HTTPS (TLS 1.2+) proxies to devpi with the outside URL
- * header and serves release files from disk (devpi-gen-config's try_files pattern).
+ * The site: HTTP redirects to HTTPS; HTTPS (TLS 1.2 with {@link TLS12_CIPHERS}, or TLS 1.3)
+ * proxies to devpi with the outside URL header and serves release files from disk
+ * (devpi-gen-config's try_files pattern).
  */
 export function renderNginxSite(s: NginxSiteSettings): string {
     const names = [s.domain, ...s.extraNames].join(" ");
@@ -274,7 +298,10 @@ ${listen(s.httpsPort, s.listenIpv6, " ssl http2")}
 
     ssl_certificate ${s.certPath};
     ssl_certificate_key ${s.keyPath};
+    # Mozilla's "intermediate" profile (5.7) without DHE: see TLS12_CIPHERS in nginxConfig.ts.
     ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${TLS12_CIPHERS};
+    ssl_ecdh_curve ${TLS_ECDH_CURVES};
     ssl_prefer_server_ciphers off;
     ssl_session_cache shared:devpi_tls:10m;
     ssl_session_timeout 1d;

@@ -15,10 +15,8 @@ export interface AcmeClientArgs {
     host: RemoteHost;
     /** The certificate's first name (subject of the temporary certificate). */
     domain: string;
-    /** Directory of the files nginx loads (sslDir). */
+    /** Directory of the files nginx loads (sslDir); root's alone, like in the other modes. */
     dir: string;
-    /** Owner of that directory (nginx's worker user). */
-    owner: string;
     /** PEM bundle of a private ACME CA (acmeCaBundle); omit for a public CA. */
     caBundlePem?: string;
 }
@@ -47,7 +45,7 @@ export class AcmeClient extends pulumi.ComponentResource {
             `${name}-certbot`,
             args.host,
             {
-                create: renderAcmeClientScript({ sslDir: args.dir, sslOwner: args.owner, domain: args.domain, caBundlePem: args.caBundlePem ?? "" }),
+                create: renderAcmeClientScript({ sslDir: args.dir, domain: args.domain, caBundlePem: args.caBundlePem ?? "" }),
                 delete: renderAcmeClientRemoveScript({ sslDir: args.dir }),
             },
             { parent: this },

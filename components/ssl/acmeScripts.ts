@@ -11,6 +11,7 @@
  * `httpPort`; nginx's configuration stays exactly what `pulumi preview` shows.
  */
 import { shellQuote, writeFileLines } from "../common/shell";
+import { PUT_ROOT_FILE, renderRootOnlyDirLines } from "./sslFilesScript";
 
 /** Fixed locations on the server. The certificate and key stay under certbot's own paths. */
 export const ACME_PATHS = {
@@ -33,8 +34,6 @@ export const ACME_PATHS = {
 export interface AcmeClientSettings {
     /** Directory of the files nginx loads (sslDir): `acme.crt` and `acme.key`, symlinks into certbot's live directory once issued. */
     sslDir: string;
-    /** Owner of sslDir (nginx's worker user). */
-    sslOwner: string;
     /** The certificate's first name, used as the temporary certificate's subject. */
     domain: string;
     /** PEM bundle of a private ACME CA; empty for a public CA (the system trust store). */
@@ -112,10 +111,11 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
  * Installs certbot (Debian's package), the webroot, the CA bundle, the deploy hook and the
  * renewal script, and gives nginx a certificate to start with: the issued one when certbot
  * already has it, else a temporary self-signed one made on the server (its key never leaves it).
+ * sslDir is root:root 0700 like in the other modes ({@link renderRootOnlyDirLines}); in it,
+ * `acme.crt` and `acme.key` are either links to certbot's live files (root-only too) or root's
+ * 0400 files. Any other link there is removed, never followed.
  */
 export function renderAcmeClientScript(s: AcmeClientSettings): string {
-    const dir = shellQuote(s.sslDir);
-    const owner = shellQuote(s.sslOwner);
     const crt = shellQuote(`${s.sslDir}/acme.crt`);
     const key = shellQuote(`${s.sslDir}/acme.key`);
     const ca = s.caBundlePem.trim()
@@ -131,9 +131,19 @@ install -d -m 0755 /etc/letsencrypt /etc/letsencrypt/renewal-hooks /etc/letsencr
 ${ca}
 hook=$(${writeFileLines(ACME_PATHS.deployHook, "0755", "root:root", renderDeployHook())})
 renew=$(${writeFileLines(ACME_PATHS.renewScript, "0755", "root:root", renderRenewScript(s.caBundlePem.trim() !== ""))})
-install -d -m 0755 "$(dirname ${dir})"
-install -d -m 0500 -o ${owner} -g ${owner} ${dir}
-live=${shellQuote(ACME_PATHS.live)}
+${renderRootOnlyDirLines(s.sslDir)}${PUT_ROOT_FILE}live=${shellQuote(ACME_PATHS.live)}
+# Only links to certbot's live files and root's own files stay; anything else is not nginx's certificate.
+for pair in ${crt}:fullchain.pem ${key}:privkey.pem; do
+  f=\${pair%:*}
+  if [ -L "$f" ]; then
+    [ "$(readlink "$f")" = "$live/\${pair##*:}" ] || { rm -f -- "$f"; note "removed the symbolic link at $f (not followed)"; }
+  elif [ -e "$f" ] && [ ! -f "$f" ]; then
+    fail "$f exists and is not a regular file"
+  elif [ -f "$f" ] && [ "$(stat -c %u:%g:%a "$f")" != 0:0:400 ]; then
+    chown -h root:root -- "$f"
+    chmod 0400 -- "$f"
+  fi
+done
 cert=present
 if [ ! -e ${crt} ] || [ ! -e ${key} ]; then
   if [ -s "$live/fullchain.pem" ] && [ -s "$live/privkey.pem" ]; then
@@ -142,9 +152,14 @@ if [ ! -e ${crt} ] || [ ! -e ${key} ]; then
     cert="linked to $live"
   else
     # nginx needs some certificate to start the site whose port 80 answers the first challenge.
+    # Made beside its destination (a root-only directory) and moved over whatever is there.
+    tmpkey=$(mktemp ${shellQuote(`${s.sslDir}/.acme.key.XXXXXX`)})
+    tmpcrt=$(mktemp ${shellQuote(`${s.sslDir}/.acme.crt.XXXXXX`)})
+    trap 'rm -f -- "$tmpkey" "$tmpcrt"' EXIT
     (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \\
-      -subj ${shellQuote(`/CN=${s.domain} (temporary, until the ACME CA issues)`)} -keyout ${key} -out ${crt} 2>/dev/null)
-    chmod 0400 ${crt} ${key}
+      -subj ${shellQuote(`/CN=${s.domain} (temporary, until the ACME CA issues)`)} -keyout "$tmpkey" -out "$tmpcrt" 2>/dev/null)
+    put_root_file "$tmpkey" ${key} 0400 >/dev/null
+    put_root_file "$tmpcrt" ${crt} 0400 >/dev/null
     cert="temporary self-signed"
   fi
 fi

@@ -12,10 +12,8 @@ export interface SslCertificateArgs {
     domain: string;
     extraDnsNames?: string[];
     extraIpAddresses?: string[];
-    /** Server directory for the files (seed: /srv/ssl/devpi). */
+    /** Server directory for the files (seed: /srv/ssl/devpi); root's alone (see renderRootOnlyDirLines). */
     dir: string;
-    /** Owner of the directory and files (seed: www-data). */
-    owner: string;
     /** Self-signed: server certificate lifetime and how long before expiry `pulumi up` renews it. */
     certValidityDays?: number;
     certRenewBeforeDays?: number;
@@ -54,7 +52,8 @@ export function certificateSha256(chainPem: string): string {
 
 /**
  * The TLS certificate files on the server: `server.key` and `ssl-unified.crt` (certificate plus
- * chain) in the SSL directory, files 0400 in a 0500 directory owned by the web user. In
+ * chain) in the SSL directory, root:root 0400 files in a root:root 0700 directory (nginx's master
+ * reads them as root before it drops privileges; its workers never need them). In
  * self-signed mode a private CA (a stack output for clients to trust) signs a server certificate
  * that `pulumi up` renews once it is within `certRenewBeforeDays` of expiry.
  */
@@ -77,7 +76,7 @@ export class SslCertificate extends pulumi.ComponentResource {
 
     constructor(name: string, args: SslCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
         super("devpi:index:SslCertificate", name, {}, opts);
-        const files = { dir: args.dir, owner: args.owner, keyFile: "server.key", chainFile: "ssl-unified.crt" };
+        const files = { dir: args.dir, keyFile: "server.key", chainFile: "ssl-unified.crt" };
         this.certPath = `${args.dir}/${files.chainFile}`;
         this.keyPath = `${args.dir}/${files.keyFile}`;
 

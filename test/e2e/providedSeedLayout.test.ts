@@ -78,9 +78,9 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
         // The server certificate runs 10 days, less than certRenewBeforeDays (30): deployed, with a warning.
         assert.match(log.text().replace(/\s+/g, " "), /warning: devpi:sslCertificate: the certificate for CN=localhost expires on \S+ \(in (9|10)\.\d days, less than devpi:certRenewBeforeDays = 30\): nginx serves it until then; set a renewed certificate and run pulumi up before that date/);
         const files = onHost(host, "stat -c '%n %a %U' /srv/ssl/devpi /srv/ssl/devpi/server.key /srv/ssl/devpi/ssl-unified.crt /home/web/repo/devpi/data/.nodeinfo /home/web/repo/devpi/venv_devpi/bin/devpi-server");
-        assert.match(files, /^\/srv\/ssl\/devpi 500 www-data$/m);
-        assert.match(files, /^\/srv\/ssl\/devpi\/server.key 400 www-data$/m);
-        assert.match(files, /^\/srv\/ssl\/devpi\/ssl-unified.crt 400 www-data$/m);
+        assert.match(files, /^\/srv\/ssl\/devpi 700 root$/m);
+        assert.match(files, /^\/srv\/ssl\/devpi\/server.key 400 root$/m);
+        assert.match(files, /^\/srv\/ssl\/devpi\/ssl-unified.crt 400 root$/m);
         assert.match(files, /^\/home\/web\/repo\/devpi\/data\/.nodeinfo \d+ web$/m);
         assert.match(files, /^\/home\/web\/repo\/devpi\/venv_devpi\/bin\/devpi-server \d+ root$/m);
         assert.match(onHost(host, "ps -eo user:20,args | grep '[d]evpi-server -c'"), /^web\s+.*\/home\/web\/repo\/devpi\/venv_devpi\/bin\/devpi-server -c/m);

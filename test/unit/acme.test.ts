@@ -172,8 +172,8 @@ describe("renewal", () => {
 
 describe("issuance script", () => {
     const scripts: Record<string, string> = {
-        client: renderAcmeClientScript({ sslDir: "/srv/ssl/devpi", sslOwner: "www-data", domain: "devpi.example.com", caBundlePem: "" }),
-        clientWithCa: renderAcmeClientScript({ sslDir: "/srv/ssl/devpi", sslOwner: "www-data", domain: "devpi.example.com", caBundlePem: "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n" }),
+        client: renderAcmeClientScript({ sslDir: "/srv/ssl/devpi", domain: "devpi.example.com", caBundlePem: "" }),
+        clientWithCa: renderAcmeClientScript({ sslDir: "/srv/ssl/devpi", domain: "devpi.example.com", caBundlePem: "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n" }),
         clientRemove: renderAcmeClientRemoveScript({ sslDir: "/srv/ssl/devpi" }),
         issue: renderAcmeIssueScript(issue),
         issueWithCa: renderAcmeIssueScript({ ...issue, caBundle: true }),

@@ -48,7 +48,8 @@ describe("loadConfig defaults", () => {
         assert.equal(c.devpi.host, "127.0.0.1");
         assert.equal(c.devpi.port, 4040);
         assert.equal(c.ssl.dir, "/srv/ssl/devpi");
-        assert.equal(c.ssl.owner, "www-data");
+        assert.equal("owner" in c.ssl, false, "the TLS files are root's: no owner to configure");
+        assert.deepEqual(c.warnings, []);
         assert.equal(c.ssl.mode, "self-signed");
         assert.equal(c.httpPort, 80);
         assert.equal(c.httpsPort, 443);
@@ -105,6 +106,19 @@ describe("loadConfig defaults", () => {
     });
 });
 
+describe("devpi:sslOwner (the TLS files are root's now)", () => {
+    it("accepts root without a word", () => {
+        assert.deepEqual(load({ ...base(), sslOwner: "root" }).warnings, []);
+    });
+    it("still accepts the seed's www-data (or any user), warns, and leaves the files to root", () => {
+        for (const owner of ["www-data", "nginx"]) {
+            const c = load({ ...base(), sslOwner: owner });
+            assert.deepEqual(c.warnings, [`devpi:sslOwner ${owner}: the TLS key is owned by root from now on; remove the setting`]);
+            assert.equal("owner" in c.ssl, false);
+        }
+    });
+});
+
 describe("loadConfig rejects bad input before anything runs", () => {
     const cases: [string, Record<string, string | undefined>, ...(string | RegExp)[]][] = [
         ["missing host", { ...base(), host: undefined }, "devpi:host is required"],
@@ -123,6 +137,7 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["relative path", { ...base(), serverDir: "data" }, "devpi:serverDir", '"data"', "absolute path"],
         ["path with ..", { ...base(), venvDir: "/opt/../etc" }, "devpi:venvDir", "absolute path"],
         ["path with shell characters", { ...base(), sslDir: "/srv/ssl;rm -rf /" }, "devpi:sslDir"],
+        ["sslOwner not a user name", { ...base(), sslOwner: "www data;" }, "devpi:sslOwner", "Unix user name"],
         ["backups inside serverDir", { ...base(), backupDir: "/srv/devpi/data/backups" }, "devpi:backupDir", "outside serverDir"],
         ["devpi 2.x", { ...base(), devpiServerVersion: "2.6.0" }, "devpi:devpiServerVersion", "6.0 or newer"],
         ["version range", { ...base(), devpiServerVersion: ">=6" }, "devpi:devpiServerVersion", "exact version"],

@@ -28,6 +28,8 @@ import {
     renderNginxScript,
     renderNginxSite,
     renderPageGenerationModule,
+    TLS_ECDH_CURVES,
+    TLS12_CIPHERS,
 } from "../../components/nginx/nginxConfig";
 import { PRELUDE, shellQuote, stepCommand, writeFileLines } from "../../components/common/shell";
 import { renderSslFilesScript, renderSslRemoveScript } from "../../components/ssl/sslFilesScript";
@@ -175,6 +177,64 @@ describe("nginx site", () => {
             for (const re of absent) assert.doesNotMatch(conf, re);
         });
     }
+
+    it("sets Mozilla's intermediate TLS profile (5.7) without DHE", () => {
+        // Mozilla's list, in its order; the DHE suites are left out (no dhparam file on the server).
+        const intermediate = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+        assert.equal(TLS12_CIPHERS, intermediate.split(":").filter((c) => !c.startsWith("DHE-")).join(":"));
+        assert.equal(TLS_ECDH_CURVES, "X25519:prime256v1:secp384r1");
+        const conf = renderNginxSite(site);
+        const directive = (name: string) => [...conf.matchAll(new RegExp(`^\\s*${name} (.*);$`, "gm"))].map((m) => m[1]);
+        assert.deepEqual(directive("ssl_protocols"), ["TLSv1.2 TLSv1.3"]);
+        assert.deepEqual(directive("ssl_ciphers"), [TLS12_CIPHERS]);
+        assert.deepEqual(directive("ssl_ecdh_curve"), ["X25519:prime256v1:secp384r1"]);
+        assert.deepEqual(directive("ssl_prefer_server_ciphers"), ["off"]);
+        assert.deepEqual(directive("ssl_session_tickets"), ["off"]);
+        assert.deepEqual(directive("ssl_dhparam"), [], "no DHE, so no dhparam file");
+        assert.deepEqual(directive("ssl_conf_command"), [], "TLS 1.3 keeps OpenSSL's (all AEAD) suites");
+        // OpenSSL itself: every suite is ECDHE + AEAD, nothing CBC/SHA-1/CCM/ARIA/CAMELLIA or without forward secrecy.
+        const suites = execFileSync("openssl", ["ciphers", "-v", "-tls1_2", TLS12_CIPHERS], { encoding: "utf8" }).trim().split("\n").filter((l) => !/ TLSv1\.3 /.test(l));
+        assert.equal(suites.length, 6, suites.join("\n"));
+        for (const line of suites) {
+            assert.match(line, / TLSv1\.2 +Kx=ECDH +Au=(ECDSA|RSA) +Enc=(AESGCM\((128|256)\)|CHACHA20\/POLY1305\(256\)) +Mac=AEAD$/, line);
+        }
+    });
+
+    it("the real nginx, with the site's TLS settings, refuses weak TLS 1.2 suites and old protocols", async () => {
+        const dir = path.join(tmp, "tls");
+        fs.mkdirSync(dir, { recursive: true });
+        const sock = path.join(dir, "tls.sock");
+        // An RSA certificate: it is the one that would also allow static-RSA key exchange.
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/rsa.key`, "-out", `${dir}/rsa.crt`, "-days", "2", "-subj", "/CN=devpi.example.com"], { stdio: "pipe" });
+        // The site's own ssl_* lines, on a unix socket (no TCP port taken).
+        const tlsLines = renderNginxSite({ ...site, certPath: `${dir}/rsa.crt`, keyPath: `${dir}/rsa.key` })
+            .split("\n")
+            .filter((l) => /^\s*ssl_/.test(l))
+            .join("\n");
+        fs.writeFileSync(
+            `${dir}/nginx.conf`,
+            `daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  server {\n    listen unix:${sock} ssl;\n${tlsLines}\n    location / { return 200 "ok"; }\n  }\n}\n`,
+        );
+        const nginx = spawn("nginx", ["-p", dir, "-c", `${dir}/nginx.conf`], { stdio: "ignore" });
+        try {
+            for (let i = 0; i < 50 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
+            const handshake = (...args: string[]) => spawnSync("openssl", ["s_client", "-unix", sock, "-servername", "devpi.example.com", ...args], { input: "", encoding: "utf8", timeout: 10000 });
+            const accepted = (...args: string[]) => {
+                const r = handshake(...args);
+                return r.status === 0 && /^New, [^,]+, Cipher is (?!\(NONE\))\S+$/m.test(r.stdout);
+            };
+            assert.ok(accepted("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"), "ECDHE with AES-GCM");
+            assert.ok(accepted("-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"), "ECDHE with ChaCha20-Poly1305");
+            assert.ok(accepted("-tls1_3"), "TLS 1.3");
+            for (const weak of ["ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384", "AES128-GCM-SHA256", "AES256-SHA", "DHE-RSA-AES128-GCM-SHA256", "ECDHE-ARIA128-GCM-SHA256", "CAMELLIA128-SHA256"]) {
+                assert.ok(!accepted("-tls1_2", "-cipher", `${weak}:@SECLEVEL=0`), `${weak} refused`);
+            }
+            assert.ok(!accepted("-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"), "TLS 1.1 refused");
+        } finally {
+            nginx.kill();
+            await new Promise((r) => nginx.once("exit", r));
+        }
+    });
 
     it("passes the real nginx -t", () => {
         const dir = path.join(tmp, "nginx");
@@ -339,7 +399,7 @@ describe("client configuration", () => {
 
 describe("remote scripts", () => {
     const layout = { serviceUser: "devpi", homeDir: "/srv/devpi", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", secretFile: "/srv/devpi/.secret", configDir: "/etc/devpi", webUser: "www-data" };
-    const ssl = { dir: "/srv/ssl/devpi", owner: "www-data", keyFile: "server.key", chainFile: "ssl-unified.crt" };
+    const ssl = { dir: "/srv/ssl/devpi", keyFile: "server.key", chainFile: "ssl-unified.crt" };
     const api = { devpiUrl: "http://127.0.0.1:4040", credentialFile: "/etc/devpi/root-credential.json" };
     const backup = renderBackupScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", keep: 7 });
     const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi" });
@@ -455,17 +515,96 @@ describe("remote scripts", () => {
         assert.match(fs.readFileSync(`${dir}/site`, "utf8"), /js_import devpi_pages from/);
         assert.match(fs.readFileSync(`${dir}/calls`, "utf8"), /^nginx -t\nnginx -s reload\n$/);
     });
-    it("the SSL script splits key and chain read from stdin", () => {
-        const dir = path.join(tmp, "ssl");
-        const script = renderSslFilesScript({ dir, owner: "root", keyFile: "server.key", chainFile: "ssl-unified.crt" });
+    describe("the SSL files script", () => {
         const key = "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n";
         const chain = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nCCC\n-----END CERTIFICATE-----\n";
-        const out = execFileSync("bash", ["-c", PRELUDE + script], { input: key + chain }).toString();
-        assert.equal(out.trim(), "key changed, chain changed");
-        assert.equal(fs.readFileSync(`${dir}/server.key`, "utf8"), key);
-        assert.equal(fs.readFileSync(`${dir}/ssl-unified.crt`, "utf8"), chain);
-        assert.equal((fs.statSync(`${dir}/server.key`).mode & 0o777).toString(8), "400");
-        assert.equal((fs.statSync(dir).mode & 0o777).toString(8), "500");
-        assert.equal(execFileSync("bash", ["-c", PRELUDE + script], { input: key + chain }).toString().trim(), "key unchanged, chain unchanged");
+        const stat = (p: string) => execFileSync("stat", ["-c", "%F %U:%G %a", p], { encoding: "utf8" }).trim();
+        const run = (dir: string) =>
+            spawnSync("bash", ["-c", PRELUDE + renderSslFilesScript({ dir, keyFile: "server.key", chainFile: "ssl-unified.crt" })], { input: key + chain, encoding: "utf8" });
+        // A user that is not root (the seed's www-data, or nobody where there is none).
+        const web = spawnSync("id", ["-u", "www-data"]).status === 0 ? "www-data" : "nobody";
+
+        it("splits key and chain read from stdin into root's 0400 files in root's 0700 directory", () => {
+            const dir = path.join(tmp, "ssl");
+            const r = run(dir);
+            assert.equal(r.status, 0, r.stderr);
+            assert.equal(r.stdout.trim(), "key changed, chain changed");
+            assert.equal(fs.readFileSync(`${dir}/server.key`, "utf8"), key);
+            assert.equal(fs.readFileSync(`${dir}/ssl-unified.crt`, "utf8"), chain);
+            assert.equal(stat(dir), "directory root:root 700");
+            assert.equal(stat(`${dir}/server.key`), "regular file root:root 400");
+            assert.equal(stat(`${dir}/ssl-unified.crt`), "regular file root:root 400");
+            assert.deepEqual(fs.readdirSync(dir).sort(), ["server.key", "ssl-unified.crt"], "no temporaries left");
+            assert.equal(run(dir).stdout.trim(), "key unchanged, chain unchanged");
+        });
+
+        it("takes over a seed's directory and files owned by the web user (0500/0400)", () => {
+            const dir = path.join(tmp, "ssl-seed");
+            fs.mkdirSync(dir);
+            fs.writeFileSync(`${dir}/server.key`, key);
+            fs.writeFileSync(`${dir}/ssl-unified.crt`, chain);
+            fs.writeFileSync(`${dir}/old.pem`, "left by hand\n");
+            execFileSync("chown", ["-R", `${web}:`, dir]);
+            fs.chmodSync(`${dir}/server.key`, 0o400);
+            fs.chmodSync(`${dir}/ssl-unified.crt`, 0o400);
+            fs.chmodSync(dir, 0o500);
+            const r = run(dir);
+            assert.equal(r.status, 0, r.stderr);
+            assert.equal(r.stdout.trim(), "key changed, chain changed", "same content, new owner: replaced");
+            assert.match(r.stderr, new RegExp(`${dir} was owned by ${web}:`));
+            assert.equal(stat(dir), "directory root:root 700");
+            assert.equal(stat(`${dir}/server.key`), "regular file root:root 400");
+            assert.equal(stat(`${dir}/ssl-unified.crt`), "regular file root:root 400");
+            assert.match(stat(`${dir}/old.pem`), /^regular file root:root /);
+            assert.equal(run(dir).stdout.trim(), "key unchanged, chain unchanged");
+        });
+
+        it("never writes through a symbolic link planted in the directory or in its place", () => {
+            const dir = path.join(tmp, "ssl-links");
+            const outside = path.join(tmp, "ssl-links-outside");
+            fs.mkdirSync(outside);
+            fs.writeFileSync(`${outside}/victim`, "not a key\n");
+            fs.mkdirSync(dir);
+            fs.symlinkSync(`${outside}/victim`, `${dir}/server.key`);
+            fs.symlinkSync(`${outside}/missing`, `${dir}/ssl-unified.crt`);
+            fs.symlinkSync(outside, `${dir}/elsewhere`);
+            execFileSync("chown", ["-hR", `${web}:`, dir]);
+            const r = run(dir);
+            assert.equal(r.status, 0, r.stderr);
+            assert.match(r.stderr, /removed the symbolic link at .*server\.key \(not followed\)/);
+            assert.equal(fs.readFileSync(`${outside}/victim`, "utf8"), "not a key\n", "the link's target is untouched");
+            assert.equal(fs.existsSync(`${outside}/missing`), false, "nothing created through a dangling link");
+            assert.equal(stat(`${dir}/server.key`), "regular file root:root 400");
+            assert.equal(stat(`${dir}/ssl-unified.crt`), "regular file root:root 400");
+            assert.equal(stat(`${dir}/elsewhere`), "symbolic link root:root 777", "other links are re-owned (chown -h), not followed");
+            assert.equal(stat(outside), "directory root:root 755");
+
+            // SSLDIR itself a link to a directory of the web user: the link goes, a root directory replaces it.
+            const linked = path.join(tmp, "ssl-linked");
+            const target = path.join(tmp, "ssl-linked-target");
+            fs.mkdirSync(target);
+            execFileSync("chown", [`${web}:`, target]);
+            fs.symlinkSync(target, linked);
+            const r2 = run(linked);
+            assert.equal(r2.status, 0, r2.stderr);
+            assert.match(r2.stderr, /removed the symbolic link at .*ssl-linked \(not followed\)/);
+            assert.equal(stat(linked), "directory root:root 700");
+            assert.deepEqual(fs.readdirSync(target), [], "nothing written into the link's target");
+            assert.match(stat(target), new RegExp(`^directory ${web}:`), "the target keeps its owner");
+        });
+
+        it("fails, writing nothing, when SSLDIR or a file's name is something else", () => {
+            const file = path.join(tmp, "ssl-file");
+            fs.writeFileSync(file, "x");
+            const r = run(file);
+            assert.notEqual(r.status, 0);
+            assert.match(r.stderr, /ssl-file exists and is not a directory/);
+            const dir = path.join(tmp, "ssl-dirkey");
+            fs.mkdirSync(`${dir}/server.key`, { recursive: true });
+            const r2 = run(dir);
+            assert.notEqual(r2.status, 0);
+            assert.match(r2.stderr, /server\.key exists and is not a regular file/);
+            assert.deepEqual(fs.readdirSync(dir), ["server.key"], "the temporaries are removed");
+        });
     });
 });
