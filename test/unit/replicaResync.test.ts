@@ -53,7 +53,7 @@ describe("a replica's upgrade", () => {
     });
     it("keeps the old data aside and puts it back when the new version does not come up", () => {
         assert.match(script, /aside="\$sd\.pre-resync-/);
-        assert.match(script, /if \[ -n "\$aside" \]; then rm -rf -- "\$sd"; mv -T "\$aside" "\$sd"; fi/);
+        assert.match(script, /if \[ -n "\$aside" \]; then as_user rm -rf -- "\$sd"; as_user mv -T -- "\$aside" "\$sd"; fi/);
     });
     it("leaves the primary's script as it was (export first, export/import when forced)", () => {
         const primary = renderUpgradeScript(upgrade);
@@ -69,7 +69,7 @@ describe("a replica's re-sync step", () => {
     it("re-runs when either version changes, and starts over only on a changed identity", () => {
         assert.match(script, /^# revision primary devpi-server-6\.20\.3, replica devpi-server-6\.20\.3$/m);
         const compare = script.indexOf('if [ "$primary_uuid" = "$followed" ]');
-        assert.ok(compare > 0 && compare < script.indexOf('mv -T "$sd" "$aside"'), "compares before moving anything");
+        assert.ok(compare > 0 && compare < script.indexOf('mv -T -- "$sd" "$aside"'), "compares before moving anything");
         assert.match(script, /echo "the re-sync failed; putting the replica's old data back"/);
     });
     it("fails, rather than calling two unreadable identities equal, when the identity program fails", () => {
