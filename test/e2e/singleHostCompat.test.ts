@@ -13,7 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { cleanUp, createStack, EventLog, fetchWithCa, hostConfig, ROOT, startHost, steps, TestHost } from "./harness";
+import { cleanUp, createStack, EventLog, fetchWithCa, hostConfig, onHost, ROOT, startHost, steps, TestHost } from "./harness";
 
 /** The single-server program to compare with: main just before devpi:replicas was merged. */
 const SINGLE_HOST_COMMIT = process.env.DEVPI_E2E_SINGLE_HOST_COMMIT ?? "9b790fb";
@@ -86,6 +86,20 @@ describe("an existing single-server stack after the per-host refactor", { timeou
         assert.deepEqual(Object.keys(again.summary.resourceChanges ?? {}), ["same"]);
         const preview2 = await stack.preview({ expectNoChanges: true, color: "never" });
         assert.deepEqual(Object.keys(preview2.changeSummary), ["same"]);
+    });
+
+    it("the layout moved to the privilege rule: the secret (the same one, so logins stay valid) in root's /etc/devpi, backups 0700, TLS files root's; root and alice log in", () => {
+        const files = onHost(host, "stat -c '%n %U:%G %a' /etc/devpi /etc/devpi/secret /srv/devpi/backups /srv/ssl/devpi /srv/ssl/devpi/server.key; cmp /srv/devpi/.secret /etc/devpi/secret && echo same-secret");
+        assert.match(files, /^\/etc\/devpi root:root 755$/m, files);
+        assert.match(files, /^\/etc\/devpi\/secret devpi:devpi 600$/m, files);
+        assert.match(files, /^\/srv\/devpi\/backups devpi:devpi 700$/m, files);
+        assert.match(files, /^\/srv\/ssl\/devpi root:root 700$/m, files);
+        assert.match(files, /^\/srv\/ssl\/devpi\/server\.key root:root 400$/m, files);
+        assert.match(files, /^same-secret$/m, "the old secret was moved, not replaced");
+        for (const [user, password] of [["root", "root-Pw-compat-1"], ["alice", "alice-Pw-compat-2"]]) {
+            const code = onHost(host, `printf '%s' '{"user":"${user}","password":"${password}"}' | curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H 'Accept: application/json' --data-binary @- http://127.0.0.1:${PORTS.devpi}/+login`);
+            assert.equal(code.trim(), "200", `${user} logs in`);
+        }
     });
 
     it("without replicas /+changelog stays 403", async () => {
