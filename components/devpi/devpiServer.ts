@@ -22,10 +22,11 @@ export interface DevpiServerArgs {
     /** Where the root-owned virtualenvs live (default `VENVDIR.versions`); must be root's alone. */
     versionsDir?: string;
     /**
-     * Root's devpi password (secret), set by devpi-init when it creates the server's data, so
-     * root never has an empty password. Absent for a replica (root comes from its primary).
+     * Root-only file (in a root-owned directory) where devpi-init's random bootstrap password for
+     * root is kept until the password step replaces it with the configured one, so root never has
+     * an empty password. Absent for a replica (root comes from its primary).
      */
-    rootPassword?: pulumi.Input<string>;
+    rootCredentialFile?: string;
     /** The secret file's old place, migrated from once (see ConfigFileSettings.legacySecretFile). */
     legacySecretFile?: string;
     /** Pinned versions; devpi-web is installed unless `web` is false. */
@@ -146,7 +147,7 @@ export class DevpiServer extends pulumi.ComponentResource {
                 { parent: this },
             );
         }
-        const rootPassword = replica ? undefined : args.rootPassword;
+        const rootCredentialFile = replica ? undefined : args.rootCredentialFile;
         const init = remoteStep(
             `${name}-init`,
             args.host,
@@ -156,12 +157,10 @@ export class DevpiServer extends pulumi.ComponentResource {
                     serverDir: args.settings.serverDir,
                     serviceUser: args.serviceUser,
                     venvDir: args.venvDir,
-                    rootPasswordOnStdin: rootPassword !== undefined,
+                    rootCredentialFile,
                 }),
-                ...(rootPassword !== undefined ? { stdin: pulumi.secret(rootPassword), secret: true } : {}),
             },
-            // Only the first run initialises; after a password change the step re-runs and finds the
-            // data initialised (rotating the password is the password step's job).
+            // Only the first run initialises; root's configured password is the password step's job.
             { parent: this, dependsOn: [config] },
         );
         this.versionKey = venvKey(args.install);

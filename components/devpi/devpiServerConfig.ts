@@ -1,6 +1,7 @@
 /**
  * Renders devpi-server's YAML config file and the install/init scripts of the devpi-server step.
  */
+import * as path from "node:path";
 import { stringify } from "yaml";
 import { shellQuote, writeFileLines } from "../common/shell";
 
@@ -216,25 +217,32 @@ echo "CA bundle $(write_if_changed ${shellQuote(bundlePath)} 0644 root:root <"$w
 /**
  * Initialises the server directory exactly once: devpi-init refuses when .nodeinfo exists.
  *
- * With `rootPasswordOnStdin` (a primary or standalone server), root's password arrives on stdin
- * and devpi-init sets it while it creates root (through DEVPISERVER_ROOT_PASSWD, devpi's
- * environment form of --root-passwd, so it is never in an argv or a log). devpi's root thus never
- * has an empty password, not even between devpi-server's first start and the password step: a
- * first `pulumi up` cut off anywhere leaves no server that lets anyone log in as root. (Ordering
- * the nginx site after the password step would only shrink the window: devpi answers on its
- * loopback port to every local user from its first start.) A replica gets root from its primary.
+ * With `rootCredentialFile` (a primary or standalone server), devpi-init gives root a random
+ * bootstrap password that root generates on the server and writes to that root-only file first
+ * (0600 in root's own configuration directory); it reaches devpi-init through
+ * DEVPISERVER_ROOT_PASSWD, devpi's environment form of --root-passwd, so it is in no argv, log or
+ * Pulumi state. devpi's root thus never has an empty password, not even between devpi-server's
+ * first start and the password step, and a first `pulumi up` cut off anywhere leaves no server
+ * that lets anyone log in as root. The password step then logs in with the stored bootstrap
+ * password and sets the configured one. (Ordering the nginx site after the password step would
+ * only shrink the window: devpi answers on its loopback port to every local user from its first
+ * start.) The configured password is not an input of this step, so rotating it re-runs the
+ * password step only. A replica gets root from its primary.
  */
-export function renderInitScript(s: { configFile: string; serverDir: string; serviceUser: string; venvDir: string; rootPasswordOnStdin?: boolean }): string {
+export function renderInitScript(s: { configFile: string; serverDir: string; serviceUser: string; venvDir: string; rootCredentialFile?: string }): string {
     const init = `runuser -u ${shellQuote(s.serviceUser)} -- ${shellQuote(s.venvDir)}/bin/devpi-init -c ${shellQuote(s.configFile)} >&2`;
+    const cred = s.rootCredentialFile;
     return `if runuser -u ${shellQuote(s.serviceUser)} -- test -e ${shellQuote(s.serverDir)}/.nodeinfo; then
   echo "already initialised"
 else
-${s.rootPasswordOnStdin ? `  IFS= read -r -d '' DEVPISERVER_ROOT_PASSWD || true
-  [ -n "$DEVPISERVER_ROOT_PASSWD" ] || fail "root's password did not arrive on stdin; nothing was initialised"
+${cred !== undefined ? `  root_path ${shellQuote(path.posix.dirname(cred))} || fail "refusing to keep root's bootstrap password in ${path.posix.dirname(cred)}: it (or a directory above it) is a link or not root's alone; nothing was initialised"
+  DEVPISERVER_ROOT_PASSWD=$(head -c 24 /dev/urandom | base64 -w0 | tr -d '+/=')
+  [ \${#DEVPISERVER_ROOT_PASSWD} -ge 24 ] || fail "could not make a bootstrap password for root; nothing was initialised"
+  printf '{"password": "%s"}' "$DEVPISERVER_ROOT_PASSWD" | write_if_changed ${shellQuote(cred)} 0600 root:root >/dev/null
   export DEVPISERVER_ROOT_PASSWD
   ${init}
   unset DEVPISERVER_ROOT_PASSWD
-  echo "initialised, with root's password set"` : `  ${init}
+  echo "initialised; root has a random bootstrap password (in ${cred}) until the password step sets the configured one"` : `  ${init}
   echo "initialised"`}
 fi
 `;

@@ -171,27 +171,48 @@ describe("the privilege rule (root never acts through the service user's paths)"
         assert.match(r.err, new RegExp(`refusing to manage the secret file ${home}/\\.secret: its directory is not root's alone`));
     });
 
-    it("devpi-init gets root's password from stdin through the environment, never in its argv", () => {
+    it("devpi-init gives root a random bootstrap password through the environment, never in argv, kept in a root-only file first", () => {
         const dir = fs.mkdtempSync(path.join(tmp, "init-"));
         fs.chmodSync(dir, 0o755);
         const venv = path.join(dir, "venv");
         fs.mkdirSync(path.join(venv, "bin"), { recursive: true });
         // A stand-in devpi-init that records its argv and the variable it received.
         fs.writeFileSync(path.join(venv, "bin", "devpi-init"), `#!/bin/sh\nprintf '%s\\n' "$*" >${shellQuote(path.join(dir, "argv"))}\nprintf '%s' "$DEVPISERVER_ROOT_PASSWD" >${shellQuote(path.join(dir, "env"))}\n`, { mode: 0o755 });
-        fs.writeFileSync(path.join(dir, "argv"), "");
-        fs.writeFileSync(path.join(dir, "env"), "");
-        fs.chmodSync(path.join(dir, "argv"), 0o666);
-        fs.chmodSync(path.join(dir, "env"), 0o666);
+        for (const f of ["argv", "env"]) {
+            fs.writeFileSync(path.join(dir, f), "");
+            fs.chmodSync(path.join(dir, f), 0o666);
+        }
+        const cred = path.join(dir, "root-credential.json");
         const sd = userDir("init-data");
-        const script = renderInitScript({ configFile: "/etc/devpi/devpi-server.yml", serverDir: sd, serviceUser: USER, venvDir: venv, rootPasswordOnStdin: true });
-        assert.doesNotMatch(script, /s3cret/);
-        const r = run(script, "s3cret pass\nword");
+        const script = renderInitScript({ configFile: "/etc/devpi/devpi-server.yml", serverDir: sd, serviceUser: USER, venvDir: venv, rootCredentialFile: cred });
+        const r = run(script);
         assert.equal(r.code, 0, r.err);
-        assert.equal(r.out.trim(), "initialised, with root's password set");
-        assert.equal(fs.readFileSync(path.join(dir, "env"), "utf8"), "s3cret pass\nword");
+        assert.match(r.out, /^initialised; root has a random bootstrap password/);
+        const given = fs.readFileSync(path.join(dir, "env"), "utf8");
+        assert.match(given, /^[A-Za-z0-9]{24,}$/, "a non-empty random password reached devpi-init");
+        assert.deepEqual(JSON.parse(fs.readFileSync(cred, "utf8")), { password: given }, "the password step finds it in the credential file");
+        const st = fs.statSync(cred);
+        assert.equal(`${st.uid}:${(st.mode & 0o777).toString(8)}`, "0:600");
         assert.equal(fs.readFileSync(path.join(dir, "argv"), "utf8").trim(), "-c /etc/devpi/devpi-server.yml");
-        const r2 = run(script, "");
-        assert.equal(r2.code, 1, "no password on stdin: nothing is initialised");
-        assert.match(r2.err, /root's password did not arrive on stdin/);
+        assert.doesNotMatch(r.out + r.err, new RegExp(given));
+        // A second server gets another password; an initialised one is left alone.
+        fs.rmSync(sd, { recursive: true });
+        userDir("init-data");
+        assert.equal(run(script).code, 0);
+        assert.notEqual(fs.readFileSync(path.join(dir, "env"), "utf8"), given);
+        fs.writeFileSync(path.join(sd, ".nodeinfo"), "{}");
+        const again = fs.readFileSync(cred, "utf8");
+        assert.equal(run(script).out.trim(), "already initialised");
+        assert.equal(fs.readFileSync(cred, "utf8"), again);
+    });
+
+    it("devpi-init refuses to keep the bootstrap password in a directory the service user controls", () => {
+        const home = userDir("init-cred-home");
+        const sd = userDir("init-data2");
+        const script = renderInitScript({ configFile: "/x.yml", serverDir: sd, serviceUser: USER, venvDir: "/nonexistent", rootCredentialFile: path.join(home, "cred.json") });
+        const r = run(script);
+        assert.equal(r.code, 1);
+        assert.match(r.err, new RegExp(`refusing to keep root's bootstrap password in ${home}: .*nothing was initialised`));
+        assert.ok(!fs.existsSync(path.join(home, "cred.json")));
     });
 });
