@@ -71,11 +71,39 @@ export function onHost(host: TestHost, command: string): string {
 }
 
 /** A throwaway copy of the project (its stack files must not land in the repository). */
+/** The files that make the Pulumi program (what a stack's project directory holds). */
+export const PROGRAM_FILES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts", "components"];
+
+/**
+ * Puts the program of `commit` (undefined: the working tree) into `dir`, replacing what was there,
+ * with this checkout's node_modules linked in: a stack can be made by an older main, then updated
+ * by today's program.
+ */
+export function programAt(dir: string, commit: string | undefined): void {
+    fs.mkdirSync(dir, { recursive: true });
+    for (const f of PROGRAM_FILES) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+    if (commit) {
+        const tar = execFileSync("git", ["-C", ROOT, "archive", commit, ...PROGRAM_FILES.filter((f) => gitHas(commit, f))], { maxBuffer: 64 * 1024 * 1024 });
+        execFileSync("tar", ["-x", "-C", dir], { input: tar });
+    } else {
+        for (const f of PROGRAM_FILES.filter((f) => fs.existsSync(path.join(ROOT, f)))) fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
+    }
+    if (!fs.existsSync(path.join(dir, "node_modules"))) fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+}
+
+function gitHas(commit: string, file: string): boolean {
+    try {
+        execFileSync("git", ["-C", ROOT, "cat-file", "-e", `${commit}:${file}`], { stdio: "ignore" });
+        return true;
+    } catch {
+        return false;
+    }
+}
+
+/** A fresh copy of today's program, in a new temporary directory. */
 export function projectCopy(): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-project-"));
-    for (const f of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts"]) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
-    fs.cpSync(path.join(ROOT, "components"), path.join(dir, "components"), { recursive: true });
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+    programAt(dir, undefined);
     return dir;
 }
 

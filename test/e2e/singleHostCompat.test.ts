@@ -7,13 +7,12 @@
  * landed) the check is "no change at all".
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { cleanUp, createStack, EventLog, fetchWithCa, hostConfig, onHost, ROOT, startHost, steps, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, onHost, programAt, startHost, steps, TestHost } from "./harness";
 
 /** The single-server program to compare with: main just before devpi:replicas was merged. */
 const SINGLE_HOST_COMMIT = process.env.DEVPI_E2E_SINGLE_HOST_COMMIT ?? "9b790fb";
@@ -24,31 +23,21 @@ const PORTS = { ssh: 25001, http: 25080, https: 25443, devpi: 25040 };
  * else may be created): the second apt run (nginx, supervisor, ... while pip installs devpi).
  */
 const ADDED_SINCE = ["host-service-packages"];
-const PROJECT_FILES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts", "components"];
 
 let host: TestHost;
 let stack: Stack;
 const log = new EventLog();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-compat-"));
 const project = path.join(work, "project");
-
-/** Replaces the project's program files with those of `commit` (undefined: the working tree). */
-function checkout(commit: string | undefined): void {
-    for (const f of PROJECT_FILES) fs.rmSync(path.join(project, f), { recursive: true, force: true });
-    if (commit) {
-        const tar = execFileSync("git", ["-C", ROOT, "archive", commit, ...PROJECT_FILES], { maxBuffer: 64 * 1024 * 1024 });
-        execFileSync("tar", ["-x", "-C", project], { input: tar });
-    } else {
-        for (const f of PROJECT_FILES) fs.cpSync(path.join(ROOT, f), path.join(project, f), { recursive: true });
-    }
-}
+const caFile = path.join(work, "ca.pem");
+const BASE = `https://localhost:${PORTS.https}`;
+let venv: string;
+const clientEnv = () => ({ REQUESTS_CA_BUNDLE: caFile, PIP_CERT: caFile, DEVPI_CLIENTDIR: path.join(work, "devpi-client") });
 
 describe("an existing single-server stack after the per-host refactor", { timeout: 40 * 60 * 1000 }, () => {
     const it = steps();
     before(async () => {
-        fs.mkdirSync(project);
-        fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(project, "node_modules"));
-        checkout(SINGLE_HOST_COMMIT);
+        programAt(project, SINGLE_HOST_COMMIT);
         host = startHost(HOST, PORTS.ssh, [PORTS.http, PORTS.https]);
         fs.mkdirSync(path.join(work, "state"));
         stack = await createStack("compat", project, path.join(work, "state"));
@@ -65,10 +54,17 @@ describe("an existing single-server stack after the per-host refactor", { timeou
         const result = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });
         assert.equal(result.summary.result, "succeeded");
         assert.ok((result.summary.resourceChanges?.create ?? 0) > 15, "it created the whole server");
+        fs.writeFileSync(caFile, String((await stack.outputs()).caCertificate.value));
+        venv = clientVenv();
+        const env = clientEnv();
+        assert.equal((await client(venv, "devpi", ["use", `${BASE}/alice/dev`], env)).code, 0);
+        assert.equal((await client(venv, "devpi", ["login", "alice", "--password", "alice-Pw-compat-2"], env)).code, 0);
+        const upload = await client(venv, "devpi", ["upload", buildPackage(venv, "compat-pkg", "1.0.0", path.join(work, "dist"))], env);
+        assert.equal(upload.code, 0, upload.out);
     });
 
     it("today's program keeps every resource: nothing deleted or replaced, only new steps created; a second up runs nothing", async () => {
-        checkout(undefined);
+        programAt(project, undefined);
         log.clear();
         const preview = await stack.preview({ diff: true, color: "never", onEvent: log.onEvent });
         const ops = Object.keys(preview.changeSummary).filter((op) => op !== "same" && op !== "update" && op !== "create");
@@ -88,7 +84,7 @@ describe("an existing single-server stack after the per-host refactor", { timeou
         assert.deepEqual(Object.keys(preview2.changeSummary), ["same"]);
     });
 
-    it("the layout moved to the privilege rule: the secret (the same one, so logins stay valid) in root's /etc/devpi, backups 0700, TLS files root's; root and alice log in", () => {
+    it("the layout moved to the privilege rule: the secret (the same one, so sessions stay valid) in root's /etc/devpi, backups 0700, TLS files root's; root and alice log in", () => {
         const files = onHost(host, "stat -c '%n %U:%G %a' /etc/devpi /etc/devpi/secret /srv/devpi/backups /srv/ssl/devpi /srv/ssl/devpi/server.key; cmp /srv/devpi/.secret /etc/devpi/secret && echo same-secret");
         assert.match(files, /^\/etc\/devpi root:root 755$/m, files);
         assert.match(files, /^\/etc\/devpi\/secret devpi:devpi 600$/m, files);
@@ -102,9 +98,12 @@ describe("an existing single-server stack after the per-host refactor", { timeou
         }
     });
 
+    it("what was uploaded before the move still installs", async () => {
+        const pip = await client(venv, "pip", ["install", "--no-cache-dir", "--target", path.join(work, "site"), "--index-url", `${BASE}/alice/dev/+simple/`, "compat-pkg==1.0.0"], clientEnv());
+        assert.equal(pip.code, 0, pip.out);
+    });
+
     it("without replicas /+changelog stays 403", async () => {
-        const caFile = path.join(work, "ca.pem");
-        fs.writeFileSync(caFile, String((await stack.outputs()).caCertificate.value));
         assert.equal((await fetchWithCa(`https://localhost:${PORTS.https}/+changelog/0`, caFile)).status, 403);
         assert.equal((await fetchWithCa(`https://localhost:${PORTS.https}/+api`, caFile)).status, 200);
     });
