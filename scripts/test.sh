@@ -2,43 +2,77 @@
 # The whole test suite: unit tests, then the end-to-end tests against local Debian test hosts:
 #   - every e2e suite on Debian 13 (trixie) chroot hosts;
 #   - the self-signed suite again on Debian 12 (bookworm);
-#   - the fault-injection suite (SSH cuts, killed CLI, server faults) on trixie;
+#   - the fault-injection suite (SSH cuts, killed CLI, server faults, a hostile service user) on
+#     trixie, and the hostile service user again on bookworm;
 #   - the benchmark's smoke setting (it runs and writes a table under .bench/);
 #   - the systemd suite on a trixie VM (QEMU, systemd as PID 1) with a real reboot.
-# Needs root on Debian (debootstrap, chroot, QEMU) and the packages .ci/run installs.
+# Needs root on Debian (debootstrap, chroot, QEMU); installs the Debian packages it needs when missing.
 # Every suite runs even when an earlier one failed; the exit status is non-zero if any failed.
+#
+#   scripts/test.sh [all|unit|e2e|faults|systemd]   (default: all; npm run test:<name> runs one)
+#
+# Prints a table of each suite's time at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+what=${1:-all}
+case $what in
+    all | unit | e2e | faults | systemd) ;;
+    *) echo "test.sh: '$what' is not a selection: use all, unit, e2e, faults or systemd" >&2; exit 2 ;;
+esac
+[[ $what == unit ]] || scripts/test-packages.sh
 eval "$(scripts/toolchain.sh)"
 node --version >&2
+started=$SECONDS
 
-# The VM image takes minutes to build the first time; build it while the other suites run.
 mkdir -p .pulumi-test
-scripts/testhost/build-vm-image.sh >.pulumi-test/vm-image.log 2>&1 &
-vm_image=$!
+if [[ $what == all || $what == systemd ]]; then
+    # The VM image takes minutes to build the first time; build it while the other suites run.
+    scripts/testhost/build-vm-image.sh >.pulumi-test/vm-image.log 2>&1 &
+    vm_image=$!
+fi
 
 failed=()
+times=()
+timed() { # timed NAME COMMAND...: runs it, records its time and whether it failed
+    local name=$1 t0=$SECONDS
+    shift
+    echo "=== $name" >&2
+    "$@" || failed+=("$name")
+    times+=("$(printf '%-28s %5ss' "$name" "$((SECONDS - t0))")")
+}
 suite() { # suite NAME RELEASE FILES...
     local name=$1 release=$2
     shift 2
-    echo "=== $name (Debian $release)" >&2
-    DEVPI_TESTHOST_RELEASE=$release node --import tsx --test --test-reporter=spec --test-concurrency=1 \
-        --test-timeout=5400000 "$@" || failed+=("$name")
+    timed "$name (Debian $release)" env DEVPI_TESTHOST_RELEASE="$release" node --import tsx --test --test-reporter=spec \
+        --test-concurrency=1 --test-timeout=5400000 "$@"
 }
 
-node --import tsx --test --test-reporter=spec 'test/unit/**/*.test.ts' || failed+=(unit)
-suite e2e trixie 'test/e2e/**/*.test.ts'
-suite e2e-bookworm bookworm test/e2e/selfSigned.test.ts
-suite faults trixie 'test/faults/**/*.test.ts'
-echo "=== bench (smoke)" >&2
-bash scripts/bench.sh --smoke || failed+=(bench-smoke)
-if wait "$vm_image"; then
-    suite systemd-vm trixie 'test/systemd/**/*.test.ts'
-else
-    cat .pulumi-test/vm-image.log >&2
-    failed+=(vm-image)
+if [[ $what == all || $what == unit ]]; then
+    timed unit node --import tsx --test --test-reporter=spec 'test/unit/**/*.test.ts'
+fi
+if [[ $what == all || $what == e2e ]]; then
+    suite e2e trixie 'test/e2e/**/*.test.ts'
+    suite e2e-bookworm bookworm test/e2e/selfSigned.test.ts
+fi
+if [[ $what == all || $what == faults ]]; then
+    suite faults trixie 'test/faults/**/*.test.ts'
+    suite faults-bookworm bookworm test/faults/hostileServiceUser.test.ts
+fi
+if [[ $what == all ]]; then
+    timed bench-smoke bash scripts/bench.sh --smoke
+fi
+if [[ $what == all || $what == systemd ]]; then
+    if wait "$vm_image"; then
+        suite systemd-vm trixie 'test/systemd/**/*.test.ts'
+    else
+        cat .pulumi-test/vm-image.log >&2
+        failed+=(vm-image)
+    fi
 fi
 
+echo "=== time per suite" >&2
+printf '%s\n' "${times[@]}" >&2
+printf '%-28s %5ss\n' total "$((SECONDS - started))" >&2
 if ((${#failed[@]})); then
     echo "FAILED: ${failed[*]}" >&2
     exit 1

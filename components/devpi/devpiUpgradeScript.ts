@@ -73,7 +73,12 @@ mark() {
   printf '%s\n' "stage=$1" "\${@:2}" >"$tmp"
   mv -fT "$tmp" "$marker"
 }
-${upgradeFunctions(s)}${renderRecovery(s)}cur=$(readlink -f "$link")
+# data_modes: devpi's database (users' password hashes, private indexes' metadata) is the service
+# user's alone; nginx (www-data, in the service group to serve release files) must not read it.
+# sqlite gives its journal files the database's mode. Done as the service user, on every run.
+data_modes() { as_user find "$sd" -maxdepth 1 -name '.sqlite*' -type f -perm /077 -exec chmod 0600 {} + || true; }
+${upgradeFunctions(s)}${renderRecovery(s)}data_modes
+cur=$(readlink -f "$link")
 if [ "$cur" = "$(readlink -f "$new")" ]; then echo "\${recovered:+$recovered; }${s.key} is active"; exit 0; fi
 old_ver=$(version_of "$cur")
 new_ver=$(version_of "$new")
@@ -169,6 +174,7 @@ if ! wait_version "$new_ver"; then
   exit 1
 fi
 rm -f -- "$marker"
+data_modes
 # Keep the previous version for a manual rollback; older ones go.
 for d in ${q(s.versionsDir ?? versionsDir(s.venvDir))}/*; do
   [ "$(readlink -f "$d")" = "$(readlink -f "$new")" ] || [ "$(readlink -f "$d")" = "$cur" ] || rm -rf -- "$d"
