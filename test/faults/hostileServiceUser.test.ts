@@ -47,8 +47,8 @@ const LAYOUTS = {
 const LAYOUT_NAME = (process.env.DEVPI_HOSTILE_LAYOUT ?? "default") as keyof typeof LAYOUTS;
 if (!(LAYOUT_NAME in LAYOUTS)) throw new Error(`DEVPI_HOSTILE_LAYOUT=${LAYOUT_NAME}: use default or seed`);
 const L = LAYOUTS[LAYOUT_NAME];
-/** A second backup directory the hostile user plants a link at (in a directory it owns). */
-const BACKUPS2 = `${L.backupDir}2`;
+/** A second backup directory the hostile user plants a link at (in its home, a directory it owns). */
+const BACKUPS2 = `${path.posix.dirname(L.serverDir)}/backups2`;
 const PORTS = FAULT_PORTS(LAYOUT_NAME === "seed" ? 23095 : 23090);
 let env: FaultEnv | undefined;
 const measured: string[] = [];
@@ -196,6 +196,7 @@ describe(`a hostile service user cannot steer root; root's password is never emp
         const before = canaryState(e);
         // The old secret place (read once, as the service user, when a server migrates) and a new backup directory.
         asDevpi(e, `${L.oldSecret ? `ln -sfn /root/canary-file ${L.oldSecret}; ` : ""}ln -sfn /root/canary-dir ${BACKUPS2}`);
+        assert.match(onHost(e.host, `test -L ${BACKUPS2} && echo planted`), /planted/, "the service user could plant its link");
         await e.stack.setConfig("devpi:mirrorCacheExpiry", { value: "1700" });
         const r1 = await tryUp(e);
         assert.ok(r1.ok, r1.error.slice(0, 3000));

@@ -3,8 +3,9 @@
  * command; on the export/import path the server is stopped for it): the upgrade goes back to the
  * old version, nothing uploaded is lost, and the next `pulumi up` completes the upgrade. Then the
  * whole upgrade step (its shell, sudo, runuser and devpi-import) killed while it imports into the
- * moved-aside server directory: the next `pulumi up` repairs it from the marker the step left,
- * says what it did, and completes the upgrade.
+ * moved-aside server directory, and before that between the move aside and the import: each next
+ * `pulumi up` repairs it from the marker the step left and says what it did; the last completes
+ * the upgrade.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -21,6 +22,25 @@ const NEW = "6.20.3";
 let env: FaultEnv | undefined;
 let caFile = "";
 const measured: string[] = [];
+
+/** The children of every process, from /proc. */
+function descendants(pid: number): number[] {
+    const kids = new Map<number, number[]>();
+    for (const d of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(d)) continue;
+        try {
+            const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+            kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+        } catch {
+            // gone meanwhile
+        }
+    }
+    const out: number[] = [];
+    const walk = (p: number) => (kids.get(p) ?? []).forEach((c) => (out.push(c), walk(c)));
+    walk(pid);
+    return out;
+}
 
 async function runningVersion(): Promise<string> {
     const status = JSON.parse((await fetchWithCa(`${BASE}/+status`, caFile)).body) as { result: { versioninfo: Record<string, string> } };
@@ -99,7 +119,37 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         assert.match(left, new RegExp(`devpi-server-${OLD.replace(/\./g, "\\.")}`), left);
     });
 
-    it("the whole upgrade step killed during devpi-import: the run fails, the data is aside and marked", async () => {
+    it("the whole upgrade step killed between the move aside and the import: the run fails, the data is aside and marked", async () => {
+        const e = env!;
+        let killed: string[] = [];
+        let armed = true;
+        const dataDir = path.join(e.host.root, "srv/devpi");
+        const onEvent = (ev: EngineEvent): void => {
+            e.log.onEvent(ev);
+            if (armed && ev.resourcePreEvent?.metadata.urn.endsWith("::devpi-upgrade")) {
+                armed = false;
+                void (async () => {
+                    const aside = () => fs.readdirSync(dataDir).some((n) => n.startsWith("data.pre-upgrade-"));
+                    if (!(await until(aside, 300_000, 2))) return;
+                    // The step's shell and everything under it (mkdir, or devpi-import just started) and above it.
+                    const shell = hostProcesses(e.host).find((p) => p.args.startsWith("bash -c ") && p.args.endsWith(" devpi-upgrade"));
+                    if (!shell) return;
+                    const below = descendants(shell.pid);
+                    for (const p of below) process.kill(p, "SIGSTOP");
+                    killed = [...killStepTree(e.host, shell.pid), ...below.map((p) => `child[${p}]`)];
+                    for (const p of below) process.kill(p, "SIGKILL");
+                })();
+            }
+        };
+        const r = await tryUp(e, onEvent);
+        measured.push(`killed between move and import: ${killed.join(" ")}`);
+        assert.ok(killed.some((k) => k.startsWith("bash")), `the step's shell was killed (got ${killed.join(", ") || "nothing"}; pulumi up ${r.ok ? "succeeded" : "failed"})`);
+        assert.equal(r.ok, false, "the killed step fails the run");
+        const left = onHost(e.host, "cat /var/lib/devpi-pulumi/upgrade-devpi.state; ls -d /srv/devpi/data.pre-upgrade-*");
+        assert.match(left, /^stage=moved$/m, left);
+    });
+
+    it("the next pulumi up repairs that (says so); its upgrade, killed whole during devpi-import, fails with the data aside and marked", async () => {
         const e = env!;
         let killed: string[] = [];
         let armed = true;
@@ -118,6 +168,9 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
             }
         };
         const r = await tryUp(e, onEvent);
+        const said = (e.log.text().match(/undid the interrupted upgrade [^\n;]*/) ?? [""])[0];
+        measured.push(`repair of the kill between move and import: ${said}`);
+        assert.match(said, new RegExp(`undid the interrupted upgrade ${OLD.replace(/\./g, "\\.")} -> ${NEW.replace(/\./g, "\\.")} \\(stopped before its new data was complete\\): ${OLD.replace(/\./g, "\\.")} answers again on the old data`));
         measured.push(`killed whole: ${killed.join(" <- ")}`);
         assert.ok(killed.length >= 3 && killed.some((k) => k.startsWith("bash")), `the step's shell, runuser and devpi-import were killed (got ${killed.join(", ") || "nothing"}; pulumi up ${r.ok ? "succeeded" : "failed"})`);
         assert.equal(r.ok, false, "the killed step fails the run");
