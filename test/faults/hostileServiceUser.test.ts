@@ -234,7 +234,9 @@ describe(`a hostile service user cannot steer root; root's password is never emp
             const real = onHost(e.host, `readlink -f ${L.venvDir}`).trim();
             assert.match(real, /^\/opt\/devpi\/versions\//);
             // Every program of the fake venv records who ran it, then runs the real one.
-            asDevpi(e, `rm -rf /home/web/fake && mkdir -p /home/web/fake/bin && for f in ${real}/bin/*; do n=$(basename "$f"); printf '#!/bin/sh\\nid -u >>/tmp/fake-ran\\nexec %s "$@"\\n' "$f" >/home/web/fake/bin/$n; chmod 0755 /home/web/fake/bin/$n; done; ln -sfn /home/web/fake ${L.venvDir}`);
+            const fake = `${path.posix.dirname(L.serverDir)}/fake-venv`;
+            asDevpi(e, `rm -rf ${fake} && mkdir -p ${fake}/bin && for f in ${real}/bin/*; do n=$(basename "$f"); printf '#!/bin/sh\\nid -u >>/tmp/fake-ran\\nexec %s "$@"\\n' "$f" >${fake}/bin/$n; chmod 0755 ${fake}/bin/$n; done; ln -sfn ${fake} ${L.venvDir}`);
+            assert.equal(onHost(e.host, `readlink ${L.venvDir}; test -x ${fake}/bin/python && echo fake-ready`).trim(), `${fake}\nfake-ready`, "the service user re-pointed the link at its own venv");
             onHost(e.host, "rm -f /tmp/fake-ran; touch /tmp/fake-ran; chmod 0666 /tmp/fake-ran");
             await e.stack.removeConfig("devpi:devpiServerVersion");
             const r = await tryUp(e);
