@@ -76,7 +76,8 @@ mark() {
 # data_modes: devpi's database (users' password hashes, private indexes' metadata) is the service
 # user's alone; nginx (www-data, in the service group to serve release files) must not read it.
 # sqlite gives its journal files the database's mode. Done as the service user, on every run.
-data_modes() { as_user find "$sd" -maxdepth 1 -name '.sqlite*' -type f -perm /077 -exec chmod 0600 {} + || true; }
+# (find runs from /: it fails in a working directory the service user cannot enter, such as root's home.)
+data_modes() { (cd / && as_user find "$sd" -maxdepth 1 -name '.sqlite*' -type f -perm /077 -exec chmod 0600 {} +) || echo "could not make devpi's database in $sd private (0600)" >&2; }
 ${upgradeFunctions(s)}${renderRecovery(s)}data_modes
 cur=$(readlink -f "$link")
 if [ "$cur" = "$(readlink -f "$new")" ]; then echo "\${recovered:+$recovered; }${s.key} is active"; exit 0; fi
