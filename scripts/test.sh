@@ -3,7 +3,7 @@
 #   - every e2e suite on Debian 13 (trixie) chroot hosts;
 #   - the self-signed suite again on Debian 12 (bookworm);
 #   - the fault-injection suite (SSH cuts, killed CLI, server faults, a hostile service user) on
-#     trixie, and the hostile service user again on bookworm;
+#     trixie, and the hostile service user again on bookworm in the seed's layout;
 #   - the benchmark's smoke setting (it runs and writes a table under .bench/);
 #   - the systemd suite on a trixie VM (QEMU, systemd as PID 1) with a real reboot.
 # Needs root on Debian (debootstrap, chroot, QEMU); installs the Debian packages it needs when missing.
@@ -40,11 +40,16 @@ timed() { # timed NAME COMMAND...: runs it, records its time and whether it fail
     "$@" || failed+=("$name")
     times+=("$(printf '%-28s %5ss' "$name" "$((SECONDS - t0))")")
 }
+node_tests() { # node_tests RELEASE FILES...: node's test runner, one file at a time, on Debian RELEASE test hosts
+    local release=$1
+    shift
+    DEVPI_TESTHOST_RELEASE=$release node --import tsx --test --test-reporter=spec --test-concurrency=1 \
+        --test-timeout=5400000 "$@"
+}
 suite() { # suite NAME RELEASE FILES...
     local name=$1 release=$2
     shift 2
-    timed "$name (Debian $release)" env DEVPI_TESTHOST_RELEASE="$release" node --import tsx --test --test-reporter=spec \
-        --test-concurrency=1 --test-timeout=5400000 "$@"
+    timed "$name (Debian $release)" node_tests "$release" "$@"
 }
 
 if [[ $what == all || $what == unit ]]; then
@@ -55,8 +60,7 @@ fi
 # output kept until it ends.
 hostile_seed() {
     local t0=$SECONDS rc=0
-    DEVPI_HOSTILE_LAYOUT=seed DEVPI_TESTHOST_RELEASE=bookworm node --import tsx --test --test-reporter=spec \
-        --test-concurrency=1 --test-timeout=5400000 test/faults/hostileServiceUser.test.ts || rc=1
+    DEVPI_HOSTILE_LAYOUT=seed node_tests bookworm test/faults/hostileServiceUser.test.ts || rc=1
     echo "$((SECONDS - t0))" >.pulumi-test/faults-bookworm-seed.time
     return $rc
 }

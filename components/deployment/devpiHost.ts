@@ -138,7 +138,7 @@ export function deployDevpiHost(spec: HostSpec, cfg: DevpiConfig, links: { prima
             host: remote,
             venvDir: d.venvDir,
             versionsDir: d.venvVersionsDir,
-            rootCredentialFile: spec.role === "replica" ? undefined : api.credentialFile,
+            rootCredentialFile: api.credentialFile,
             legacySecretFile: LEGACY_SECRET_FILE,
             install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, packageIndex: d.pythonPackageIndex, caBundle: d.upstreamCaBundle },
             settings: {

@@ -24,7 +24,7 @@ export interface DevpiServerArgs {
     /**
      * Root-only file (in a root-owned directory) where devpi-init's random bootstrap password for
      * root is kept until the password step replaces it with the configured one, so root never has
-     * an empty password. Absent for a replica (root comes from its primary).
+     * an empty password. Not used on a replica (root comes from its primary).
      */
     rootCredentialFile?: string;
     /** The secret file's old place, migrated from once (see ConfigFileSettings.legacySecretFile). */

@@ -70,7 +70,6 @@ export function onHost(host: TestHost, command: string): string {
     return execFileSync(path.join(ROOT, "scripts/testhost/exec.sh"), [host.name, "bash", "-c", command], { encoding: "utf8", timeout: 120_000 });
 }
 
-/** A throwaway copy of the project (its stack files must not land in the repository). */
 /** The files that make the Pulumi program (what a stack's project directory holds). */
 export const PROGRAM_FILES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts", "components"];
 
@@ -100,7 +99,7 @@ function gitHas(commit: string, file: string): boolean {
     }
 }
 
-/** A fresh copy of today's program, in a new temporary directory. */
+/** A throwaway copy of today's program (its stack files must not land in the repository). */
 export function projectCopy(): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-project-"));
     programAt(dir, undefined);

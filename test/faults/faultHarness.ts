@@ -74,6 +74,33 @@ export function killStepTree(host: TestHost, pid: number): string[] {
     return names;
 }
 
+/** Every descendant of `pid` (its children, theirs, ...), from /proc. */
+export function descendants(pid: number): number[] {
+    const children = new Map<number, number[]>();
+    for (const d of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(d)) continue;
+        const ppid = parentPid(Number(d));
+        children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    }
+    const found: number[] = [];
+    const walk = (p: number): void => (children.get(p) ?? []).forEach((c) => (found.push(c), walk(c)));
+    walk(pid);
+    return found;
+}
+
+/**
+ * Kills a step whole, as a crash or reboot would: `pid` (the step's shell), every ancestor up to
+ * its SSH session (killStepTree) and everything it started. All are stopped first. Returns what was
+ * killed (the descendants as "child[pid]").
+ */
+export function killWholeStep(host: TestHost, pid: number): string[] {
+    const below = descendants(pid);
+    for (const p of below) process.kill(p, "SIGSTOP");
+    const killed = [...killStepTree(host, pid), ...below.map((p) => `child[${p}]`)];
+    for (const p of below) process.kill(p, "SIGKILL");
+    return killed;
+}
+
 /**
  * Whether `pid` was started through the host's sshd (the listener is among its ancestors), as
  * anything a `pulumi up` runs on the host is; what cron or the harness starts is not.

@@ -56,8 +56,10 @@ const measured: string[] = [];
 /** Root-owned canaries inside the host: a file and a directory, with their owner, mode and content. */
 const CANARIES = "/root/canary-file /root/canary-dir /root/canary-dir/inside";
 const canaryState = (e: FaultEnv) => onHost(e.host, `stat -c '%n %U:%G %a' ${CANARIES}; sha256sum /root/canary-file /root/canary-dir/inside`);
+/** Runs `cmd` inside the host as `user`, with its output and errors. */
+const asUser = (e: FaultEnv, user: string, cmd: string) => onHost(e.host, `cd / && runuser -u ${user} -- sh -c ${shellQuote(cmd)} 2>&1; true`);
 /** Runs `cmd` inside the host as the service user. */
-const asDevpi = (e: FaultEnv, cmd: string) => onHost(e.host, `cd / && runuser -u ${L.user} -- sh -c ${shellQuote(cmd)} 2>&1; true`);
+const asDevpi = (e: FaultEnv, cmd: string) => asUser(e, L.user, cmd);
 
 /** POST /+login as root with an empty password, every `everyMs`, to each URL; counts answers by status. */
 function emptyRootProber(urls: string[], everyMs: number) {
@@ -167,7 +169,7 @@ describe(`a hostile service user cannot steer root; root's password is never emp
         assert.match(asDevpi(e, "cat /srv/ssl/devpi/server.key"), /Permission denied/);
         assert.match(asDevpi(e, "touch /etc/devpi/x; ln -s /root/canary-file /etc/devpi/secret.new"), /Permission denied/);
         assert.match(asDevpi(e, `rm -rf "$(dirname "$(readlink -f ${L.venvDir})")"/*`), /Permission denied/, "the service user cannot touch root's virtualenvs");
-        const asNginx = (cmd: string) => onHost(e.host, `cd / && runuser -u www-data -- sh -c ${shellQuote(cmd)} 2>&1; true`);
+        const asNginx = (cmd: string) => asUser(e, "www-data", cmd);
         assert.match(asNginx(`cat ${L.serverDir}/.sqlite >/dev/null`), /Permission denied/, "nginx's user cannot read devpi's database");
         assert.match(asNginx(`cat /etc/devpi/secret >/dev/null`), /Permission denied/);
         assert.match(asNginx(`ls ${L.backupDir}`), /Permission denied/);

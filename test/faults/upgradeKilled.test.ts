@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { after, describe } from "node:test";
 import { EngineEvent } from "@pulumi/pulumi/automation";
 import { buildPackage, client, fetchWithCa, onHost, steps } from "../e2e/harness";
-import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, killStepTree, tryUp, until } from "./faultHarness";
+import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, killStepTree, killWholeStep, tryUp, until } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23070);
 const BASE = `https://localhost:${PORTS.https}`;
@@ -22,25 +22,6 @@ const NEW = "6.20.3";
 let env: FaultEnv | undefined;
 let caFile = "";
 const measured: string[] = [];
-
-/** The children of every process, from /proc. */
-function descendants(pid: number): number[] {
-    const kids = new Map<number, number[]>();
-    for (const d of fs.readdirSync("/proc")) {
-        if (!/^\d+$/.test(d)) continue;
-        try {
-            const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-            kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
-        } catch {
-            // gone meanwhile
-        }
-    }
-    const out: number[] = [];
-    const walk = (p: number) => (kids.get(p) ?? []).forEach((c) => (out.push(c), walk(c)));
-    walk(pid);
-    return out;
-}
 
 async function runningVersion(): Promise<string> {
     const status = JSON.parse((await fetchWithCa(`${BASE}/+status`, caFile)).body) as { result: { versioninfo: Record<string, string> } };
@@ -134,10 +115,7 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
                     // The step's shell and everything under it (mkdir, or devpi-import just started) and above it.
                     const shell = hostProcesses(e.host).find((p) => p.args.startsWith("bash -c ") && p.args.endsWith(" devpi-upgrade"));
                     if (!shell) return;
-                    const below = descendants(shell.pid);
-                    for (const p of below) process.kill(p, "SIGSTOP");
-                    killed = [...killStepTree(e.host, shell.pid), ...below.map((p) => `child[${p}]`)];
-                    for (const p of below) process.kill(p, "SIGKILL");
+                    killed = killWholeStep(e.host, shell.pid);
                 })();
             }
         };
