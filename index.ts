@@ -30,6 +30,7 @@ const backups = new BackupSchedule(
         keep: d.backupKeep,
         serverDir: d.serverDir,
         program: "devpi",
+        devpiUrl: primary.api.devpiUrl,
     },
     // cron comes with the host's packages, which devpi's install no longer waits for entirely.
     { dependsOn: [primary.server, primary.prepared] },

@@ -13,9 +13,10 @@ export interface BackupScheduleArgs {
     schedule: string;
     /** Exports kept; older ones are removed after each successful export. */
     keep: number;
-    /** For the restore command: devpi's data directory and supervisor program. */
+    /** For the restore command: devpi's data directory, supervisor program and loopback URL. */
     serverDir: string;
     program: string;
+    devpiUrl: string;
 }
 
 /**
@@ -44,6 +45,7 @@ export class BackupSchedule extends pulumi.ComponentResource {
             serverDir: args.serverDir,
             serviceUser: args.serviceUser,
             program: args.program,
+            devpiUrl: args.devpiUrl,
         });
         const script = renderBackupScript({ venvDir: args.venvDir, configFile: args.configFile, backupDir: args.backupDir, keep: args.keep });
         remoteStep(

@@ -54,12 +54,17 @@ export interface RestoreSettings {
     serviceUser: string;
     /** supervisor program running devpi-server. */
     program: string;
+    /** devpi-server's loopback URL: the restore is done once it answers there. */
+    devpiUrl: string;
+    /** Seconds to wait for devpi-server to answer after the import (default 600). */
+    readyTimeout?: number;
 }
 
 /**
  * /usr/local/sbin/devpi-restore NAME: imports BACKUPDIR/NAME into a fresh serverDir. The current
  * data is moved aside (SERVERDIR.before-restore-STAMP), never deleted; a failed import puts it back.
- * Waits for a running backup or upgrade first (the data lock).
+ * Waits for a running backup or upgrade first (the data lock), and says "restored" only once
+ * devpi-server answers on the restored data (a client right after the command gets it, not a 502).
  */
 export function renderRestoreScript(s: RestoreSettings): string {
     const q = shellQuote;
@@ -92,7 +97,16 @@ if ! runuser -u ${q(s.serviceUser)} -- ${q(s.venvDir)}/bin/devpi-import -c ${q(s
   exit 1
 fi
 supervisorctl start ${q(s.program)}
-echo "restored $name; the previous data is kept in $aside"
+for _ in $(seq 1 ${(s.readyTimeout ?? 600) * 5}); do
+  if curl -fsS -o /dev/null -H 'Accept: application/json' ${q(`${s.devpiUrl}/+api`)} 2>/dev/null; then
+    echo "restored $name; the previous data is kept in $aside"
+    exit 0
+  fi
+  # supervisor gave up on it (it keeps exiting): no need to wait out the timeout.
+  case $(supervisorctl status ${q(s.program)} 2>/dev/null || true) in *FATAL*) break ;; esac
+  sleep 0.2
+done
+fail "imported $name, but devpi-server does not answer on ${s.devpiUrl} (supervisorctl status ${s.program}; its log); the previous data is kept in $aside"
 `;
 }
 

@@ -402,7 +402,7 @@ describe("remote scripts", () => {
     const ssl = { dir: "/srv/ssl/devpi", keyFile: "server.key", chainFile: "ssl-unified.crt" };
     const api = { devpiUrl: "http://127.0.0.1:4040", credentialFile: "/etc/devpi/root-credential.json" };
     const backup = renderBackupScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", keep: 7 });
-    const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi" });
+    const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040" });
     const upgrade = { venvDir: "/opt/devpi/venv", key: "devpi-server-6.20.3", configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040", allowDowngrade: false, readyTimeout: 120, logFile: "/var/log/supervisor/devpi.log" };
     const scripts: Record<string, string> = {
         packages: renderPackagesScript(),

@@ -325,7 +325,7 @@ describe("the data lock: one backup, restore or upgrade at a time", () => {
     });
 
     it("the restore and the upgrade take the lock before they stop devpi or move, export or import its data", () => {
-        const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi" });
+        const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040" });
         const lockAt = restore.indexOf("exec 9<'/srv/devpi/backups'");
         assert.ok(lockAt > 0 && lockAt < restore.indexOf("supervisorctl stop") && lockAt < restore.indexOf('mv -T -- "$sd" "$aside"'), restore);
         const upgrade = renderUpgradeScript({ venvDir: "/opt/devpi/venv", key: "devpi-server-6.20.3", configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040", strategy: "auto", allowDowngrade: false, readyTimeout: 120, logFile: "/var/log/supervisor/devpi.log" });
