@@ -1,0 +1,10 @@
+/**
+ * The stack's configuration (the `devpi:` keys): read once, validated before any server is
+ * touched, and turned into the {@link DevpiArgs} of the `Devpi` component by {@link fromStackConfig}.
+ */
+export * from "./errors";
+export * from "./keys";
+export { loadConfig } from "./load";
+export { FALLBACK_VENV_VERSIONS_DIR, LEGACY_SECRET_FILE, SYSTEM_DIRS } from "./rules";
+export { readStackConfig } from "./stack";
+export * from "./types";

@@ -1,0 +1,147 @@
+/** The validated stack configuration: what {@link loadConfig} returns. */
+
+/** A devpi user as declared in `devpi:users`. */
+export interface UserConfig {
+    name: string;
+    /** Plain text here; wrapped as a Pulumi secret by the composition root. */
+    password: string;
+    email?: string;
+}
+
+/** A devpi index as declared in `devpi:indexes`. */
+export interface IndexConfig {
+    /** `USER/INDEX`. */
+    name: string;
+    owner: string;
+    index: string;
+    bases: string[];
+    volatile: boolean;
+    aclUpload: string[];
+    mirrorWhitelist: string[];
+}
+
+export type SslMode = "self-signed" | "provided" | "acme";
+
+/** Let's Encrypt's production directory, the default ACME server. */
+export const LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
+
+export interface SslConfig {
+    mode: SslMode;
+    /** Directory on the server holding the key and chain (seed: /srv/ssl/devpi). */
+    dir: string;
+    /** Extra subject alternative names (DNS) besides the domain. */
+    extraDnsNames: string[];
+    /** Extra subject alternative names (IP addresses). */
+    extraIpAddresses: string[];
+    certValidityDays: number;
+    certRenewBeforeDays: number;
+    caValidityDays: number;
+    /** A `pulumi up` within this many days of the CA's expiry re-issues the CA (same key) and re-signs the server certificates. */
+    caRenewBeforeDays: number;
+    /** For `provided`: PEM certificate chain (leaf first). */
+    providedChainPem?: string;
+    /** For `provided`: PEM private key (plain text here; secret in Pulumi). */
+    providedKeyPem?: string;
+    /** For `provided` by a private CA: that CA's certificate (health check trust, client output). */
+    providedCaPem?: string;
+    /** For `acme`: the ACME account's contact address (expiry notices). */
+    acmeEmail?: string;
+    /** For `acme`: the RFC 8555 directory URL (https). */
+    acmeDirectoryUrl?: string;
+    /** For `acme` with a private CA: PEM certificates the server trusts for the ACME server's HTTPS and the issued chain. */
+    acmeCaBundlePem?: string;
+}
+
+/** SSH access to one server. */
+export interface SshConfig {
+    host: string;
+    port: number;
+    user: string;
+    /** Plain text here; wrapped as a Pulumi secret by the composition root. */
+    privateKey: string;
+    /** The pinned host key; absent only with `devpi:insecureSkipHostKeyCheck: true` (then any key is accepted, with a warning). */
+    hostKey?: string;
+}
+
+/**
+ * One replica as declared in `devpi:replicas`: its own SSH target, public name(s) and ports;
+ * everything else (versions, layout, TLS mode, users, indexes) is the primary's.
+ */
+export interface ReplicaConfig {
+    /** Short label (DNS label); its resources are named `replica-NAME-...`. Default: the domain's first label. */
+    name: string;
+    ssh: SshConfig;
+    domain: string;
+    extraDnsNames: string[];
+    extraIpAddresses: string[];
+    httpPort: number;
+    httpsPort: number;
+    devpiPort: number;
+    /** Provided mode: this replica's own chain and key; absent means the primary's (shared) certificate. */
+    providedChainPem?: string;
+    providedKeyPem?: string;
+}
+
+/** The whole validated configuration. */
+export interface DevpiConfig {
+    ssh: SshConfig;
+    domain: string;
+    httpPort: number;
+    httpsPort: number;
+    /** Whether nginx also listens on IPv6. */
+    listenIpv6: boolean;
+    devpi: {
+        host: string;
+        port: number;
+        serverVersion: string;
+        webVersion: string;
+        web: boolean;
+        serviceUser: string;
+        venvDir: string;
+        /**
+         * Where the root-owned virtualenvs (one per version set) belong: `VENVDIR.versions` when
+         * venvDir is outside every directory the service user owns (homeDir = the parent of
+         * serverDir, serverDir, backupDir), else {@link FALLBACK_VENV_VERSIONS_DIR}
+         * (`/opt/devpi/versions`). The seed layout keeps venvDir inside the service user's home
+         * (`/home/web/repo/devpi/venv_devpi`): the service user could rename or replace anything
+         * there, so root must never run, install into or follow links in code kept there; venvDir
+         * itself then only serves as the service's (symlinked) entry point.
+         */
+        venvVersionsDir: string;
+        serverDir: string;
+        configDir: string;
+        /** In a root-owned directory outside the service user's (default `/etc/devpi/secret`). */
+        secretFile: string;
+        backupDir: string;
+        backupSchedule: string;
+        backupKeep: number;
+        upgradeStrategy: "auto" | "export-import";
+        allowDowngrade: boolean;
+        mirrorCacheExpiry: number;
+        maxUploadMb: number;
+        restrictModify: string;
+        replication: boolean;
+        debug: boolean;
+        pythonPackageIndex?: string;
+        /** CA bundle on the server for outbound HTTPS (pip, devpi's PyPI mirror). */
+        upstreamCaBundle?: string;
+    };
+    ssl: SslConfig;
+    rootPassword: string;
+    users: UserConfig[];
+    indexes: IndexConfig[];
+    /** Whether the `.pypirc` output carries the password of {@link clientUser}. */
+    clientIncludePassword: boolean;
+    /** The user whose index the client outputs point at (default: owner of the first index). */
+    clientIndex?: string;
+    /** Servers that follow the primary through devpi's replication (empty: a single server). */
+    replicas: ReplicaConfig[];
+    /** Things worth a warning that do not stop the run (e.g. a provided certificate about to expire). */
+    warnings: string[];
+}
+
+/** Reads one raw (plain text) config value of this project, e.g. `get("host")`. */
+export type RawConfigGetter = (key: string) => string | undefined;
+
+/** Tells whether a key's value is stored encrypted (set with `pulumi config set --secret`). */
+export type SecretKeyCheck = (key: string) => boolean;
