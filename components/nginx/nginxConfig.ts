@@ -1,9 +1,14 @@
 /**
- * Renders the nginx site in front of devpi and the script that installs it safely.
+ * Renders the nginx site in front of devpi and the script that installs it safely. Its page caches
+ * are rendered in nginxPageCache.ts (re-exported here).
  */
 import { shellQuote, writeFileLines } from "../common/shell";
+import { PageCacheSettings, renderPageCaches } from "./nginxPageCache";
 
-export interface NginxSiteSettings {
+export { mirrorPageCacheSeconds, PAGE_GENERATION_MODULE_PATH, PAGE_GENERATION_SETTLE_MS, renderPageGenerationModule } from "./nginxPageCache";
+export type { PageCacheSettings } from "./nginxPageCache";
+
+export interface NginxSiteSettings extends PageCacheSettings {
     domain: string;
     /** Extra names the certificate carries; nginx answers to them too. */
     extraNames: string[];
@@ -25,27 +30,6 @@ export interface NginxSiteSettings {
      * `/.well-known/acme-challenge/` from it instead of redirecting (HTTP-01 is plain HTTP).
      */
     acmeWebroot?: string;
-    /**
-     * Seconds nginx may keep a simple page of the PyPI mirror (root/pypi) in its own cache; 0 (the
-     * default) turns the cache off. Keep it far below devpi's mirrorCacheExpiry: devpi itself serves
-     * a mirror page up to that old, so the cache adds at most this much. User indexes are never
-     * cached here (see `indexPageCache`).
-     */
-    mirrorPageCacheSeconds?: number;
-    /** Directory of that cache (default /var/lib/nginx/devpi-mirror-pages); its parent must exist. */
-    mirrorPageCacheDir?: string;
-    /**
-     * Also cache every other index's simple pages (`/USER/INDEX/+simple/...`), as long as mirror
-     * pages (`mirrorPageCacheSeconds`), under a key that holds the generation of devpi's data
-     * (see {@link renderPageGenerationModule}): any write devpi commits, through nginx or not,
-     * changes the key, so nginx never answers from a page older than devpi's data. Needs nginx's
-     * njs module (Debian's libnginx-mod-http-js) and `pageGenerationModulePath`. Default false.
-     */
-    indexPageCache?: boolean;
-    /** Where the njs module rendered by {@link renderPageGenerationModule} is installed. */
-    pageGenerationModulePath?: string;
-    /** Directory of the index page cache (default /var/lib/nginx/devpi-index-pages); its parent must exist. */
-    indexPageCacheDir?: string;
 }
 
 /**
@@ -71,168 +55,10 @@ export const TLS12_CIPHERS = [
 /** Key exchange groups (`ssl_ecdh_curve`), as in Mozilla's "intermediate" profile 5.7. */
 export const TLS_ECDH_CURVES = "X25519:prime256v1:secp384r1";
 
-/** Where {@link NginxSite} installs the page generation module by default. */
-export const PAGE_GENERATION_MODULE_PATH = "/etc/nginx/devpi-page-generation.js";
-
-/**
- * Milliseconds devpi's data must have been left alone before a page answered from it may be
- * stored. A file's modification time moves in clock ticks (a few ms on kernels without
- * fine-grained timestamps): two commits within one tick can leave the same time behind, so a page
- * fetched between them would carry the generation of the second. Far more than a tick, and short
- * enough that a steady trickle of uploads only costs the cache for that long.
- */
-export const PAGE_GENERATION_SETTLE_MS = 2000;
-
-/** nginx's cache of mirror simple pages: seconds it may keep one, from devpi's mirrorCacheExpiry. */
-export function mirrorPageCacheSeconds(mirrorCacheExpiry: number): number {
-    return Math.min(30, Math.floor(mirrorCacheExpiry / 10));
-}
-
 function listen(port: number, ipv6: boolean, extra = ""): string {
     const lines = [`    listen ${port}${extra};`];
     if (ipv6) lines.push(`    listen [::]:${port}${extra};`);
     return lines.join("\n");
-}
-
-/**
- * `$devpi_installer`, part of both page caches' keys: devpi sends installers another page than
- * browsers and says "Vary: User-Agent". Rendered whenever either cache is on.
- */
-function installerClassMap(s: NginxSiteSettings): string {
-    const anyCache = (s.mirrorPageCacheSeconds ?? 0) > 0;
-    if (!anyCache) return "";
-    return `# devpi sends installers (its own User-Agent pattern: pip, uv, setuptools, ...) another page than
-# browsers and says "Vary: User-Agent"; keying on that class instead of on every client's own
-# User-Agent string lets all pip clients share one cached page.
-map $http_user_agent $devpi_installer {
-    "~^([^ ]* )*(distribute|setuptools|pip|pex|uv)/" installer;
-    default browser;
-}
-`;
-}
-
-function mirrorPageCache(s: NginxSiteSettings): { zone: string; location: string } {
-    const seconds = s.mirrorPageCacheSeconds ?? 0;
-    if (seconds <= 0) return { zone: "", location: "" };
-    const dir = s.mirrorPageCacheDir ?? "/var/lib/nginx/devpi-mirror-pages";
-    return {
-        zone: `# Simple pages of the PyPI mirror, kept ${seconds}s (devpi refreshes them every mirrorCacheExpiry anyway).
-proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_mirror_pages:10m max_size=256m inactive=10m use_temp_path=off;
-
-`,
-        location: cachedPagesLocation({
-            comment: "# What pip fetches for every requirement, from the mirror only: user indexes (uploads) always go to devpi.",
-            match: "^~ /root/pypi/+simple/",
-            zone: "devpi_mirror_pages",
-            key: "$scheme$http_host$request_uri$http_accept$devpi_installer",
-            seconds,
-            upstream: s.upstream,
-        }),
-    };
-}
-
-/**
- * The njs module nginx asks for the generation of devpi's data before it looks a page up.
- *
- * devpi-server (sqlite storage, the default and the only one this program sets up) commits every
- * change into SERVERDIR/.sqlite, in sqlite's rollback-journal mode: each commit rewrites the file
- * (at least its change counter), so its inode, size and modification time change, while a reader
- * that opens its transaction after that sees the commit (sqlite makes it wait while the file is
- * being written). nginx reads the stamp before it forwards a request, so the page devpi sends is at
- * least as new as the data the stamp names. SERVERDIR/.nodeinfo is rewritten (a new file) on every
- * start of devpi, so a restart (new version, new settings) starts a new generation too.
- *
- * The generation is empty, and nothing is looked up or stored, when: the files cannot be read,
- * sqlite keeps a write-ahead log beside the file (then the file's time says nothing about commits),
- * or the newest of those times (modification or status change) is less than `settleMs` old.
- */
-export function renderPageGenerationModule(serverDir: string, settleMs = PAGE_GENERATION_SETTLE_MS): string {
-    const dir = serverDir.replace(/\/+$/, "");
-    return `// Managed by Pulumi (devpi). Local edits are overwritten.
-// The generation of devpi-server's data, for the key of nginx's page cache (see the site).
-import fs from 'fs';
-
-const DB = ${JSON.stringify(`${dir}/.sqlite`)};
-const NODEINFO = ${JSON.stringify(`${dir}/.nodeinfo`)};
-const SETTLE_MS = ${settleMs};
-
-function exists(path) {
-    try {
-        fs.statSync(path);
-        return true;
-    } catch (e) {
-        return false;
-    }
-}
-
-function generation(r) {
-    try {
-        const db = fs.statSync(DB);
-        const node = fs.statSync(NODEINFO);
-        if (exists(DB + '-wal')) return '';
-        const newest = Math.max(db.mtimeMs, db.ctimeMs, node.mtimeMs, node.ctimeMs);
-        if (Date.now() - newest < SETTLE_MS) return '';
-        return [db.ino, db.size, db.mtimeMs, db.ctimeMs, node.ino, node.mtimeMs].join('.');
-    } catch (e) {
-        return '';
-    }
-}
-
-export default { generation };
-`;
-}
-
-function indexPageCache(s: NginxSiteSettings): { zone: string; location: string } {
-    const seconds = s.mirrorPageCacheSeconds ?? 0;
-    if (!s.indexPageCache || seconds <= 0) return { zone: "", location: "" };
-    const dir = s.indexPageCacheDir ?? "/var/lib/nginx/devpi-index-pages";
-    return {
-        zone: `# Simple pages of the other indexes, under the generation of devpi's data (empty: not cached).
-js_import devpi_pages from ${s.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH};
-js_set $devpi_generation devpi_pages.generation;
-map $devpi_generation $devpi_page_uncached {
-    "" 1;
-    default "";
-}
-proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_index_pages:10m max_size=256m inactive=2m use_temp_path=off;
-
-`,
-        location: cachedPagesLocation({
-            comment: `# Pages of indexes users upload to: cached under the generation of devpi's data, which every
-    # commit changes (uploads, removals, index changes, replication, imports, restarts), so an upload
-    # is installable the moment it succeeds. Requests with credentials always go to devpi.`,
-            match: "~ ^/[^/]+/[^/]+/\\+simple/",
-            zone: "devpi_index_pages",
-            key: "$scheme$http_host$request_uri$http_accept$devpi_installer$devpi_generation",
-            skipWhen: "$devpi_page_uncached $http_authorization $http_x_devpi_auth",
-            seconds,
-            lockTimeout: "5s",
-            upstream: s.upstream,
-        }),
-    };
-}
-
-/**
- * A location whose pages nginx keeps `seconds` in cache `zone` under `key` (200 answers only, one
- * request to devpi per missing page, devpi's Vary/expiry headers ignored: the key decides).
- * `skipWhen`: variables of which any non-empty one sends the request to devpi and stores nothing.
- */
-function cachedPagesLocation(c: { comment: string; match: string; zone: string; key: string; seconds: number; upstream: string; skipWhen?: string; lockTimeout?: string }): string {
-    const skip = c.skipWhen ? `        proxy_cache_bypass ${c.skipWhen};\n        proxy_no_cache ${c.skipWhen};\n` : "";
-    return `    ${c.comment}
-    location ${c.match} {
-        proxy_cache ${c.zone};
-        proxy_cache_key ${c.key};
-${skip}        proxy_cache_valid 200 ${c.seconds}s;
-        proxy_cache_lock on;
-${c.lockTimeout ? `        proxy_cache_lock_timeout ${c.lockTimeout};\n` : ""}        proxy_ignore_headers Cache-Control Expires Vary;
-        # A location's add_header replaces the server's: repeat HSTS.
-        add_header Strict-Transport-Security "max-age=31536000" always;
-        add_header X-Cache-Status $upstream_cache_status;
-${proxyDirectives(c.upstream)}
-    }
-
-`;
 }
 
 function proxyDirectives(upstream: string): string {
@@ -257,6 +83,30 @@ function acmeChallenge(webroot: string): string {
 `;
 }
 
+/** The HTTPS server's certificate and TLS settings: Mozilla's profile without DHE, see {@link TLS12_CIPHERS}. */
+function tlsDirectives(s: Pick<NginxSiteSettings, "certPath" | "keyPath">): string {
+    return `    ssl_certificate ${s.certPath};
+    ssl_certificate_key ${s.keyPath};
+    # Mozilla's "intermediate" profile (5.7) without DHE: see TLS12_CIPHERS in nginxConfig.ts.
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${TLS12_CIPHERS};
+    ssl_ecdh_curve ${TLS_ECDH_CURVES};
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:devpi_tls:10m;
+    ssl_session_timeout 1d;
+    ssl_session_tickets off;`;
+}
+
+/** Refuses the replication feed, which exposes password hashes, on a server no replica follows. */
+function refuseChangelog(): string {
+    return `    # The replication feed exposes password hashes; no replica uses this server.
+    location ^~ /+changelog {
+        return 403;
+    }
+
+`;
+}
+
 /** The reply to an upload over the limit: devpi's JSON form, naming the limit and the key that sets it. */
 export function uploadTooLargeBody(maxUploadMb: number): string {
     const line = `upload refused: the request is larger than the upload limit of ${maxUploadMb} MiB (devpi:maxUploadMb = ${maxUploadMb}); raise devpi:maxUploadMb and run pulumi up`;
@@ -271,18 +121,9 @@ export function uploadTooLargeBody(maxUploadMb: number): string {
 export function renderNginxSite(s: NginxSiteSettings): string {
     const names = [s.domain, ...s.extraNames].join(" ");
     const httpsSuffix = s.httpsPort === 443 ? "" : `:${s.httpsPort}`;
-    const changelog = s.replication
-        ? ""
-        : `    # The replication feed exposes password hashes; no replica uses this server.
-    location ^~ /+changelog {
-        return 403;
-    }
-
-`;
-    const cache = mirrorPageCache(s);
-    const indexCache = indexPageCache(s);
+    const caches = renderPageCaches(s, proxyDirectives(s.upstream));
     return `# Managed by Pulumi (devpi). Local edits are overwritten.
-${installerClassMap(s)}${cache.zone}${indexCache.zone}server {
+${caches.http}server {
 ${listen(s.httpPort, s.listenIpv6)}
     server_name ${names};
     server_tokens off;
@@ -296,16 +137,7 @@ ${listen(s.httpsPort, s.listenIpv6, " ssl http2")}
     server_name ${names};
     server_tokens off;
 
-    ssl_certificate ${s.certPath};
-    ssl_certificate_key ${s.keyPath};
-    # Mozilla's "intermediate" profile (5.7) without DHE: see TLS12_CIPHERS in nginxConfig.ts.
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers ${TLS12_CIPHERS};
-    ssl_ecdh_curve ${TLS_ECDH_CURVES};
-    ssl_prefer_server_ciphers off;
-    ssl_session_cache shared:devpi_tls:10m;
-    ssl_session_timeout 1d;
-    ssl_session_tickets off;
+${tlsDirectives(s)}
     add_header Strict-Transport-Security "max-age=31536000" always;
     # nginx closes a kept-alive connection after 1000 requests by default; a busy client (a CI
     # runner, a resolver fetching many pages) then pays a new connection and TLS handshake, which
@@ -329,7 +161,7 @@ ${listen(s.httpsPort, s.listenIpv6, " ssl http2")}
 
     root ${s.serverDir};
 
-${changelog}    # Release files straight from disk; anything not there (or not GET/HEAD) goes to devpi.
+${s.replication ? "" : refuseChangelog()}    # Release files straight from disk; anything not there (or not GET/HEAD) goes to devpi.
     location ~ /\\+f/ {
         error_page 418 = @proxy_to_app;
         if ($request_method !~ ^(GET|HEAD)$) {
@@ -339,7 +171,7 @@ ${changelog}    # Release files straight from disk; anything not there (or not G
         try_files /+files$uri @proxy_to_app;
     }
 
-${cache.location}${indexCache.location}    location / {
+${caches.locations}    location / {
 ${proxyDirectives(s.upstream)}
     }
 
