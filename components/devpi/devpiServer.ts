@@ -1,3 +1,4 @@
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import {
     venvKey,
@@ -99,8 +100,9 @@ export class DevpiServer extends pulumi.ComponentResource {
         super("devpi:index:DevpiServer", name, {}, opts);
         this.configFile = `${args.configDir}/devpi-server.yml`;
         const yaml = renderDevpiServerYaml(args.settings);
-        const installSettings = { ...args.install, venvDir: args.venvDir, versionsDir: args.versionsDir };
-        const installScript = renderInstallScript(installSettings);
+        const installScript = renderInstallScript({ ...args.install, venvDir: args.venvDir, versionsDir: args.versionsDir });
+        const replica = args.replication?.role === "replica" ? args.replication : undefined;
+        const steps: Steps = { name, args, configFile: this.configFile, replica, parent: this };
 
         const venv = remoteStep(
             `${name}-venv`,
@@ -108,46 +110,10 @@ export class DevpiServer extends pulumi.ComponentResource {
             { create: installScript, delete: renderUninstallScript(args.venvDir, args.versionsDir) },
             { parent: this },
         );
-        const replica = args.replication?.role === "replica" ? args.replication : undefined;
-        const config = remoteStep(
-            `${name}-config`,
-            args.host,
-            {
-                create: renderConfigScript({
-                    configFile: this.configFile,
-                    yaml,
-                    secretFile: args.settings.secretFile,
-                    serviceUser: args.serviceUser,
-                    venvDir: args.venvDir,
-                    secretFromStdin: replica !== undefined,
-                    legacySecretFile: args.legacySecretFile,
-                }),
-                // The secret stays: a later install with the same data keeps everyone logged in.
-                delete: `rm -f -- ${shellQuote(this.configFile)}\necho "removed ${this.configFile}"\n`,
-                ...(replica ? { stdin: pulumi.secret(replica.sharedSecret), secret: true } : {}),
-            },
-            { parent: this, dependsOn: [venv] },
-        );
-        if (args.replication?.role === "primary") {
-            this.sharedSecret = pulumi.secret(
-                remoteStep(`${name}-secret-export`, args.host, { create: renderSecretExportScript(args.settings.secretFile), secretOutput: true }, { parent: this, dependsOn: [config] }).stdout,
-            );
-        }
-        let trust: pulumi.Resource | undefined;
-        if (replica) {
-            this.trustBundle = replica.trustBundle;
-            trust = remoteStep(
-                `${name}-primary-ca`,
-                args.host,
-                {
-                    create: renderTrustBundleScript(replica.trustBundle, replica.upstreamCaBundle),
-                    delete: `rm -f -- ${shellQuote(replica.trustBundle)}\n`,
-                    stdin: replica.primaryCaPem,
-                },
-                { parent: this },
-            );
-        }
-        const rootCredentialFile = replica ? undefined : args.rootCredentialFile;
+        const config = configStep(steps, yaml, venv);
+        const replication = replicationSteps(steps, config);
+        this.sharedSecret = replication.sharedSecret;
+        this.trustBundle = replica?.trustBundle;
         const init = remoteStep(
             `${name}-init`,
             args.host,
@@ -157,38 +123,113 @@ export class DevpiServer extends pulumi.ComponentResource {
                     serverDir: args.settings.serverDir,
                     serviceUser: args.serviceUser,
                     venvDir: args.venvDir,
-                    rootCredentialFile,
+                    rootCredentialFile: replica ? undefined : args.rootCredentialFile,
                 }),
             },
             // Only the first run initialises; root's configured password is the password step's job.
             { parent: this, dependsOn: [config] },
         );
         this.versionKey = venvKey(args.install);
-        const upgrade = remoteStep(
-            `${name}-upgrade`,
-            args.host,
-            {
-                // The install again (a no-op when the venv is complete): a failed or interrupted
-                // earlier run, or a venv removed by hand, must not leave the switch without it.
-                create:
-                    installScript +
-                    renderUpgradeScript({
-                        venvDir: args.venvDir,
-                        versionsDir: args.versionsDir,
-                        key: this.versionKey,
-                        configFile: this.configFile,
-                        serverDir: args.settings.serverDir,
-                        serviceUser: args.serviceUser,
-                        readyTimeout: 600,
-                        ...args.upgrade,
-                        replica: replica !== undefined,
-                    }),
-            },
-            { parent: this, dependsOn: trust ? [init, trust] : [init] },
-        );
+        const upgrade = upgradeStep(steps, installScript, this.versionKey, replication.trust ? [init, replication.trust] : [init]);
         this.restartToken = contentHash(yaml);
         this.versions = pulumi.all([venv.stdout, upgrade.stdout]).apply(([v]) => v);
         this.initialised = init.stdout;
         this.registerOutputs({ versions: this.versions, initialised: this.initialised });
     }
+}
+
+/** What every step of one DevpiServer needs: its name, args, config file, replica settings and the component. */
+interface Steps {
+    name: string;
+    args: DevpiServerArgs;
+    /** CONFIGDIR/devpi-server.yml. */
+    configFile: string;
+    replica?: ReplicaReplication;
+    parent: DevpiServer;
+}
+
+/**
+ * devpi-server.yml and the secret file: generated once on a standalone server or a primary; on a
+ * replica, the primary's secret (given on stdin, so the step is secret). On delete the config goes
+ * and the secret stays: a later install with the same data keeps everyone logged in.
+ */
+function configStep(s: Steps, yaml: string, venv: pulumi.Resource): pulumi.Resource {
+    const { name, args, configFile, replica } = s;
+    return remoteStep(
+        `${name}-config`,
+        args.host,
+        {
+            create: renderConfigScript({
+                configFile,
+                yaml,
+                secretFile: args.settings.secretFile,
+                serviceUser: args.serviceUser,
+                venvDir: args.venvDir,
+                secretFromStdin: replica !== undefined,
+                legacySecretFile: args.legacySecretFile,
+            }),
+            delete: `rm -f -- ${shellQuote(configFile)}\necho "removed ${configFile}"\n`,
+            ...(replica ? { stdin: pulumi.secret(replica.sharedSecret), secret: true } : {}),
+        },
+        { parent: s.parent, dependsOn: [venv] },
+    );
+}
+
+/**
+ * The replication's own steps. A primary reads its secret file back for its replicas
+ * (`sharedSecret`, a Pulumi secret); a replica writes its CA bundle, the primary's CA first
+ * (`trust`, which the upgrade step waits for: it starts devpi, which must trust the primary).
+ */
+function replicationSteps(s: Steps, config: pulumi.Resource): { sharedSecret?: pulumi.Output<string>; trust?: pulumi.Resource } {
+    const { name, args, replica } = s;
+    if (args.replication?.role === "primary") {
+        const secretExport = remoteStep(
+            `${name}-secret-export`,
+            args.host,
+            { create: renderSecretExportScript(args.settings.secretFile), secretOutput: true },
+            { parent: s.parent, dependsOn: [config] },
+        );
+        return { sharedSecret: pulumi.secret(secretExport.stdout) };
+    }
+    if (!replica) return {};
+    const trust = remoteStep(
+        `${name}-primary-ca`,
+        args.host,
+        {
+            create: renderTrustBundleScript(replica.trustBundle, replica.upstreamCaBundle),
+            delete: `rm -f -- ${shellQuote(replica.trustBundle)}\n`,
+            stdin: replica.primaryCaPem,
+        },
+        { parent: s.parent },
+    );
+    return { trust };
+}
+
+/**
+ * Switches devpi-server to the version set `versionKey` (see devpiUpgradeScript.ts), after the
+ * steps in `dependsOn`. The install runs again first (a no-op when the venv is complete): a failed
+ * or interrupted earlier run, or a venv removed by hand, must not leave the switch without it.
+ */
+function upgradeStep(s: Steps, installScript: string, versionKey: string, dependsOn: pulumi.Resource[]): command.remote.Command {
+    const { name, args } = s;
+    return remoteStep(
+        `${name}-upgrade`,
+        args.host,
+        {
+            create:
+                installScript +
+                renderUpgradeScript({
+                    venvDir: args.venvDir,
+                    versionsDir: args.versionsDir,
+                    key: versionKey,
+                    configFile: s.configFile,
+                    serverDir: args.settings.serverDir,
+                    serviceUser: args.serviceUser,
+                    readyTimeout: 600,
+                    ...args.upgrade,
+                    replica: s.replica !== undefined,
+                }),
+        },
+        { parent: s.parent, dependsOn },
+    );
 }
