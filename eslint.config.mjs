@@ -4,7 +4,7 @@ import pulumi from "@pulumi/eslint-plugin";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-    { ignores: ["node_modules/**", "bin/**"] },
+    { ignores: ["node_modules/**", "bin/**", "dist/**", "examples/*/node_modules/**"] },
     ...tseslint.configs.recommendedTypeChecked,
     {
         languageOptions: {

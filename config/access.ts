@@ -1,4 +1,5 @@
 /** `devpi:users` and `devpi:indexes`: devpi's users and their indexes. */
+import { MIRROR_INDEX } from "../components/constants";
 import { ConfigError, fail } from "./errors";
 import { Reader } from "./reader";
 import { NAME_RE } from "./rules";
@@ -51,7 +52,7 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
             fail(`indexes.${name}`, name, "index names must be USER/INDEX, each part matching [a-zA-Z0-9][a-zA-Z0-9._-]{0,63}");
         }
         const [owner, index] = parts;
-        if (name === "root/pypi") {
+        if (name === MIRROR_INDEX) {
             fail(`indexes.${name}`, name, "root/pypi is devpi's built-in PyPI mirror and is not managed here");
         }
         if (!owners.has(owner)) {
@@ -69,10 +70,10 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
             if (!Array.isArray(x) || !x.every((i) => typeof i === "string")) fail(`indexes.${name}.${k}`, x, "must be a list of strings");
             return x;
         };
-        const bases = list("bases", ["root/pypi"]);
+        const bases = list("bases", [MIRROR_INDEX]);
         for (const b of bases) {
             if (b === name) fail(`indexes.${name}.bases`, b, "an index cannot be its own base");
-            if (b !== "root/pypi" && !declared.has(b)) {
+            if (b !== MIRROR_INDEX && !declared.has(b)) {
                 fail(`indexes.${name}.bases`, b, `must be root/pypi or an index declared in devpi:indexes (declared: ${[...declared].join(", ")})`);
             }
         }
@@ -95,7 +96,7 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
     const visiting = new Set<string>();
     const done = new Set<string>();
     const visit = (n: string, trail: string[]): void => {
-        if (done.has(n) || n === "root/pypi") return;
+        if (done.has(n) || n === MIRROR_INDEX) return;
         if (visiting.has(n)) fail(`indexes.${n}.bases`, [...trail, n].join(" -> "), "bases must not form a cycle");
         visiting.add(n);
         for (const b of byName.get(n)?.bases ?? []) visit(b, [...trail, n]);

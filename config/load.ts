@@ -37,7 +37,7 @@ function checkKeys(raw: RawConfigGetter, keys: string[], isSecret?: SecretKeyChe
 }
 
 /** devpi-server's own settings (without the layout's venvVersionsDir and the site's port). */
-function parseServer(r: Reader): Omit<DevpiConfig["devpi"], "venvVersionsDir" | "port"> {
+export function parseServer(r: Reader): Omit<DevpiConfig["devpi"], "venvVersionsDir" | "port"> {
     const host = r.str("devpiHost", "127.0.0.1");
     if (!isIpAddress(host) && host !== "localhost") fail("devpiHost", host, "must be a loopback or private IP address; devpi sits behind nginx");
     const serverVersion = r.str("devpiServerVersion", "6.20.3");
@@ -87,7 +87,7 @@ function parseServer(r: Reader): Omit<DevpiConfig["devpi"], "venvVersionsDir" | 
 }
 
 /** The TLS keys common to every mode (validity windows, directory, extra names). */
-function parseSslBase(r: Reader, warnings: string[]): SslConfig {
+export function parseSslBase(r: Reader, warnings: string[]): SslConfig {
     const mode = r.str("sslMode", "self-signed");
     if (mode !== "self-signed" && mode !== "provided" && mode !== "acme") fail("sslMode", mode, "must be self-signed, provided or acme");
     const ssl: SslConfig = {

@@ -4,6 +4,7 @@
  * rules between the layout paths.
  */
 import * as path from "node:path";
+import { FALLBACK_VENV_VERSIONS_DIR } from "../components/constants";
 import { fail } from "./errors";
 
 /**
@@ -27,19 +28,6 @@ export const SYSTEM_DIRS: readonly string[] = [
     "/etc/profile.d", "/etc/ssh", "/etc/ssl", "/etc/ssl/certs", "/etc/ssl/private", "/etc/sudoers.d",
     "/etc/supervisor", "/etc/supervisor/conf.d", "/etc/systemd", "/etc/systemd/system",
 ];
-
-/**
- * The default secretFile before it moved to `/etc/devpi/secret`: a file in `/srv/devpi`, the
- * service user's home directory (which that user could replace with a symlink). The server step
- * migrates a secret found there, so logins survive the move.
- */
-export const LEGACY_SECRET_FILE = "/srv/devpi/.secret";
-
-/**
- * Where the root-owned virtualenvs go when venvDir lies inside a directory the service user owns
- * (the seed layout): see `venvVersionsDir` in {@link DevpiConfig}.
- */
-export const FALLBACK_VENV_VERSIONS_DIR = "/opt/devpi/versions";
 
 /** What the program creates as root from a path key, which decides the rules {@link Reader.path} adds. */
 export type PathUse =

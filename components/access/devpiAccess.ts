@@ -4,27 +4,40 @@
  * that does not exist.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DevpiConfig } from "../../config";
+import { IndexConfig } from "../../config/types";
 import { RemoteHost } from "../common/remoteStep";
+import { MIRROR_INDEX } from "../constants";
 import { ApiTarget } from "./devpiApi";
 import { DevpiIndex } from "./devpiIndex";
 import { DevpiRootPassword } from "./devpiRootPassword";
 import { DevpiUser } from "./devpiUser";
 
-/** Creates root's password, every user and every index; returns the indexes (the health check waits for them). */
+/** Root's password, the users and the indexes to declare. */
+export interface AccessSettings {
+    rootPassword: pulumi.Input<string>;
+    users: { name: string; password: pulumi.Input<string>; email?: string }[];
+    indexes: IndexConfig[];
+}
+
+/**
+ * Creates root's password, every user and every index, named `namePrefix` + `root-password`,
+ * `user-NAME`, `index-OWNER/NAME`, with `opts` (parent, aliases); returns the indexes (the health check
+ * waits for them).
+ */
 export function declareAccess(
-    cfg: Pick<DevpiConfig, "rootPassword" | "users" | "indexes">,
-    h: { remote: RemoteHost; api: ApiTarget; server: { versionKey: string }; supervisor: pulumi.Resource },
-): DevpiIndex[] {
-    const { remote: host, api } = h;
+    cfg: AccessSettings,
+    h: { remote: RemoteHost; api: ApiTarget; server: { versionKey: string }; supervisor: pulumi.Resource; opts: pulumi.ComponentResourceOptions },
+    namePrefix = "",
+): pulumi.Resource[] {
+    const { remote: host, api, opts } = h;
     const serverRevision = h.server.versionKey;
-    const rootPassword = new DevpiRootPassword("root-password", { host, api, serverRevision, password: pulumi.secret(cfg.rootPassword) }, { dependsOn: [h.supervisor] });
+    const rootPassword = new DevpiRootPassword(`${namePrefix}root-password`, { host, api, serverRevision, password: pulumi.secret(cfg.rootPassword) }, { ...opts, dependsOn: [h.supervisor] });
 
     const users = new Map<string, pulumi.Resource>([["root", rootPassword]]);
     for (const u of cfg.users) {
         users.set(
             u.name,
-            new DevpiUser(`user-${u.name}`, { host, api, serverRevision, username: u.name, password: pulumi.secret(u.password), email: u.email }, { dependsOn: [rootPassword] }),
+            new DevpiUser(`${namePrefix}user-${u.name}`, { host, api, serverRevision, username: u.name, password: pulumi.secret(u.password), email: u.email }, { ...opts, dependsOn: [rootPassword] }),
         );
     }
 
@@ -33,11 +46,11 @@ export function declareAccess(
         const existing = indexes.get(name);
         if (existing) return existing;
         const ix = cfg.indexes.find((i) => i.name === name)!;
-        const bases = ix.bases.filter((b) => b !== "root/pypi").map(createIndex);
+        const bases = ix.bases.filter((b) => b !== MIRROR_INDEX).map(createIndex);
         const created = new DevpiIndex(
-            `index-${ix.name}`,
+            `${namePrefix}index-${ix.name}`,
             { host, api, serverRevision, indexName: ix.name, bases: ix.bases, volatile: ix.volatile, aclUpload: ix.aclUpload, mirrorWhitelist: ix.mirrorWhitelist },
-            { dependsOn: [users.get(ix.owner)!, ...bases] },
+            { ...opts, dependsOn: [users.get(ix.owner)!, ...bases] },
         );
         indexes.set(name, created);
         return created;

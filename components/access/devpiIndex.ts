@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ApiTarget, renderApiScript } from "./devpiApi";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
+import { MIRROR_INDEX } from "../constants";
 
 export interface DevpiIndexArgs {
     host: RemoteHost;
@@ -21,7 +22,7 @@ export interface DevpiIndexArgs {
 /** The settings sent to devpi for an index (devpi's own key names). */
 export function indexSpec(a: Pick<DevpiIndexArgs, "bases" | "volatile" | "aclUpload" | "mirrorWhitelist">): Record<string, unknown> {
     return {
-        bases: a.bases ?? ["root/pypi"],
+        bases: a.bases ?? [MIRROR_INDEX],
         volatile: a.volatile ?? false,
         acl_upload: a.aclUpload,
         mirror_whitelist: a.mirrorWhitelist ?? [],

@@ -12,7 +12,7 @@ export interface RemoteHost {
     /** SSH connection (the private key inside is a secret). */
     connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
     /** The SSH login; anything but root runs scripts through `sudo -n`. */
-    sshUser: string;
+    sshUser: pulumi.Input<string>;
 }
 
 export interface StepArgs {
@@ -47,8 +47,8 @@ export function remoteStep(
         name,
         {
             connection: host.connection,
-            create: create.apply((c) => stepCommand(name, "create", c, host.sshUser)),
-            delete: del?.apply((d) => stepCommand(name, "delete", d, host.sshUser)),
+            create: pulumi.all([create, host.sshUser]).apply(([c, user]) => stepCommand(name, "create", c, user)),
+            delete: del ? pulumi.all([del, host.sshUser]).apply(([d, user]) => stepCommand(name, "delete", d, user)) : undefined,
             // The scripts (shown by `pulumi preview --diff`), then the payload. A change to either
             // re-runs the step. Secret whenever the payload is.
             stdin: args.secret ? pulumi.secret(stdin) : stdin,

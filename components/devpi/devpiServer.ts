@@ -32,8 +32,8 @@ export interface DevpiServerArgs {
     legacySecretFile?: string;
     /** Pinned versions; devpi-web is installed unless `web` is false. */
     install: Omit<InstallSettings, "venvDir">;
-    /** devpi-server.yml settings (serverdir, host, port, secretfile, restrict-modify, ...). */
-    settings: DevpiServerSettings;
+    /** devpi-server.yml settings (serverdir, host, port, secretfile, restrict-modify, ...); a replica's primary URL may be an Output. */
+    settings: Omit<DevpiServerSettings, "primaryUrl"> & { primaryUrl?: pulumi.Input<string> };
     /** Directory of devpi-server.yml. */
     configDir: string;
     serviceUser: string;
@@ -84,7 +84,7 @@ export interface ReplicaReplication {
 export class DevpiServer extends pulumi.ComponentResource {
     public readonly configFile: string;
     /** Changes whenever devpi-server must restart for its config (version switches restart it themselves). */
-    public readonly restartToken: string;
+    public readonly restartToken: pulumi.Output<string>;
     /** The active version set, e.g. devpi-server-6.20.3_devpi-web-5.1.1. */
     public readonly versionKey: string;
     /** Installed versions as pip reports them. */
@@ -99,7 +99,7 @@ export class DevpiServer extends pulumi.ComponentResource {
     constructor(name: string, args: DevpiServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("devpi:index:DevpiServer", name, {}, opts);
         this.configFile = `${args.configDir}/devpi-server.yml`;
-        const yaml = renderDevpiServerYaml(args.settings);
+        const yaml = pulumi.output(args.settings.primaryUrl).apply((primaryUrl) => renderDevpiServerYaml({ ...args.settings, primaryUrl }));
         const installScript = renderInstallScript({ ...args.install, venvDir: args.venvDir, versionsDir: args.versionsDir });
         const replica = args.replication?.role === "replica" ? args.replication : undefined;
         const steps: Steps = { name, args, configFile: this.configFile, replica, parent: this };
@@ -131,7 +131,7 @@ export class DevpiServer extends pulumi.ComponentResource {
         );
         this.versionKey = venvKey(args.install);
         const upgrade = upgradeStep(steps, installScript, this.versionKey, replication.trust ? [init, replication.trust] : [init]);
-        this.restartToken = contentHash(yaml);
+        this.restartToken = yaml.apply((y) => contentHash(y));
         this.versions = pulumi.all([venv.stdout, upgrade.stdout]).apply(([v]) => v);
         this.initialised = init.stdout;
         this.registerOutputs({ versions: this.versions, initialised: this.initialised });
@@ -153,21 +153,23 @@ interface Steps {
  * replica, the primary's secret (given on stdin, so the step is secret). On delete the config goes
  * and the secret stays: a later install with the same data keeps everyone logged in.
  */
-function configStep(s: Steps, yaml: string, venv: pulumi.Resource): pulumi.Resource {
+function configStep(s: Steps, yaml: pulumi.Output<string>, venv: pulumi.Resource): pulumi.Resource {
     const { name, args, configFile, replica } = s;
     return remoteStep(
         `${name}-config`,
         args.host,
         {
-            create: renderConfigScript({
-                configFile,
-                yaml,
-                secretFile: args.settings.secretFile,
-                serviceUser: args.serviceUser,
-                venvDir: args.venvDir,
-                secretFromStdin: replica !== undefined,
-                legacySecretFile: args.legacySecretFile,
-            }),
+            create: yaml.apply((rendered) =>
+                renderConfigScript({
+                    configFile,
+                    yaml: rendered,
+                    secretFile: args.settings.secretFile,
+                    serviceUser: args.serviceUser,
+                    venvDir: args.venvDir,
+                    secretFromStdin: replica !== undefined,
+                    legacySecretFile: args.legacySecretFile,
+                }),
+            ),
             delete: `rm -f -- ${shellQuote(configFile)}\necho "removed ${configFile}"\n`,
             ...(replica ? { stdin: pulumi.secret(replica.sharedSecret), secret: true } : {}),
         },

@@ -4,7 +4,7 @@ import { renderReplicaResyncScript, ReplicaResyncSettings } from "./replicaResyn
 
 export interface ReplicaResyncArgs {
     host: RemoteHost;
-    settings: ReplicaResyncSettings;
+    settings: Omit<ReplicaResyncSettings, "primaryUrl"> & { primaryUrl: pulumi.Input<string> };
     /** CA bundle (PEM) that verifies the primary's certificate; empty means the system roots. */
     primaryCaPem: pulumi.Input<string>;
 }
@@ -21,7 +21,7 @@ export class ReplicaResync extends pulumi.ComponentResource {
 
     constructor(name: string, args: ReplicaResyncArgs, opts?: pulumi.ComponentResourceOptions) {
         super("devpi:index:ReplicaResync", name, {}, opts);
-        const step = remoteStep(`${name}-identity`, args.host, { create: renderReplicaResyncScript(args.settings), stdin: args.primaryCaPem }, { parent: this });
+        const step = remoteStep(`${name}-identity`, args.host, { create: pulumi.output(args.settings.primaryUrl).apply((primaryUrl) => renderReplicaResyncScript({ ...args.settings, primaryUrl })), stdin: args.primaryCaPem }, { parent: this });
         this.result = step.stdout;
         this.registerOutputs({ result: this.result });
     }

@@ -5,7 +5,7 @@ import { contentHash } from "../common/shell";
 
 export interface HealthCheckArgs {
     host: RemoteHost;
-    settings: Omit<HealthCheckSettings, "certSha256" | "revision">;
+    settings: pulumi.Input<Omit<HealthCheckSettings, "certSha256" | "revision">>;
     /** sha256 of the certificate nginx must present. */
     certSha256: pulumi.Input<string>;
     /** CA certificate to trust (self-signed mode); empty means the system trust store. */
@@ -13,7 +13,7 @@ export interface HealthCheckArgs {
     /** Anything whose change should re-run the check (rendered configs, versions). */
     revision: pulumi.Input<string>;
     /** A replica: it must also have caught up with this primary. */
-    replicaOf?: ReplicaSyncSettings;
+    replicaOf?: { primaryUrl: pulumi.Input<string>; timeout: number };
 }
 
 /**
@@ -32,10 +32,13 @@ export class HealthCheck extends pulumi.ComponentResource {
             `${name}-https`,
             args.host,
             {
-                create: pulumi.all([args.certSha256, args.revision]).apply(([certSha256, revision]) => {
-                    const settings = { ...args.settings, certSha256, revision: contentHash(revision, certSha256, JSON.stringify(args.settings)) };
-                    return args.replicaOf ? renderReplicaHealthCheckScript(settings, args.replicaOf) : renderHealthCheckScript(settings);
-                }),
+                create: pulumi
+                    .all([args.settings, args.certSha256, args.revision, args.replicaOf?.primaryUrl])
+                    .apply(([checked, certSha256, revision, primaryUrl]) => {
+                        const settings = { ...checked, certSha256, revision: contentHash(revision, certSha256, JSON.stringify(checked)) };
+                        const sync: ReplicaSyncSettings | undefined = args.replicaOf && primaryUrl !== undefined ? { primaryUrl, timeout: args.replicaOf.timeout } : undefined;
+                        return sync ? renderReplicaHealthCheckScript(settings, sync) : renderHealthCheckScript(settings);
+                    }),
                 stdin: args.caCertPem,
             },
             { parent: this },

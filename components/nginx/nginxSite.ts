@@ -4,7 +4,8 @@ import { RemoteHost, remoteStep } from "../common/remoteStep";
 
 export interface NginxSiteArgs {
     host: RemoteHost;
-    site: NginxSiteSettings;
+    /** What the site is made of; may be an Output (a VM's name and ports). */
+    site: pulumi.Input<NginxSiteSettings>;
     /** sha256 of the certificate; a new certificate reloads nginx. */
     certSha256: pulumi.Input<string>;
     /** File name under sites-available / sites-enabled. Default `devpi`. */
@@ -21,7 +22,7 @@ export interface NginxSiteArgs {
 export class NginxSite extends pulumi.ComponentResource {
     public readonly configPath: string;
     /** The rendered site, as installed. */
-    public readonly siteConfig: string;
+    public readonly siteConfig: pulumi.Output<string>;
     /** Resolves once nginx serves the site. */
     public readonly serving: pulumi.Output<string>;
 
@@ -30,17 +31,18 @@ export class NginxSite extends pulumi.ComponentResource {
         const siteName = args.siteName ?? "devpi";
         this.configPath = `/etc/nginx/sites-available/${siteName}`;
         const enabledPath = `/etc/nginx/sites-enabled/${siteName}`;
-        const modulePath = args.site.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH;
-        this.siteConfig = renderNginxSite({ ...args.site, pageGenerationModulePath: modulePath });
-        const extraFiles = args.site.indexPageCache ? [{ path: modulePath, content: renderPageGenerationModule(args.site.serverDir) }] : [];
+        const site = pulumi.output(args.site);
+        const modulePath = site.apply((s) => s.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH);
+        this.siteConfig = pulumi.all([site, modulePath]).apply(([s, m]) => renderNginxSite({ ...s, pageGenerationModulePath: m }));
+        const extraFiles = pulumi.all([site, modulePath]).apply(([s, m]) => (s.indexPageCache ? [{ path: m, content: renderPageGenerationModule(s.serverDir) }] : []));
         const step = remoteStep(
             `${name}-site`,
             args.host,
             {
-                create: pulumi.output(args.certSha256).apply((certFingerprint) =>
-                    renderNginxScript({ sitePath: this.configPath, enabledPath, site: this.siteConfig, extraFiles, certFingerprint }),
-                ),
-                delete: renderNginxRemoveScript({ sitePath: this.configPath, enabledPath, extraPaths: extraFiles.map((f) => f.path) }),
+                create: pulumi
+                    .all([args.certSha256, this.siteConfig, extraFiles])
+                    .apply(([certFingerprint, siteConfig, files]) => renderNginxScript({ sitePath: this.configPath, enabledPath, site: siteConfig, extraFiles: files, certFingerprint })),
+                delete: extraFiles.apply((files) => renderNginxRemoveScript({ sitePath: this.configPath, enabledPath, extraPaths: files.map((f) => f.path) })),
             },
             { parent: this },
         );

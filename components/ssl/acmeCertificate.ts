@@ -14,7 +14,7 @@ import {
 export interface AcmeClientArgs {
     host: RemoteHost;
     /** The certificate's first name (subject of the temporary certificate). */
-    domain: string;
+    domain: pulumi.Input<string>;
     /** Directory of the files nginx loads (sslDir); root's alone, like in the other modes. */
     dir: string;
     /** PEM bundle of a private ACME CA (acmeCaBundle); omit for a public CA. */
@@ -45,7 +45,7 @@ export class AcmeClient extends pulumi.ComponentResource {
             `${name}-certbot`,
             args.host,
             {
-                create: renderAcmeClientScript({ sslDir: args.dir, domain: args.domain, caBundlePem: args.caBundlePem ?? "" }),
+                create: pulumi.output(args.domain).apply((domain) => renderAcmeClientScript({ sslDir: args.dir, domain, caBundlePem: args.caBundlePem ?? "" })),
                 delete: renderAcmeClientRemoveScript({ sslDir: args.dir }),
             },
             { parent: this },
@@ -57,7 +57,7 @@ export class AcmeClient extends pulumi.ComponentResource {
 export interface AcmeCertificateArgs {
     host: RemoteHost;
     /** The certificate's names, the domain first. */
-    names: string[];
+    names: pulumi.Input<string[]>;
     email: string;
     directoryUrl: string;
     /** Directory holding nginx's links (sslDir). */
@@ -67,7 +67,7 @@ export interface AcmeCertificateArgs {
     /** A `pulumi up` requests a new certificate when the current one expires within this many days. */
     renewBeforeDays: number;
     /** nginx's HTTPS port. */
-    httpsPort: number;
+    httpsPort: pulumi.Input<number>;
 }
 
 /**
@@ -92,15 +92,17 @@ export class AcmeCertificate extends pulumi.ComponentResource {
             `${name}-issue`,
             args.host,
             {
-                create: renderAcmeIssueScript({
-                    sslDir: args.dir,
-                    names: args.names,
-                    email: args.email,
-                    directoryUrl: args.directoryUrl,
-                    caBundle: args.caBundle,
-                    renewBeforeDays: args.renewBeforeDays,
-                    httpsPort: args.httpsPort,
-                }),
+                create: pulumi.all([args.names, args.httpsPort]).apply(([names, httpsPort]) =>
+                    renderAcmeIssueScript({
+                        sslDir: args.dir,
+                        names,
+                        email: args.email,
+                        directoryUrl: args.directoryUrl,
+                        caBundle: args.caBundle,
+                        renewBeforeDays: args.renewBeforeDays,
+                        httpsPort,
+                    }),
+                ),
                 delete: renderAcmeIssueRemoveScript({ sslDir: args.dir }),
             },
             { parent: this },

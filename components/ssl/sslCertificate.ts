@@ -9,9 +9,9 @@ export interface SslCertificateArgs {
     /** `self-signed`: a private CA and a server certificate made here. `provided`: bring your own. */
     mode: "self-signed" | "provided";
     /** The certificate's subject and first DNS name. */
-    domain: string;
-    extraDnsNames?: string[];
-    extraIpAddresses?: string[];
+    domain: pulumi.Input<string>;
+    extraDnsNames?: pulumi.Input<string[]>;
+    extraIpAddresses?: pulumi.Input<string[]>;
     /** Server directory for the files (seed: /srv/ssl/devpi); root's alone (see renderRootOnlyDirLines). */
     dir: string;
     /** Self-signed: server certificate lifetime and how long before expiry `pulumi up` renews it. */
@@ -90,7 +90,7 @@ export class SslCertificate extends pulumi.ComponentResource {
                 {
                     privateKeyPem: serverKey.privateKeyPem,
                     subject: { commonName: args.domain },
-                    dnsNames: [args.domain, ...(args.extraDnsNames ?? [])],
+                    dnsNames: pulumi.all([args.domain, args.extraDnsNames ?? []]).apply(([domain, extra]) => [domain, ...extra]),
                     ipAddresses: args.extraIpAddresses ?? [],
                 },
                 { parent: this },
@@ -144,7 +144,7 @@ export class SslCertificate extends pulumi.ComponentResource {
             `${name}-ca`,
             {
                 privateKeyPem: caKey.privateKeyPem,
-                subject: { commonName: `devpi CA for ${args.domain}`, organization: "devpi" },
+                subject: { commonName: pulumi.interpolate`devpi CA for ${args.domain}`, organization: "devpi" },
                 isCaCertificate: true,
                 validityPeriodHours: (args.caValidityDays ?? 3650) * 24,
                 earlyRenewalHours: (args.caRenewBeforeDays ?? 30) * 24,

@@ -71,7 +71,7 @@ export function onHost(host: TestHost, command: string): string {
 }
 
 /** The files that make the Pulumi program (what a stack's project directory holds). */
-export const PROGRAM_FILES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts", "components"];
+export const PROGRAM_FILES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts", "config", "components"];
 
 /**
  * Puts the program of `commit` (undefined: the working tree) into `dir`, replacing what was there,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { Registered, runProgramUnderMocks, TEST_HOST_KEY as HOST_KEY, TEST_SSH_KEY as KEY } from "./programUnderMocks";
+import { Registered, runProgramUnderMocks, TEST_HOST_KEY as HOST_KEY, TEST_SSH_KEY as KEY, value } from "./programUnderMocks";
 
 let registered = new Map<string, Registered>();
 let secretInputs = new Map<string, Promise<Record<string, boolean>>>();
@@ -130,12 +130,12 @@ describe("the program's resources", () => {
     });
 
     it("exports client configuration, the password only as a secret", async () => {
-        assert.equal(exports.url, "https://devpi.example.com");
-        assert.equal(exports.pipIndexUrl, "https://devpi.example.com/bz/dev/+simple/");
-        assert.doesNotMatch(String(exports.pypirc), /password/);
+        assert.equal(await value(exports.url), "https://devpi.example.com");
+        assert.equal(await value(exports.pipIndexUrl), "https://devpi.example.com/bz/dev/+simple/");
+        assert.doesNotMatch(await value<string>(exports.pypirc), /password/);
         const withPassword = exports.pypircWithPassword as pulumi.Output<string>;
         assert.equal(await pulumi.isSecret(withPassword), true);
-        assert.equal(exports.devpiUse, "devpi use https://devpi.example.com/bz/dev/ --set-cfg");
+        assert.equal(await value(exports.devpiUse), "devpi use https://devpi.example.com/bz/dev/ --set-cfg");
     });
 
     it("exports every output with a value, so the engine warns of none (replicaClients is empty without replicas)", () => {

@@ -114,16 +114,16 @@ describe("one tree per server", () => {
         const resync = await text(registered.get("replica-r1-resync-identity")!.inputs.stdin);
         assert.match(resync, /^# revision primary devpi-server-[^,]+, replica devpi-server-/m, "re-runs when either version changes");
         assert.match(resync, /identity 'https:\/\/devpi\.example\.com' 'http:\/\/127\.0\.0\.1:4040' 600/);
-        const csr = registered.get("replica-r2-ssl-csr")!.inputs as { dnsNames: string[] };
-        assert.deepEqual(csr.dnsNames, ["r2.example.com"], "each server's certificate names that server");
+        const csr = registered.get("replica-r2-ssl-csr")!.inputs as { dnsNames: unknown };
+        assert.deepEqual(await value(csr.dnsNames), ["r2.example.com"], "each server's certificate names that server");
     });
 
-    it("exports client settings per replica", () => {
-        const clients = exports.replicaClients as Record<string, { url: string; pipIndexUrl: string; pipConf: string }>;
+    it("exports client settings per replica", async () => {
+        const clients = exports.replicaClients as Record<string, { url: unknown; pipIndexUrl: unknown; pipConf: unknown }>;
         assert.deepEqual(Object.keys(clients), ["r1", "r2"]);
-        assert.equal(clients.r1.url, "https://r1.example.com");
-        assert.equal(clients.r2.pipIndexUrl, "https://r2.example.com/bz/dev/+simple/");
-        assert.match(clients.r2.pipConf, /index-url = https:\/\/r2\.example\.com\/bz\/dev\/\+simple\//);
-        assert.equal(exports.url, "https://devpi.example.com", "uploads and admin go to the primary");
+        assert.equal(await value(clients.r1.url), "https://r1.example.com");
+        assert.equal(await value(clients.r2.pipIndexUrl), "https://r2.example.com/bz/dev/+simple/");
+        assert.match(await value<string>(clients.r2.pipConf), /index-url = https:\/\/r2\.example\.com\/bz\/dev\/\+simple\//);
+        assert.equal(await value(exports.url), "https://devpi.example.com", "uploads and admin go to the primary");
     });
 });

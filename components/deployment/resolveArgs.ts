@@ -1,0 +1,198 @@
+/**
+ * Pure: {@link DevpiArgs} with every default filled in and every plain value checked by the same
+ * rules (and messages) as the stack config, naming the argument (`options.serverDir`) instead of
+ * the stack key. Inputs not known yet (a VM's address) are checked once they resolve.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { parseIndexes, parseUsers } from "../../config/access";
+import { ConfigError } from "../../config/errors";
+import { parseServer, parseSslBase } from "../../config/load";
+import { Reader } from "../../config/reader";
+import { checkLayout } from "../../config/rules";
+import { LETSENCRYPT_DIRECTORY, DevpiConfig, IndexConfig, SslConfig } from "../../config/types";
+import { DevpiArgs, ServerTarget, SshTarget } from "./devpiArgs";
+
+/** devpi-server's settings, validated (as in the stack config). */
+export type DevpiSettings = DevpiConfig["devpi"];
+
+/** TLS with defaults; provided PEMs may be Inputs. */
+export interface TlsSettings extends Omit<SslConfig, "extraDnsNames" | "extraIpAddresses" | "providedChainPem" | "providedKeyPem"> {
+    providedChainPem?: pulumi.Input<string>;
+    providedKeyPem?: pulumi.Input<string>;
+}
+
+/** One server of the deployment, with defaults, and where it stands in it. */
+export interface HostSpec {
+    /** `primary`, or the replica's name. */
+    label: string;
+    /** Prefix of the resource names of this server inside its tree: "" for the primary, `replica-NAME-` for a replica. */
+    prefix: string;
+    /** `standalone` (no replicas), `primary` (replicas follow it) or `replica`. */
+    role: "standalone" | "primary" | "replica";
+    ssh: Required<Omit<SshTarget, "hostKey">> & Pick<SshTarget, "hostKey">;
+    domain: pulumi.Input<string>;
+    extraDnsNames: pulumi.Input<pulumi.Input<string>[]>;
+    extraIpAddresses: pulumi.Input<pulumi.Input<string>[]>;
+    httpPort: pulumi.Input<number>;
+    httpsPort: pulumi.Input<number>;
+    devpiPort: number;
+    /** Provided TLS: this server's chain and key. */
+    providedChainPem?: pulumi.Input<string>;
+    providedKeyPem?: pulumi.Input<string>;
+}
+
+/** A user with its password as given (an Input). */
+export interface UserSettings {
+    name: string;
+    password: pulumi.Input<string>;
+    email?: string;
+}
+
+/** Everything the component builds from, defaults filled in. */
+export interface ResolvedDevpi {
+    devpi: DevpiSettings;
+    listenIpv6: boolean;
+    ssl: TlsSettings;
+    rootPassword: pulumi.Input<string>;
+    users: UserSettings[];
+    indexes: IndexConfig[];
+    clientIndex?: string;
+    clientIncludePassword: boolean;
+    /** The primary first, then each replica. */
+    hosts: HostSpec[];
+}
+
+/** Stack key -> argument path, for messages (the rules are the stack config's). */
+const ARG_OF_KEY: Record<string, string> = {
+    devpiHost: "options.bindAddress",
+    devpiServerVersion: "options.serverVersion",
+    devpiWebVersion: "options.webVersion",
+    backupSchedule: "backups.schedule",
+    backupKeep: "backups.keep",
+    sslMode: "tls.mode",
+    sslDir: "tls.dir",
+    certValidityDays: "tls.certValidityDays",
+    certRenewBeforeDays: "tls.certRenewBeforeDays",
+    caValidityDays: "tls.caValidityDays",
+    caRenewBeforeDays: "tls.caRenewBeforeDays",
+    users: "access.users",
+    indexes: "access.indexes",
+};
+
+/** Rewrites a stack-config message (`devpi:KEY...`) to name the component's argument. */
+function asArgError(name: string, e: unknown): unknown {
+    if (!(e instanceof ConfigError)) return e;
+    const message = e.message.replace(/^devpi:([A-Za-z]+)/, (_m, key: string) => `Devpi ${name}: ${ARG_OF_KEY[key] ?? `options.${key}`}`);
+    return new ConfigError(message);
+}
+
+/** The plain values of the args as the stack reader sees raw config (strings; JSON for structures). */
+function rawOf(args: DevpiArgs): (key: string) => string | undefined {
+    const o = args.options ?? {};
+    const tls = args.tls ?? { mode: "self-signed" as const };
+    const windows = tls.mode === "self-signed" ? tls : { certRenewBeforeDays: tls.certRenewBeforeDays };
+    const users = Object.fromEntries((args.access.users ?? []).map((u) => [u.name, { password: typeof u.password === "string" ? u.password : "(input)", ...(u.email === undefined ? {} : { email: u.email }) }]));
+    const indexes = Object.fromEntries(
+        (args.access.indexes ?? []).map((i) => [i.name, { bases: i.bases, volatile: i.volatile, acl_upload: i.aclUpload, mirror_whitelist: i.mirrorWhitelist }]),
+    );
+    const values: Record<string, unknown> = {
+        ...o,
+        devpiHost: o.bindAddress,
+        devpiServerVersion: o.serverVersion,
+        devpiWebVersion: o.webVersion,
+        backupSchedule: args.backups?.schedule,
+        backupKeep: args.backups?.keep,
+        sslMode: tls.mode,
+        sslDir: tls.dir,
+        ...windows,
+        users: args.access.users?.length ? users : undefined,
+        indexes: args.access.indexes?.length ? indexes : undefined,
+    };
+    return (key) => {
+        const v = values[key];
+        if (v === undefined || v === null) return undefined;
+        return typeof v === "string" ? v : JSON.stringify(v);
+    };
+}
+
+function resolveTls(args: DevpiArgs, r: Reader): TlsSettings {
+    const base = parseSslBase(r, []);
+    const tls = args.tls ?? { mode: "self-signed" as const };
+    const common: TlsSettings = { ...base };
+    delete (common as Partial<SslConfig>).extraDnsNames;
+    delete (common as Partial<SslConfig>).extraIpAddresses;
+    if (tls.mode === "provided") return { ...common, providedChainPem: tls.chainPem, providedKeyPem: pulumi.secret(tls.keyPem), providedCaPem: tls.caPem };
+    if (tls.mode === "acme") return { ...common, acmeEmail: tls.email, acmeDirectoryUrl: tls.directoryUrl ?? LETSENCRYPT_DIRECTORY, acmeCaBundlePem: tls.caBundlePem };
+    return common;
+}
+
+function hostSpec(target: ServerTarget, defaults: { httpPort: pulumi.Input<number>; httpsPort: pulumi.Input<number>; devpiPort: number; user: pulumi.Input<string> }) {
+    return {
+        ssh: { host: target.ssh.host, port: target.ssh.port ?? 22, user: target.ssh.user ?? defaults.user, privateKey: target.ssh.privateKey, hostKey: target.ssh.hostKey },
+        domain: target.domain,
+        extraDnsNames: target.extraDnsNames ?? [],
+        extraIpAddresses: target.extraIpAddresses ?? [],
+        httpPort: target.httpPort ?? defaults.httpPort,
+        httpsPort: target.httpsPort ?? defaults.httpsPort,
+        devpiPort: target.devpiPort ?? defaults.devpiPort,
+    };
+}
+
+/** The primary first, then every replica; replicas default to the primary's ports, SSH user and (provided) certificate. */
+function hostSpecs(args: DevpiArgs, ssl: TlsSettings): HostSpec[] {
+    const primary = hostSpec(args.server, { httpPort: 80, httpsPort: 443, devpiPort: 4040, user: "root" });
+    const replicas = args.replicas ?? [];
+    const names = new Set<string>();
+    for (const r of replicas) {
+        if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(r.name)) {
+            throw new ConfigError(`Devpi: replicas[].name: invalid value ${JSON.stringify(r.name)}: must be a DNS label: lower-case letters, digits and -, at most 32 characters`);
+        }
+        if (names.has(r.name)) throw new ConfigError(`Devpi: replicas[].name: invalid value ${JSON.stringify(r.name)}: must be unique`);
+        names.add(r.name);
+    }
+    return [
+        { label: "primary", prefix: "", role: replicas.length > 0 ? "primary" : "standalone", ...primary, providedChainPem: ssl.providedChainPem, providedKeyPem: ssl.providedKeyPem },
+        ...replicas.map(
+            (r): HostSpec => ({
+                label: r.name,
+                prefix: `replica-${r.name}-`,
+                role: "replica",
+                ...hostSpec(r, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort, user: primary.ssh.user }),
+                providedChainPem: r.certificate?.chainPem ?? ssl.providedChainPem,
+                providedKeyPem: r.certificate ? pulumi.secret(r.certificate.keyPem) : ssl.providedKeyPem,
+            }),
+        ),
+    ];
+}
+
+/** Fills in defaults and checks every plain value; throws a ConfigError naming the argument. */
+export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
+    try {
+        const r = new Reader(rawOf(args));
+        const server = parseServer(r);
+        const ssl = resolveTls(args, r);
+        const devpi: DevpiSettings = { ...server, port: args.server.devpiPort ?? 4040, venvVersionsDir: checkLayout({ ...server, sslDir: ssl.dir }) };
+        if (typeof args.access.rootPassword === "string" && args.access.rootPassword.length < 8) {
+            throw new ConfigError(`devpi:rootPassword: invalid value "(secret)": must be at least 8 characters`);
+        }
+        parseUsers(r);
+        const indexes = parseIndexes(r, (args.access.users ?? []).map((u) => ({ name: u.name, password: "" })));
+        const clientIndex = args.client?.index;
+        if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
+            throw new ConfigError(`devpi:clientIndex: invalid value ${JSON.stringify(clientIndex)}: must be one of the declared indexes`);
+        }
+        return {
+            devpi,
+            listenIpv6: args.options?.listenIpv6 ?? true,
+            ssl,
+            rootPassword: args.access.rootPassword,
+            users: (args.access.users ?? []).map((u) => ({ name: u.name, password: u.password, email: u.email })),
+            indexes,
+            clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
+            clientIncludePassword: args.client?.includePassword ?? false,
+            hosts: hostSpecs(args, ssl),
+        };
+    } catch (e) {
+        throw asArgError(name, e);
+    }
+}
