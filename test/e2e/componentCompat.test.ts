@@ -1,0 +1,97 @@
+/**
+ * A stack made by the program before the Devpi component (main as it was, a primary and a
+ * replica) keeps every resource when today's program, `new Devpi("devpi", fromStackConfig())`,
+ * takes it over: every command and certificate resource keeps its URN through its alias (no
+ * create, no replace, no delete, no update, so nothing runs on the servers); the only new
+ * resources are the components themselves (devpi:index:Devpi and one devpi:index:DevpiHost per
+ * server), which run nothing. A second up is a no-op, and what was uploaded before installs from
+ * both servers.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe } from "node:test";
+import { Stack } from "@pulumi/pulumi/automation";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, hostConfig, programAt, setReplicaConfig, startHost, steps, stopHost, TestHost } from "./harness";
+
+/** main before the component (the last commit of the stack-config-only program). */
+const BEFORE_COMPONENT_COMMIT = process.env.DEVPI_E2E_BEFORE_COMPONENT_COMMIT ?? "c98ad1b";
+const PRIMARY = { name: "cmp-p", ports: { ssh: 26301, http: 26380, https: 26443, devpi: 26340 } };
+const REPLICA = { name: "cmp-r1", label: "r1", ports: { ssh: 26302, http: 26381, https: 26444, devpi: 26341 } };
+const COMPONENT_TYPES = ["devpi:index:Devpi", "devpi:index:DevpiHost"];
+
+let primary: TestHost;
+let replica: TestHost;
+let stack: Stack;
+const log = new EventLog();
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-e2e-component-compat-"));
+const project = path.join(work, "project");
+const caFile = path.join(work, "ca.pem");
+let venv: string;
+const clientEnv = () => ({ REQUESTS_CA_BUNDLE: caFile, PIP_CERT: caFile, DEVPI_CLIENTDIR: path.join(work, "devpi-client") });
+
+/** `op type name` of every resource event but the stack's. */
+function operations(): string[] {
+    return log.events
+        .filter((e) => e.resourcePreEvent && e.resourcePreEvent.metadata.type !== "pulumi:pulumi:Stack")
+        .map((e) => `${e.resourcePreEvent!.metadata.op} ${e.resourcePreEvent!.metadata.type} ${e.resourcePreEvent!.metadata.urn.split("::").pop()}`);
+}
+
+describe("a stack made before the Devpi component, taken over by it", { timeout: 40 * 60 * 1000 }, () => {
+    const it = steps();
+    before(async () => {
+        programAt(project, BEFORE_COMPONENT_COMMIT);
+        primary = startHost(PRIMARY.name, PRIMARY.ports.ssh, [PRIMARY.ports.https]);
+        replica = startHost(REPLICA.name, REPLICA.ports.ssh, [REPLICA.ports.https]);
+        fs.mkdirSync(path.join(work, "state"));
+        stack = await createStack("component-compat", project, path.join(work, "state"));
+        await stack.setAllConfig({ ...hostConfig(primary, PRIMARY.ports), "devpi:rootPassword": { value: "root-Pw-cmp-1", secret: true } });
+        await stack.setConfig("users.alice.password", { value: "alice-Pw-cmp-2", secret: true }, true);
+        await stack.setConfig('indexes["alice/dev"].volatile', { value: "false" }, true);
+        await setReplicaConfig(stack, 0, replica, { name: REPLICA.label, domain: "localhost", ports: REPLICA.ports });
+    });
+    after(async () => {
+        if (process.env.DEVPI_E2E_KEEP !== "1") stopHost(REPLICA.name);
+        await cleanUp(stack, PRIMARY.name, work);
+    });
+
+    it(`pulumi up with the program before the component (${BEFORE_COMPONENT_COMMIT}) makes a primary and a replica; an upload`, async () => {
+        const result = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });
+        assert.equal(result.summary.result, "succeeded");
+        fs.writeFileSync(caFile, String((await stack.outputs()).caCertificate.value));
+        venv = clientVenv();
+        const env = clientEnv();
+        assert.equal((await client(venv, "devpi", ["use", `https://localhost:${PRIMARY.ports.https}/alice/dev`], env)).code, 0);
+        assert.equal((await client(venv, "devpi", ["login", "alice", "--password", "alice-Pw-cmp-2"], env)).code, 0);
+        const upload = await client(venv, "devpi", ["upload", buildPackage(venv, "cmp-pkg", "1.0.0", path.join(work, "dist"))], env);
+        assert.equal(upload.code, 0, upload.out);
+    });
+
+    it("today's program: the preview and the up create only the components; every other resource stays as it is; a second up is a no-op", async () => {
+        programAt(project, undefined);
+        log.clear();
+        const preview = await stack.preview({ diff: true, color: "never", onEvent: log.onEvent });
+        const changed = operations().filter((o) => !o.startsWith("same "));
+        assert.ok(changed.length > 0 && changed.every((o) => o.startsWith("create ") && COMPONENT_TYPES.includes(o.split(" ")[1])), `${changed.join("\n")}\n${preview.stdout}`);
+        assert.deepEqual(changed.map((o) => o.split(" ").slice(1).join(" ")).sort(), ["devpi:index:Devpi devpi", "devpi:index:DevpiHost primary", "devpi:index:DevpiHost replica-r1"]);
+        const kept = operations().filter((o) => o.startsWith("same ")).length;
+        log.clear();
+        const result = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });
+        assert.equal(result.summary.result, "succeeded");
+        assert.deepEqual(result.summary.resourceChanges, { create: 3, same: kept + 1 }, "3 components created; the stack and every resource kept");
+        assert.deepEqual(log.changed(), [], "no command or certificate resource changed, so nothing ran on the servers");
+        console.log(`# ${kept} resources kept through their aliases; created: ${changed.join(", ")}`);
+        log.clear();
+        const again = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });
+        assert.deepEqual(Object.keys(again.summary.resourceChanges ?? {}), ["same"]);
+    });
+
+    it("what was uploaded before installs from the primary and from the replica", async () => {
+        for (const port of [PRIMARY.ports.https, REPLICA.ports.https]) {
+            const target = path.join(work, `site-${port}`);
+            const pip = await client(venv, "pip", ["install", "--no-cache-dir", "--target", target, "--index-url", `https://localhost:${port}/alice/dev/+simple/`, "cmp-pkg==1.0.0"], clientEnv());
+            assert.equal(pip.code, 0, pip.out);
+        }
+    });
+});
