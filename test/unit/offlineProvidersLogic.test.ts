@@ -4,7 +4,20 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { checkCommand, commandError, diffCommand, goQuote, shouldLog } from "../../tools/offline-providers/src/command/logic";
+import {
+    LineSplitter,
+    checkCommand,
+    checkLocalCommand,
+    commandError,
+    diffCommand,
+    diffLocalCommand,
+    goQuote,
+    previousOutputEnv,
+    shouldLog,
+    updateCommandKey,
+} from "../../tools/offline-providers/src/command/logic";
+import { goCommandPath, goEnviron, goExitError } from "../../tools/offline-providers/src/command/exec";
+import { localArgs } from "../../tools/offline-providers/src/command/local";
 import { dialWithRetry, joinHostPort, parseConnection, prepareAuth } from "../../tools/offline-providers/src/command/ssh";
 import { UNKNOWN, secret } from "../../tools/offline-providers/src/common/props";
 import {
@@ -145,6 +158,134 @@ describe("command helpers", () => {
         calls = 0;
         const v = await dialWithRetry("Dial", -1, { delays }, () => (++calls < 20 ? Promise.reject(new Error("not yet")) : Promise.resolve("ok")));
         assert.equal(v, "ok");
+    });
+});
+
+describe("command:local:Command diff", () => {
+    const base = {
+        create: "make",
+        update: "remake",
+        delete: "clean",
+        interpreter: ["/bin/bash", "-c"],
+        dir: "/srv",
+        environment: { A: "1" },
+        stdin: "in",
+        triggers: ["t1"],
+        logging: "stdout",
+    };
+    const state = { ...base, stdout: "out", stderr: "err" };
+    const cases: [string, Record<string, unknown>, { changes: boolean; replaces: string[] }][] = [
+        ["nothing changed", base, { changes: false, replaces: [] }],
+        ["only secretness of environment changed", { ...base, environment: secret({ A: "1" }) }, { changes: false, replaces: [] }],
+        ["create changed", { ...base, create: "make2" }, { changes: true, replaces: [] }],
+        ["update removed", { ...base, update: undefined }, { changes: true, replaces: [] }],
+        ["delete changed", { ...base, delete: "x" }, { changes: true, replaces: [] }],
+        ["interpreter changed", { ...base, interpreter: ["/bin/sh", "-c"] }, { changes: true, replaces: [] }],
+        ["interpreter removed", { ...base, interpreter: undefined }, { changes: true, replaces: [] }],
+        ["dir changed", { ...base, dir: "/tmp" }, { changes: true, replaces: [] }],
+        ["environment changed", { ...base, environment: { A: "2" } }, { changes: true, replaces: [] }],
+        ["stdin changed", { ...base, stdin: "x" }, { changes: true, replaces: [] }],
+        ["logging changed", { ...base, logging: "none" }, { changes: true, replaces: [] }],
+        ["addPreviousOutputInEnv set explicitly", { ...base, addPreviousOutputInEnv: true }, { changes: true, replaces: [] }],
+        ["triggers changed", { ...base, triggers: ["t2"] }, { changes: true, replaces: ["triggers"] }],
+        ["triggers unknown (preview)", { ...base, triggers: [UNKNOWN] }, { changes: true, replaces: ["triggers"] }],
+        ["dir unknown (preview)", { ...base, dir: UNKNOWN }, { changes: true, replaces: [] }],
+        ["a remote-only input is not an input here", { ...base, connection: { host: "h" } }, { changes: false, replaces: [] }],
+    ];
+    for (const [name, news, want] of cases) {
+        it(name, () => {
+            const d = diffLocalCommand(state, news);
+            assert.deepEqual({ changes: d.changes, replaces: d.replaces }, want);
+            assert.equal(d.deleteBeforeReplace, false);
+        });
+    }
+    it("stdout/stderr in the old state are not inputs", () => {
+        assert.equal(diffLocalCommand({ ...state, stdout: "other", stderr: "x" }, base).changes, false);
+    });
+});
+
+describe("command:local:Command check and run rules", () => {
+    it("check passes inputs through and refuses assetPaths/archivePaths, even empty or unknown", () => {
+        assert.deepEqual(checkLocalCommand({ create: "x", dir: UNKNOWN }), { inputs: { create: "x", dir: UNKNOWN } });
+        assert.deepEqual(
+            checkLocalCommand({ create: "x", assetPaths: [] }).failures?.map((f) => f.property),
+            ["assetPaths"],
+        );
+        assert.deepEqual(
+            checkLocalCommand({ archivePaths: UNKNOWN }).failures?.map((f) => f.property),
+            ["archivePaths"],
+        );
+        assert.equal(checkLocalCommand({ assetPaths: null }).failures, undefined, "null is unset");
+    });
+    it("update runs update, else create, else nothing (an empty string is set)", () => {
+        assert.equal(updateCommandKey({ create: "c", update: "u" }), "update");
+        assert.equal(updateCommandKey({ create: "c", update: "" }), "update");
+        assert.equal(updateCommandKey({ create: "c" }), "create");
+        assert.equal(updateCommandKey({ delete: "d" }), undefined);
+    });
+    it("PULUMI_COMMAND_STDOUT/STDERR: only non-empty previous outputs, unless addPreviousOutputInEnv is false", () => {
+        assert.deepEqual(previousOutputEnv({ stdout: "o", stderr: "e" }), [
+            ["PULUMI_COMMAND_STDOUT", "o"],
+            ["PULUMI_COMMAND_STDERR", "e"],
+        ]);
+        assert.deepEqual(previousOutputEnv({ stdout: secret("o"), stderr: "" }), [["PULUMI_COMMAND_STDOUT", "o"]]);
+        assert.deepEqual(previousOutputEnv({ stdout: "o", addPreviousOutputInEnv: false }), []);
+        assert.deepEqual(previousOutputEnv({ stdout: "o", addPreviousOutputInEnv: true }), [["PULUMI_COMMAND_STDOUT", "o"]]);
+    });
+    it("interpreter: set and non-empty replaces /bin/sh -c", () => {
+        assert.deepEqual(localArgs(undefined, "ls"), ["/bin/sh", "-c", "ls"]);
+        assert.deepEqual(localArgs([], "ls"), ["/bin/sh", "-c", "ls"]);
+        assert.deepEqual(localArgs(["python3", "-c"], "print(1)"), ["python3", "-c", "print(1)"]);
+        assert.throws(() => localArgs("bash", "ls"), /interpreter must be a list of strings/);
+    });
+    it("output lines follow bufio.ScanLines over the interleaved streams", () => {
+        const s = new LineSplitter();
+        assert.deepEqual(s.push(Buffer.from("a\r\nb")), ["a"]);
+        assert.deepEqual(s.push(Buffer.from([0x63, 0x0a, 0x0a, 0xc3])), ["bc", ""], "a character split across chunks stays whole");
+        assert.deepEqual(s.push(Buffer.from([0xa9, 0x78, 0x0d])), []);
+        assert.deepEqual(s.end(), ["éx"]);
+        assert.deepEqual(s.end(), []);
+    });
+});
+
+describe("Go os/exec behaviour of the local stand-in", () => {
+    it("exec.Command name resolution and its errors", () => {
+        assert.deepEqual(goCommandPath("sh", "/nonexistent:/bin"), { path: "/bin/sh" });
+        assert.deepEqual(goCommandPath("/no/such"), { path: "/no/such", error: undefined }, "a path is not looked up");
+        assert.deepEqual(goCommandPath("./rel"), { path: "./rel", error: undefined });
+        assert.deepEqual(goCommandPath("sh", ""), { path: "sh", error: 'exec: "sh": executable file not found in $PATH' }, "empty PATH: no entries");
+        assert.deepEqual(goCommandPath(""), { path: "", error: "exec: no command" });
+        assert.deepEqual(goCommandPath(".."), { path: "..", error: 'exec: "..": executable file not found in $PATH' });
+        assert.deepEqual(goCommandPath("tmp", "/"), { path: "tmp", error: 'exec: "tmp": executable file not found in $PATH' }, "directories are skipped");
+    });
+    it("a relative PATH match is refused (exec.ErrDot)", () => {
+        const cwd = process.cwd();
+        process.chdir("/");
+        try {
+            assert.deepEqual(goCommandPath("sh", "bin"), { path: "bin/sh", error: 'exec: "sh": cannot run executable found relative to current directory' });
+        } finally {
+            process.chdir(cwd);
+        }
+    });
+    it("environ: provider environment, then additions; the last duplicate wins; NUL is an error", () => {
+        assert.deepEqual(
+            goEnviron({ A: "base", B: "b" }, [
+                ["A", "env"],
+                ["C", "c"],
+                ["A", "last"],
+            ]).env,
+            { B: "b", C: "c", A: "last" },
+        );
+        assert.deepEqual(goEnviron({ A: "base" }, [["A=B", "x"]]).env, { A: "B=x" }, "a key with '=' is split at the first '=', as Go does");
+        assert.deepEqual(goEnviron({ P: "1" }, [["X", "a\0b"]]), { env: { P: "1" }, error: "exec: environment variable contains NUL" });
+    });
+    it("exit errors read like ProcessState.String", () => {
+        assert.equal(goExitError(0, null), undefined);
+        assert.equal(goExitError(2, null), "exit status 2");
+        assert.equal(goExitError(null, "SIGKILL"), "signal: killed");
+        assert.equal(goExitError(null, "SIGTERM"), "signal: terminated");
+        assert.equal(goExitError(null, "SIGSEGV"), "signal: segmentation fault");
+        assert.equal(goExitError(null, "SIGUSR1"), "signal: user defined signal 1");
     });
 });
 

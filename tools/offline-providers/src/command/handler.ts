@@ -1,5 +1,7 @@
-// command:remote:Command handler for the offline stand-in provider.
-// Mirrors pulumi-command v1.2.1 provider/pkg/provider/remote/commandController.go.
+// Resource handlers of the offline stand-in for pulumi-resource-command.
+// CommandHandlerBase is the create/update/delete flow that upstream's
+// remote/commandController.go and local/commandController.go share;
+// RemoteCommandHandler runs the commands over SSH (local.ts runs them here).
 
 import * as crypto from "node:crypto";
 import type * as provider from "@pulumi/pulumi/provider";
@@ -7,30 +9,57 @@ import type { Client } from "ssh2";
 import type { Logger } from "../common/engine";
 import { RawMap, UNKNOWN, containsUnknown, deepUnwrap, isUnset, nameFromUrn, unwrap, wasSecret } from "../common/props";
 import type { ResourceHandler } from "../common/serve";
-import { checkCommand, commandError, diffCommand, setenvRejectedMessage, shouldLog, trimOneNewline } from "./logic";
+import {
+    checkCommand,
+    commandError,
+    diffCommand,
+    environmentEntries,
+    previousOutputEnv,
+    setenvRejectedMessage,
+    shouldLog,
+    trimOneNewline,
+    updateCommandKey,
+} from "./logic";
 import { DialHooks, dial, parseConnection, runInSession } from "./ssh";
 
-export const PULUMI_COMMAND_STDOUT = "PULUMI_COMMAND_STDOUT";
-export const PULUMI_COMMAND_STDERR = "PULUMI_COMMAND_STDERR";
+export { PULUMI_COMMAND_STDERR, PULUMI_COMMAND_STDOUT } from "./logic";
 
-type CommandKey = "create" | "update" | "delete";
+export type CommandKey = "create" | "update" | "delete";
 
-export class RemoteCommandHandler implements ResourceHandler {
-    private readonly active = new Set<Client>();
-    private abort = new AbortController();
+/** Sends engine log messages for one run in order, without blocking the data path. */
+export class OrderedLog {
+    private chain: Promise<void> = Promise.resolve();
 
     constructor(
         private readonly logger: Logger,
-        private readonly dialDelays?: DialHooks["delays"],
+        private readonly urn: string,
     ) {}
 
-    check(_urn: string, _olds: RawMap, news: RawMap): provider.CheckResult {
-        return checkCommand(news);
+    emit(severity: "info" | "warning" | "error", message: string, ephemeral: boolean): Promise<void> {
+        this.chain = this.chain.then(() => this.logger.log(severity, message, this.urn, ephemeral));
+        return this.chain;
     }
 
-    diff(_id: string, _urn: string, olds: RawMap, news: RawMap): provider.DiffResult {
-        return diffCommand(olds, news);
+    /** Resolves once every message emitted so far has been sent. */
+    flush(): Promise<void> {
+        return this.chain;
     }
+}
+
+/**
+ * The Create/Read/Update/Delete flow of upstream's remote and local
+ * commandController.go (identical for both): create runs `create` if set;
+ * update keeps the previous stdout/stderr and runs `update`, else `create`,
+ * else nothing; delete runs `delete` if set; read keeps the state. `run`
+ * executes `state[key]` with the state's settings and returns the new
+ * stdout/stderr (PULUMI_COMMAND_STDOUT/STDERR come from `state.stdout/stderr`).
+ */
+export abstract class CommandHandlerBase implements ResourceHandler {
+    abstract check(urn: string, olds: RawMap, news: RawMap): provider.CheckResult;
+    abstract diff(id: string, urn: string, olds: RawMap, news: RawMap): provider.DiffResult;
+    protected abstract run(urn: string, state: RawMap, key: CommandKey): Promise<{ stdout: string; stderr: string }>;
+    /** Provider Cancel: stop what is running (upstream cancels the request contexts). */
+    abstract cancel(): Promise<void>;
 
     async create(urn: string, inputs: RawMap): Promise<provider.CreateResult> {
         // resource.NewUniqueHex(name, 8, 0): the resource name plus 8 random hex digits.
@@ -59,7 +88,7 @@ export class RemoteCommandHandler implements ResourceHandler {
         if (containsUnknown(news)) {
             return { outs: { ...state, stdout: UNKNOWN, stderr: UNKNOWN } };
         }
-        const key: CommandKey | undefined = !isUnset(news.update) ? "update" : !isUnset(news.create) ? "create" : undefined;
+        const key = updateCommandKey(news);
         if (key) {
             Object.assign(state, await this.run(urn, state, key));
         }
@@ -70,6 +99,26 @@ export class RemoteCommandHandler implements ResourceHandler {
         if (!isUnset(props.delete)) {
             await this.run(urn, props, "delete");
         }
+    }
+}
+
+export class RemoteCommandHandler extends CommandHandlerBase {
+    private readonly active = new Set<Client>();
+    private abort = new AbortController();
+
+    constructor(
+        private readonly logger: Logger,
+        private readonly dialDelays?: DialHooks["delays"],
+    ) {
+        super();
+    }
+
+    check(_urn: string, _olds: RawMap, news: RawMap): provider.CheckResult {
+        return checkCommand(news);
+    }
+
+    diff(_id: string, _urn: string, olds: RawMap, news: RawMap): provider.DiffResult {
+        return diffCommand(olds, news);
     }
 
     /** Provider Cancel: abort dials and close open connections. */
@@ -83,43 +132,19 @@ export class RemoteCommandHandler implements ResourceHandler {
     }
 
     /** CommandOutputs.run: dial, set the environment, run `state[key]`, capture output. */
-    private async run(urn: string, state: RawMap, key: CommandKey): Promise<{ stdout: string; stderr: string }> {
+    protected async run(urn: string, state: RawMap, key: CommandKey): Promise<{ stdout: string; stderr: string }> {
         const cmd = unwrap(state[key]);
         if (typeof cmd !== "string") {
             throw new Error(`${key} must be a string`);
         }
         const conn = parseConnection(deepUnwrap(state.connection));
-        const envRaw = deepUnwrap(state.environment);
-        const env: [string, string][] = [];
-        if (envRaw !== undefined && envRaw !== null) {
-            if (typeof envRaw !== "object" || Array.isArray(envRaw)) {
-                throw new Error("environment must be a map of strings");
-            }
-            for (const k of Object.keys(envRaw).sort()) {
-                env.push([k, String((envRaw as Record<string, unknown>)[k])]);
-            }
-        }
-        const optionalEnv: [string, string][] = [];
-        if (unwrap(state.addPreviousOutputInEnv) !== false) {
-            const prevOut = deepUnwrap(state.stdout);
-            const prevErr = deepUnwrap(state.stderr);
-            if (typeof prevOut === "string" && prevOut !== "") {
-                optionalEnv.push([PULUMI_COMMAND_STDOUT, prevOut]);
-            }
-            if (typeof prevErr === "string" && prevErr !== "") {
-                optionalEnv.push([PULUMI_COMMAND_STDERR, prevErr]);
-            }
-        }
+        const env = environmentEntries(state.environment);
+        const optionalEnv = previousOutputEnv(state);
         const stdinRaw = deepUnwrap(state.stdin);
         const log = shouldLog(state.logging);
+        const logs = new OrderedLog(this.logger, urn);
 
-        // Keep engine log messages in order without blocking the data path.
-        let logChain: Promise<void> = Promise.resolve();
-        const emit = (severity: "info" | "warning" | "error", message: string, ephemeral: boolean) => {
-            logChain = logChain.then(() => this.logger.log(severity, message, urn, ephemeral));
-        };
-
-        const client = await dial(conn, { status: (m) => emit("info", m, true), signal: this.abort.signal, delays: this.dialDelays }, this.active);
+        const client = await dial(conn, { status: (m) => void logs.emit("info", m, true), signal: this.abort.signal, delays: this.dialDelays }, this.active);
         try {
             const res = await runInSession(client, cmd, {
                 env,
@@ -127,19 +152,16 @@ export class RemoteCommandHandler implements ResourceHandler {
                 stdin: typeof stdinRaw === "string" ? stdinRaw : undefined,
                 logStdout: log.stdout,
                 logStderr: log.stderr,
-                onLine: (line) => emit("info", line, true),
-                onEnvRejected: (k, required) => {
-                    emit(required ? "error" : "warning", setenvRejectedMessage(k), false);
-                    return logChain;
-                },
+                onLine: (line) => void logs.emit("info", line, true),
+                onEnvRejected: (k, required) => logs.emit(required ? "error" : "warning", setenvRejectedMessage(k), false),
             });
-            await logChain;
+            await logs.flush();
             if (res.exitError) {
                 throw new Error(commandError(res.exitError, cmd, res.combined, wasSecret(state[key])));
             }
             return { stdout: trimOneNewline(res.stdout), stderr: trimOneNewline(res.stderr) };
         } finally {
-            await logChain;
+            await logs.flush();
             client.end();
         }
     }

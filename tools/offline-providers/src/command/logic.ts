@@ -1,9 +1,11 @@
-// Pure (no I/O) parts of the command:remote:Command stand-in: input checking,
-// diffing, and Go-compatible message formatting. Semantics follow
-// pulumi-command v1.2.1 (pulumi-go-provider v1.3.0 "infer" defaults).
+// Pure (no I/O) parts of the command:remote:Command and command:local:Command
+// stand-ins: input checking, diffing, the shared run-time rules (which command
+// an update runs, PULUMI_COMMAND_STDOUT/STDERR, logging, output lines) and
+// Go-compatible message formatting. Semantics follow pulumi-command v1.2.1
+// (pulumi-go-provider v1.3.0 "infer" defaults).
 
 import type * as provider from "@pulumi/pulumi/provider";
-import { RawMap, UNKNOWN, deepEqual, isUnset, secret, unwrap, wasSecret } from "../common/props";
+import { RawMap, UNKNOWN, deepEqual, deepUnwrap, isUnset, secret, unwrap, wasSecret } from "../common/props";
 
 /** Input properties of command:remote:Command, as the @pulumi/command 1.2.1 SDK sends them. */
 export const COMMAND_INPUTS = [
@@ -18,7 +20,26 @@ export const COMMAND_INPUTS = [
     "update",
 ] as const;
 
-/** Properties whose change forces replacement (schema replaceOnChanges). */
+/**
+ * Input properties of command:local:Command, as the @pulumi/command 1.2.1 SDK
+ * sends them (upstream local.CommandInputs: common.ResourceInputs + local.BaseInputs).
+ */
+export const LOCAL_COMMAND_INPUTS = [
+    "addPreviousOutputInEnv",
+    "archivePaths",
+    "assetPaths",
+    "create",
+    "delete",
+    "dir",
+    "environment",
+    "interpreter",
+    "logging",
+    "stdin",
+    "triggers",
+    "update",
+] as const;
+
+/** Properties whose change forces replacement (schema replaceOnChanges), for both resources. */
 export const REPLACE_ON_CHANGES = ["triggers"];
 
 const CONNECTION_DEFAULTS: Record<string, unknown> = { user: "root", port: 22, dialErrorLimit: 10, perDialTimeout: 15 };
@@ -64,8 +85,15 @@ export function checkCommand(news: RawMap): provider.CheckResult {
 }
 
 /** Which input properties differ between the old state and the new inputs. */
-export function changedInputs(olds: RawMap, news: RawMap): string[] {
-    return COMMAND_INPUTS.filter((k) => !deepEqual(olds[k], news[k]));
+export function changedInputs(olds: RawMap, news: RawMap, inputs: readonly string[] = COMMAND_INPUTS): string[] {
+    return inputs.filter((k) => !deepEqual(olds[k], news[k]));
+}
+
+/** infer's default diff: every changed input is an update, except replaceOnChanges ones (`triggers`). */
+function diffInputs(olds: RawMap, news: RawMap, inputs: readonly string[]): provider.DiffResult {
+    const changed = changedInputs(olds, news, inputs);
+    const replaces = changed.filter((k) => REPLACE_ON_CHANGES.includes(k));
+    return { changes: changed.length > 0, replaces, deleteBeforeReplace: false };
 }
 
 /**
@@ -76,9 +104,89 @@ export function changedInputs(olds: RawMap, news: RawMap): string[] {
  * command on the new target.
  */
 export function diffCommand(olds: RawMap, news: RawMap): provider.DiffResult {
-    const changed = changedInputs(olds, news);
-    const replaces = changed.filter((k) => REPLACE_ON_CHANGES.includes(k));
-    return { changes: changed.length > 0, replaces, deleteBeforeReplace: false };
+    return diffInputs(olds, news, COMMAND_INPUTS);
+}
+
+/**
+ * Diff of command:local:Command: the same default diff over its inputs. A
+ * change of `interpreter`, `dir`, `environment`, `stdin`, `logging`, ... is an
+ * in-place update that re-runs `update` (or `create`); `triggers` replaces.
+ */
+export function diffLocalCommand(olds: RawMap, news: RawMap): provider.DiffResult {
+    return diffInputs(olds, news, LOCAL_COMMAND_INPUTS);
+}
+
+/** Inputs of command:local:Command the stand-in refuses (see checkLocalCommand). */
+export const LOCAL_UNSUPPORTED_INPUTS = ["assetPaths", "archivePaths"] as const;
+
+/** Why the stand-in refuses `assetPaths` / `archivePaths`. */
+export function unsupportedLocalInputMessage(key: string): string {
+    return (
+        `${key} is not supported by the offline stand-in for pulumi-resource-command 1.2.1 (tools/offline-providers): ` +
+        `it cannot produce the ${key === "assetPaths" ? "assets" : "archive"} output the official plugin returns. ` +
+        "Install the official plugin (pulumi plugin install resource command 1.2.1) or leave " +
+        `${key} unset and read the files yourself`
+    );
+}
+
+/**
+ * Check of command:local:Command. Upstream's DefaultCheck has no defaults,
+ * required fields or secret fields to apply here, so the inputs pass through
+ * unchanged; the stand-in only refuses `assetPaths` and `archivePaths` (set to
+ * anything, even an empty list or an unknown), which it does not implement.
+ */
+export function checkLocalCommand(news: RawMap): provider.CheckResult {
+    const failures: provider.CheckFailure[] = [];
+    for (const k of LOCAL_UNSUPPORTED_INPUTS) {
+        if (!isUnset(news[k])) {
+            failures.push({ property: k, reason: unsupportedLocalInputMessage(k) });
+        }
+    }
+    const inputs: RawMap = { ...news };
+    return failures.length > 0 ? { inputs, failures } : { inputs };
+}
+
+/** The command an update runs: `update`, else `create`, else none (upstream Update of both resources). */
+export function updateCommandKey(news: RawMap): "update" | "create" | undefined {
+    return !isUnset(news.update) ? "update" : !isUnset(news.create) ? "create" : undefined;
+}
+
+export const PULUMI_COMMAND_STDOUT = "PULUMI_COMMAND_STDOUT";
+export const PULUMI_COMMAND_STDERR = "PULUMI_COMMAND_STDERR";
+
+/**
+ * PULUMI_COMMAND_STDOUT/STDERR for a run: the stdout/stderr recorded in
+ * `state` (the previous create/update's), each only when non-empty, unless
+ * `addPreviousOutputInEnv` is false (default true).
+ */
+export function previousOutputEnv(state: RawMap): [string, string][] {
+    const env: [string, string][] = [];
+    if (unwrap(state.addPreviousOutputInEnv) === false) {
+        return env;
+    }
+    const prevOut = deepUnwrap(state.stdout);
+    const prevErr = deepUnwrap(state.stderr);
+    if (typeof prevOut === "string" && prevOut !== "") {
+        env.push([PULUMI_COMMAND_STDOUT, prevOut]);
+    }
+    if (typeof prevErr === "string" && prevErr !== "") {
+        env.push([PULUMI_COMMAND_STDERR, prevErr]);
+    }
+    return env;
+}
+
+/** The `environment` input as sorted [name, value] pairs (a map of strings upstream). */
+export function environmentEntries(raw: unknown): [string, string][] {
+    const env = deepUnwrap(raw);
+    if (env === undefined || env === null) {
+        return [];
+    }
+    if (typeof env !== "object" || Array.isArray(env)) {
+        throw new Error("environment must be a map of strings");
+    }
+    return Object.keys(env)
+        .sort()
+        .map((k) => [k, String((env as Record<string, unknown>)[k])]);
 }
 
 /** Whether stdout / stderr lines are logged, per the `logging` input (default: both). */
@@ -138,6 +246,43 @@ export function goQuote(s: string): string {
         }
     }
     return out + '"';
+}
+
+/**
+ * Splits command output into log lines the way upstream's util.LogOutput does
+ * (bufio.Scanner with ScanLines over the stdout and stderr bytes, interleaved
+ * as they arrive): lines end at "\n", one trailing "\r" is dropped, empty lines
+ * are lines, and a final line without "\n" is emitted at the end. Works on
+ * bytes, so a multi-byte character split across chunks stays intact. Unlike
+ * bufio.Scanner there is no 64 KiB line limit.
+ */
+export class LineSplitter {
+    private pending: Buffer = Buffer.alloc(0);
+
+    /** Adds a chunk; returns the lines it completed. */
+    push(chunk: Buffer): string[] {
+        this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+        const lines: string[] = [];
+        let start = 0;
+        let nl: number;
+        while ((nl = this.pending.indexOf(0x0a, start)) >= 0) {
+            lines.push(dropCR(this.pending.subarray(start, nl)));
+            start = nl + 1;
+        }
+        this.pending = start === 0 ? this.pending : Buffer.from(this.pending.subarray(start));
+        return lines;
+    }
+
+    /** At end of input: the last line if it did not end with "\n". */
+    end(): string[] {
+        const rest = this.pending;
+        this.pending = Buffer.alloc(0);
+        return rest.length > 0 ? [dropCR(rest)] : [];
+    }
+}
+
+function dropCR(b: Buffer): string {
+    return (b.length > 0 && b[b.length - 1] === 0x0d ? b.subarray(0, b.length - 1) : b).toString("utf8");
 }
 
 /** TrimSuffix(s, "\n"). */

@@ -7,6 +7,7 @@ import * as crypto from "node:crypto";
 import * as net from "node:net";
 import { Client, ClientChannel, ConnectConfig, utils as ssh2utils } from "ssh2";
 import { opensshPrivateKey, parseAuthorizedKey } from "../common/sshkeys";
+import { LineSplitter } from "./logic";
 
 export interface ConnectionSpec {
     host: string;
@@ -512,16 +513,11 @@ export async function runInSession(client: Client, cmd: string, opts: RunOptions
         const stdout: Buffer[] = [];
         const stderr: Buffer[] = [];
         const combined: Buffer[] = [];
-        let pending = "";
+        // One splitter for both streams: upstream scans them as one interleaved stream.
+        const lines = new LineSplitter();
         const feedLog = (chunk: Buffer) => {
-            if (!opts.onLine) {
-                return;
-            }
-            pending += chunk.toString("utf8");
-            let i: number;
-            while ((i = pending.indexOf("\n")) >= 0) {
-                opts.onLine(pending.slice(0, i).replace(/\r$/, ""));
-                pending = pending.slice(i + 1);
+            if (opts.onLine) {
+                lines.push(chunk).forEach((l) => opts.onLine?.(l));
             }
         };
         let exitCode: number | undefined;
@@ -558,8 +554,8 @@ export async function runInSession(client: Client, cmd: string, opts: RunOptions
         }
         ch.end();
         await done;
-        if (opts.onLine && pending.length > 0) {
-            opts.onLine(pending);
+        if (opts.onLine) {
+            lines.end().forEach((l) => opts.onLine?.(l));
         }
         const res: RunResult = {
             stdout: Buffer.concat(stdout).toString("utf8"),
