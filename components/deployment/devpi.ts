@@ -63,9 +63,10 @@ export class Devpi extends pulumi.ComponentResource {
     public readonly hosts: DevpiHost[];
 
     constructor(name: string, args: DevpiArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("devpi:index:Devpi", name, {}, opts);
+        // Checked before anything is registered: bad arguments leave no trace in the deployment.
         const s = resolveDevpiArgs(name, args);
         checkHostKeys(name, args);
+        super("devpi:index:Devpi", name, {}, opts);
         const namePrefix = name === LEGACY_NAME ? "" : `${name}-`;
         const [primarySpec, ...replicaSpecs] = s.hosts;
         const primary = new DevpiHost(

@@ -75,6 +75,8 @@ const ARG_OF_KEY: Record<string, string> = {
     certRenewBeforeDays: "tls.certRenewBeforeDays",
     caValidityDays: "tls.caValidityDays",
     caRenewBeforeDays: "tls.caRenewBeforeDays",
+    rootPassword: "access.rootPassword",
+    clientIndex: "client.index",
     users: "access.users",
     indexes: "access.indexes",
 };

@@ -14,6 +14,8 @@ export interface Registered {
     dependsOn: string[];
     inputs: Record<string, unknown>;
     secretOutputs: string[];
+    /** How many aliases it was registered with. */
+    aliases: number;
 }
 
 export interface ProgramUnderMocks {
@@ -50,11 +52,31 @@ export function value<T>(o: unknown): Promise<T> {
     return new Promise((resolve) => pulumi.output(o as pulumi.Input<T>).apply((v) => resolve(v as T)));
 }
 
+/** How resources answer under mocks. */
+export interface MockOptions {
+    /** Preview (dry run): outputs a resource does not return, or returns as UNKNOWN, are unknown. */
+    preview?: boolean;
+    /** stdout of remote command `name` ("ok" by default). */
+    stdoutOf?: (name: string) => string;
+    /** Outputs of other resource types (e.g. a VM's), merged over its inputs. */
+    outputsOf?: (type: string, name: string) => Record<string, unknown> | undefined;
+}
+
+/** The mocks' spelling of an unknown value (known only after a real deployment). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
 /**
  * Loads index.ts under mocks with `config` (keys `devpi:...`; `secretKeys` are marked secret).
  * Remote commands answer `stdoutOf(name)` ("ok" by default); tls resources answer TEST_CERT.
  */
 export async function runProgramUnderMocks(config: Record<string, string>, secretKeys: string[], stdoutOf: (name: string) => string = () => "ok"): Promise<ProgramUnderMocks> {
+    pulumi.runtime.setAllConfig(config, secretKeys);
+    return runUnderMocks(async () => (await import("../../index")) as Record<string, unknown>, { stdoutOf });
+}
+
+/** Runs `program` (which creates resources and returns its exports) under mocks, recording every resource. */
+export async function runUnderMocks(program: () => Promise<Record<string, unknown>>, options: MockOptions = {}): Promise<ProgramUnderMocks> {
+    const stdoutOf = options.stdoutOf ?? (() => "ok");
     const registered = new Map<string, Registered>();
     const secretInputs = new Map<string, Promise<Record<string, boolean>>>();
     pulumi.runtime.setMocks(
@@ -63,18 +85,25 @@ export async function runProgramUnderMocks(config: Record<string, string>, secre
                 const outputs: Record<string, unknown> = { ...(args.inputs as Record<string, unknown>) };
                 if (args.type === "command:remote:Command") Object.assign(outputs, { stdout: stdoutOf(args.name), stderr: "" });
                 if (args.type.startsWith("tls:")) Object.assign(outputs, { privateKeyPem: "KEY", certPem: TEST_CERT, certRequestPem: "CSR" });
+                Object.assign(outputs, options.outputsOf?.(args.type, args.name) ?? {});
                 return { id: `${args.name}-id`, state: outputs };
             },
             call: () => ({}),
         },
         "devpi",
         "test",
-        false,
+        options.preview ?? false,
     );
-    pulumi.runtime.setAllConfig(config, secretKeys);
     const transformation: pulumi.ResourceTransformation = (args) => {
         const opts = args.opts as pulumi.CustomResourceOptions;
-        const entry: Registered = { type: args.type, name: args.name, dependsOn: [], inputs: args.props, secretOutputs: opts.additionalSecretOutputs ?? [] };
+        const entry: Registered = {
+            type: args.type,
+            name: args.name,
+            dependsOn: [],
+            inputs: args.props,
+            secretOutputs: opts.additionalSecretOutputs ?? [],
+            aliases: (opts.aliases ?? []).length,
+        };
         registered.set(args.name, entry);
         const deps = args.opts.dependsOn;
         const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
@@ -95,7 +124,7 @@ export async function runProgramUnderMocks(config: Record<string, string>, secre
     // Transformations need the root stack resource, which mocks only create inside runInPulumiStack.
     await pulumi.runtime.runInPulumiStack(async () => {
         pulumi.runtime.registerStackTransformation(transformation);
-        exports = await import("../../index");
+        exports = await program();
         return exports;
     });
     await new Promise((r) => setTimeout(r, 500));
