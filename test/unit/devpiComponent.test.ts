@@ -82,7 +82,7 @@ describe("the Devpi component in another program", () => {
     it("in a preview, the VM's unknown address and host key leave the connection unknown, and the rest rendered", async () => {
         const { registered } = await deploy(true);
         const apt = registered.get("host-packages")!.inputs as { connection: unknown; create: unknown };
-        const isKnown = (o: unknown) => (pulumi.output(o as pulumi.Input<unknown>) as unknown as { isKnown: Promise<boolean> }).isKnown;
+        const isKnown = (o: unknown) => (pulumi.output(o) as unknown as { isKnown: Promise<boolean> }).isKnown;
         assert.equal(await isKnown(apt.connection), false);
         assert.equal(await isKnown((registered.get("nginx-site")!.inputs as { create: unknown }).create), true, "nginx's site does not depend on the SSH target");
     });

@@ -71,7 +71,7 @@ export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
  */
 export async function runProgramUnderMocks(config: Record<string, string>, secretKeys: string[], stdoutOf: (name: string) => string = () => "ok"): Promise<ProgramUnderMocks> {
     pulumi.runtime.setAllConfig(config, secretKeys);
-    return runUnderMocks(async () => (await import("../../index")) as Record<string, unknown>, { stdoutOf });
+    return runUnderMocks(async () => (await import("../../index")), { stdoutOf });
 }
 
 /** Runs `program` (which creates resources and returns its exports) under mocks, recording every resource. */
