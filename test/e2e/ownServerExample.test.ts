@@ -86,7 +86,7 @@ describe("the example that makes its own server, through the npm pack tarball", 
         const result = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });
         assert.equal(result.summary.result, "succeeded");
         const created = log.changed();
-        assert.ok(created.includes("create:server") && created.includes("create:example-host-apt"), created.join(", "));
+        assert.ok(created.includes("create:server") && created.includes("create:example-host-packages"), created.join(", "));
         assert.doesNotMatch(log.text(), /BEGIN OPENSSH PRIVATE KEY/, "the server's private key is never shown");
         const outputs = await stack.outputs();
         assert.equal(outputs.url.value, `https://localhost:${PORTS.https}`);
