@@ -17,8 +17,8 @@ import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, hostC
 
 /** main before the component (the last commit of the stack-config-only program). */
 const BEFORE_COMPONENT_COMMIT = process.env.DEVPI_E2E_BEFORE_COMPONENT_COMMIT ?? "c98ad1b";
-const PRIMARY = { name: "cmp-p", ports: { ssh: 26301, http: 26380, https: 26443, devpi: 26340 } };
-const REPLICA = { name: "cmp-r1", label: "r1", ports: { ssh: 26302, http: 26381, https: 26444, devpi: 26341 } };
+const PRIMARY = { name: "cmp-p", ports: { ssh: 26301, http: 26380, https: 26390, devpi: 26340 } };
+const REPLICA = { name: "cmp-r1", label: "r1", ports: { ssh: 26302, http: 26381, https: 26391, devpi: 26341 } };
 const COMPONENT_TYPES = ["devpi:index:Devpi", "devpi:index:DevpiHost"];
 
 let primary: TestHost;
