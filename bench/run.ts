@@ -18,7 +18,12 @@ import { buildPackage, client, clientVenv, createStack, EventLog, hostConfig, pr
 const argv = process.argv.slice(2);
 const SMOKE = argv.includes("--smoke");
 const KEEP = argv.includes("--keep");
-const ONLY = (argv.find((a) => a.startsWith("--only="))?.slice(7).split(",") ?? (SMOKE ? ["B2", "B4", "B5"] : ["B1", "B2", "B3", "B4", "B5", "B6", "B7"])).map((s) => s.toUpperCase());
+const ONLY = (
+    argv
+        .find((a) => a.startsWith("--only="))
+        ?.slice(7)
+        .split(",") ?? (SMOKE ? ["B2", "B4", "B5"] : ["B1", "B2", "B3", "B4", "B5", "B6", "B7"])
+).map((s) => s.toUpperCase());
 const OUT = path.resolve(argv.find((a) => a.startsWith("--out="))?.slice(6) ?? path.join(ROOT, SMOKE ? ".bench" : "docs"));
 /**
  * `--deadline=ISO-TIME`: when the run should be over. A measurement is skipped (and says so in the
@@ -130,7 +135,14 @@ function wrk(url: string, connections: number, seconds: number, headers: string[
     };
     const pct = (p: string) => ms(new RegExp(`^\\s+${p}%\\s+(\\S+)`, "m").exec(out)?.[1] ?? "");
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
-    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
+    const non2xx =
+        Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) +
+        Number(
+            /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
+                .exec(out)
+                ?.slice(1)
+                .reduce((a, b) => a + Number(b), 0) ?? 0,
+        );
     return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN), p50: pct("50"), p99: pct("99"), requests, non2xx };
 }
 
@@ -234,7 +246,15 @@ function bigWheel(venv: string, name: string, mb: number, dist: string): string 
 /** Runs one measurement; a failure is recorded in the table (and the exit status) instead of ending the run. */
 async function section(id: string, fn: () => Promise<void> | void, minutes = 2): Promise<void> {
     if (Date.now() > DEADLINE - minutes * 60_000) {
-        rows.push({ id: id.split(" ")[0], what: `${id} not measured`, unit: "", values: [], baseline: "", baselineValues: [], note: `skipped: the run's --deadline (${new Date(DEADLINE).toISOString()}) would pass before it ends` });
+        rows.push({
+            id: id.split(" ")[0],
+            what: `${id} not measured`,
+            unit: "",
+            values: [],
+            baseline: "",
+            baselineValues: [],
+            note: `skipped: the run's --deadline (${new Date(DEADLINE).toISOString()}) would pass before it ends`,
+        });
         write();
         return;
     }
@@ -282,7 +302,16 @@ async function main(): Promise<void> {
         profile = stepProfile();
         console.error(`[bench] B1 step profile (start → end, seconds since the up began; total ${cold.toFixed(1)} s):\n${renderProfile(profile)}`);
         fs.writeFileSync(caFile, String((await stack.outputs()).caCertificate.value));
-        const b1: Row = { id: "B1", what: "cold `pulumi up` of the dev-like stack on a fresh host", unit: "s", values: [cold], baseline: `bare apt-get install (${BARE_PACKAGES}) + pip install devpi-server devpi-web on another fresh host`, baselineValues: [], target: "≤ 1.1×", note: `first step started ${profile[0]?.start ?? "?"} s after the up began (engine, language host, program compile); slowest steps: ${slowestSteps(5)}` };
+        const b1: Row = {
+            id: "B1",
+            what: "cold `pulumi up` of the dev-like stack on a fresh host",
+            unit: "s",
+            values: [cold],
+            baseline: `bare apt-get install (${BARE_PACKAGES}) + pip install devpi-server devpi-web on another fresh host`,
+            baselineValues: [],
+            target: "≤ 1.1×",
+            note: `first step started ${profile[0]?.start ?? "?"} s after the up began (engine, language host, program compile); slowest steps: ${slowestSteps(5)}`,
+        };
         if (want("B1")) rows.push(b1);
 
         // ---- an upload, installable at once (the check B5's caching must not break) ----
@@ -302,66 +331,111 @@ async function main(): Promise<void> {
         console.error(`[bench] upload ${pkgName} installable at once: ok`);
 
         // ---- B4: a release file through nginx (from disk) vs devpi directly ----
-        if (want("B4")) await section("B4", () => {
-            const page = JSON.parse(execFileSync("curl", ["-sf", "-H", "Accept: application/vnd.pypi.simple.v1+json", `${DIRECT}/alice/dev/+simple/${pkgName}/`], { encoding: "utf8" })) as { files: { url: string }[] };
-            const rel = new URL(page.files[0].url, `${DIRECT}/alice/dev/+simple/${pkgName}/`).pathname;
-            const viaNginx = wrk(`${BASE_IP}${rel}`, 16, R.loadSeconds);
-            const direct = wrk(`${DIRECT}${rel}`, 16, R.loadSeconds);
-            if (viaNginx.non2xx || direct.non2xx) throw new Error(`B4: non-2xx answers (nginx ${viaNginx.non2xx}, direct ${direct.non2xx})`);
-            add({ id: "B4", what: "release file through nginx (from disk), 16 connections", unit: "req/s", values: [viaNginx.rps], baseline: "same file from devpi on its loopback port", baselineValues: [direct.rps], note: `p50/p99 ${viaNginx.p50}/${viaNginx.p99} ms vs ${direct.p50}/${direct.p99} ms; ${viaNginx.requests} and ${direct.requests} requests in ${R.loadSeconds} s each` });
-        });
+        if (want("B4"))
+            await section("B4", () => {
+                const page = JSON.parse(execFileSync("curl", ["-sf", "-H", "Accept: application/vnd.pypi.simple.v1+json", `${DIRECT}/alice/dev/+simple/${pkgName}/`], { encoding: "utf8" })) as {
+                    files: { url: string }[];
+                };
+                const rel = new URL(page.files[0].url, `${DIRECT}/alice/dev/+simple/${pkgName}/`).pathname;
+                const viaNginx = wrk(`${BASE_IP}${rel}`, 16, R.loadSeconds);
+                const direct = wrk(`${DIRECT}${rel}`, 16, R.loadSeconds);
+                if (viaNginx.non2xx || direct.non2xx) throw new Error(`B4: non-2xx answers (nginx ${viaNginx.non2xx}, direct ${direct.non2xx})`);
+                add({
+                    id: "B4",
+                    what: "release file through nginx (from disk), 16 connections",
+                    unit: "req/s",
+                    values: [viaNginx.rps],
+                    baseline: "same file from devpi on its loopback port",
+                    baselineValues: [direct.rps],
+                    note: `p50/p99 ${viaNginx.p50}/${viaNginx.p99} ms vs ${direct.p50}/${direct.p99} ms; ${viaNginx.requests} and ${direct.requests} requests in ${R.loadSeconds} s each`,
+                });
+            });
 
         // ---- B5: simple pages through nginx at 16 and 64 connections ----
-        if (want("B5")) await section("B5", () => {
-            execFileSync("curl", ["-sf", "-o", "/dev/null", "-H", `Accept: ${PIP_ACCEPT}`, `${DIRECT}/root/pypi/+simple/${MIRROR_PROJECT}/`]);
-            for (const [label, p] of [
-                ["mirror project root/pypi", `/root/pypi/+simple/${MIRROR_PROJECT}/`],
-                ["user index alice/dev inheriting root/pypi", `/alice/dev/+simple/${MIRROR_PROJECT}/`],
-            ]) {
-                // nginx's copy first, as a page pip asks for all day is: a cold page's first requests wait
-                // on proxy_cache_lock (nginx looks again every 500 ms), which is not what this row measures.
-                warm(`${BASE_IP}${p}`, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
-                for (const c of SMOKE ? [16] : [16, 64]) {
-                    const n = wrk(`${BASE_IP}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
-                    const d = wrk(`${DIRECT}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
-                    if (n.non2xx || d.non2xx) throw new Error(`B5: non-2xx answers or socket errors (nginx ${n.non2xx}, direct ${d.non2xx}) on ${p}`);
-                    add({ id: "B5", what: `simple page, ${label}, ${c} connections`, unit: "req/s", values: [n.rps], baseline: "same page from devpi on its loopback port (what nginx got before caching)", baselineValues: [d.rps], target: "≥ 5×, p99 < 100 ms", note: `p50/p99 ${n.p50}/${n.p99} ms via nginx vs ${d.p50}/${d.p99} ms direct` });
+        if (want("B5"))
+            await section("B5", () => {
+                execFileSync("curl", ["-sf", "-o", "/dev/null", "-H", `Accept: ${PIP_ACCEPT}`, `${DIRECT}/root/pypi/+simple/${MIRROR_PROJECT}/`]);
+                for (const [label, p] of [
+                    ["mirror project root/pypi", `/root/pypi/+simple/${MIRROR_PROJECT}/`],
+                    ["user index alice/dev inheriting root/pypi", `/alice/dev/+simple/${MIRROR_PROJECT}/`],
+                ]) {
+                    // nginx's copy first, as a page pip asks for all day is: a cold page's first requests wait
+                    // on proxy_cache_lock (nginx looks again every 500 ms), which is not what this row measures.
+                    warm(`${BASE_IP}${p}`, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
+                    for (const c of SMOKE ? [16] : [16, 64]) {
+                        const n = wrk(`${BASE_IP}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
+                        const d = wrk(`${DIRECT}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
+                        if (n.non2xx || d.non2xx) throw new Error(`B5: non-2xx answers or socket errors (nginx ${n.non2xx}, direct ${d.non2xx}) on ${p}`);
+                        add({
+                            id: "B5",
+                            what: `simple page, ${label}, ${c} connections`,
+                            unit: "req/s",
+                            values: [n.rps],
+                            baseline: "same page from devpi on its loopback port (what nginx got before caching)",
+                            baselineValues: [d.rps],
+                            target: "≥ 5×, p99 < 100 ms",
+                            note: `p50/p99 ${n.p50}/${n.p99} ms via nginx vs ${d.p50}/${d.p99} ms direct`,
+                        });
+                    }
                 }
-            }
-        });
+            });
 
         // ---- B2: no-op up and preview vs an empty program ----
-        if (want("B2")) await section("B2", async () => {
-            const empty = await emptyStack();
-            await empty.up({ color: "never" });
-            const devUp: number[] = [], devPrev: number[] = [], emptyUp: number[] = [], emptyPrev: number[] = [];
-            let remote = 0;
-            for (let i = 0; i < R.noop; i++) {
-                emptyUp.push((await timed(() => empty.up({ color: "never" })))[0]);
-                devUp.push(await up(stack));
-                remote += log.changed().length;
-                emptyPrev.push((await timed(() => empty.preview({ color: "never" })))[0]);
-                devPrev.push(await preview(stack));
-                remote += log.changed().length;
-            }
-            add({ id: "B2", what: "no-op `pulumi up`", unit: "s", values: devUp, baseline: "`pulumi up` of an empty TypeScript program, same toolchain and file backend", baselineValues: emptyUp, target: "≤ 1.3×" });
-            add({ id: "B2", what: "no-op `pulumi preview`", unit: "s", values: devPrev, baseline: "`pulumi preview` of the empty program", baselineValues: emptyPrev, target: "≤ 1.3×" });
-            add({ id: "B2", what: "resources operated on (not `same`) in the no-op runs", unit: "count", values: [remote], baseline: "required", baselineValues: [0], target: "0" });
-            await empty.workspace.removeStack(empty.name, { force: true });
-        }, 4);
+        if (want("B2"))
+            await section(
+                "B2",
+                async () => {
+                    const empty = await emptyStack();
+                    await empty.up({ color: "never" });
+                    const devUp: number[] = [],
+                        devPrev: number[] = [],
+                        emptyUp: number[] = [],
+                        emptyPrev: number[] = [];
+                    let remote = 0;
+                    for (let i = 0; i < R.noop; i++) {
+                        emptyUp.push((await timed(() => empty.up({ color: "never" })))[0]);
+                        devUp.push(await up(stack));
+                        remote += log.changed().length;
+                        emptyPrev.push((await timed(() => empty.preview({ color: "never" })))[0]);
+                        devPrev.push(await preview(stack));
+                        remote += log.changed().length;
+                    }
+                    add({
+                        id: "B2",
+                        what: "no-op `pulumi up`",
+                        unit: "s",
+                        values: devUp,
+                        baseline: "`pulumi up` of an empty TypeScript program, same toolchain and file backend",
+                        baselineValues: emptyUp,
+                        target: "≤ 1.3×",
+                    });
+                    add({ id: "B2", what: "no-op `pulumi preview`", unit: "s", values: devPrev, baseline: "`pulumi preview` of the empty program", baselineValues: emptyPrev, target: "≤ 1.3×" });
+                    add({ id: "B2", what: "resources operated on (not `same`) in the no-op runs", unit: "count", values: [remote], baseline: "required", baselineValues: [0], target: "0" });
+                    await empty.workspace.removeStack(empty.name, { force: true });
+                },
+                4,
+            );
 
         // ---- B1 baseline: the bare installs on another fresh host (after the cheap measurements) ----
         let bareSeconds: number[] = [];
-        if (want("B1")) await section("B1 baseline", async () => {
-            startHost(BARE, BARE_SSH);
-            bareUp = true;
-            const [s] = await timed(() =>
-                sh(BARE, `set -e; apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${BARE_PACKAGES} >/dev/null; python3 -m venv /opt/devpi; /opt/devpi/bin/pip install -q --cert /etc/ssl/certs/ca-certificates.crt devpi-server==${OLD} devpi-web==${WEB}`),
+        if (want("B1"))
+            await section(
+                "B1 baseline",
+                async () => {
+                    startHost(BARE, BARE_SSH);
+                    bareUp = true;
+                    const [s] = await timed(() =>
+                        sh(
+                            BARE,
+                            `set -e; apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${BARE_PACKAGES} >/dev/null; python3 -m venv /opt/devpi; /opt/devpi/bin/pip install -q --cert /etc/ssl/certs/ca-certificates.crt devpi-server==${OLD} devpi-web==${WEB}`,
+                        ),
+                    );
+                    bareSeconds = [s];
+                    stopHost(BARE);
+                    bareUp = false;
+                },
+                5,
             );
-            bareSeconds = [s];
-            stopHost(BARE);
-            bareUp = false;
-        }, 5);
         if (want("B1") && bareSeconds.length) {
             b1.baselineValues = bareSeconds;
             b1.ratio = cold / median(bareSeconds);
@@ -369,61 +443,88 @@ async function main(): Promise<void> {
         }
 
         // ---- B3: one-setting changes ----
-        if (want("B3")) await section("B3", async () => {
-            const noop = await up(stack);
-            const changes: [string, () => Promise<void>][] = [
-                ["upload limit (maxUploadMb 1024 → 512)", () => stack.setConfig("devpi:maxUploadMb", { value: "512" })],
-                ["a user's password", () => stack.setConfig("users.alice.password", { value: `${ALICE_PASSWORD}-2`, secret: true }, true)],
-                ["a new index", () => stack.setConfig('indexes["alice/b3"].volatile', { value: "true" }, true)],
-            ];
-            for (const [what, change] of changes) {
-                await change();
-                const s = await up(stack);
-                if (what.includes("password")) {
-                    const relogin = await client(venv, "devpi", ["login", "alice", "--password", `${ALICE_PASSWORD}-2`], env);
-                    if (relogin.code) throw new Error(`B3: alice cannot log in with the new password:\n${relogin.out}`);
-                }
-                add({ id: "B3", what: `one-setting change: ${what}`, unit: "s", values: [s], baseline: "no-op `pulumi up` just before", baselineValues: [noop], note: `touched: ${log.changed().join(", ") || "nothing"}` });
-            }
-        }, 5);
+        if (want("B3"))
+            await section(
+                "B3",
+                async () => {
+                    const noop = await up(stack);
+                    const changes: [string, () => Promise<void>][] = [
+                        ["upload limit (maxUploadMb 1024 → 512)", () => stack.setConfig("devpi:maxUploadMb", { value: "512" })],
+                        ["a user's password", () => stack.setConfig("users.alice.password", { value: `${ALICE_PASSWORD}-2`, secret: true }, true)],
+                        ["a new index", () => stack.setConfig('indexes["alice/b3"].volatile', { value: "true" }, true)],
+                    ];
+                    for (const [what, change] of changes) {
+                        await change();
+                        const s = await up(stack);
+                        if (what.includes("password")) {
+                            const relogin = await client(venv, "devpi", ["login", "alice", "--password", `${ALICE_PASSWORD}-2`], env);
+                            if (relogin.code) throw new Error(`B3: alice cannot log in with the new password:\n${relogin.out}`);
+                        }
+                        add({
+                            id: "B3",
+                            what: `one-setting change: ${what}`,
+                            unit: "s",
+                            values: [s],
+                            baseline: "no-op `pulumi up` just before",
+                            baselineValues: [noop],
+                            note: `touched: ${log.changed().join(", ") || "nothing"}`,
+                        });
+                    }
+                },
+                5,
+            );
 
         // ---- B6/B7 need a server holding real data ----
-        if (want("B6") || want("B7")) await section("B6/B7", async () => {
-            const each = 40;
-            const count = Math.max(1, Math.round(R.bigMb / each));
-            const bigDist = path.join(work, "bigdist");
-            for (let i = 0; i < count; i++) {
-                const whl = bigWheel(venv, `bench-big-${i}`, Math.min(each, Math.max(1, R.bigMb)), bigDist);
-                const u = await client(venv, "devpi", ["upload", whl], env);
-                if (u.code) throw new Error(u.out);
-                fs.rmSync(whl);
-            }
-            const dataMb = Number(sh(MAIN, "du -sm /srv/devpi/data | cut -f1").trim());
-            console.error(`[bench] server data: ${dataMb} MB`);
-            const probe = `${BASE}/alice/dev/+simple/bench-big-0/`;
-            if (want("B6")) {
-                process.env.NODE_EXTRA_CA_CERTS = caFile;
-                for (const [what, cfg] of [
-                    [`in-place upgrade ${OLD} → ${MIDDLE}`, { "devpi:devpiServerVersion": { value: MIDDLE } }],
-                    [`forced export/import upgrade ${MIDDLE} → ${NEW}`, { "devpi:devpiServerVersion": { value: NEW }, "devpi:upgradeStrategy": { value: "export-import" } }],
-                ] as const) {
-                    await stack.setAllConfig(cfg);
-                    const p = pollerTls(probe);
-                    const s = await up(stack);
-                    const r = await p.stop();
-                    add({ id: "B6", what: `index unavailable during ${what}, ${dataMb} MB of packages`, unit: "s", values: [r.downSeconds], baseline: "whole `pulumi up` of the upgrade", baselineValues: [s], target: what.startsWith("in-place") ? "≤ 10 s" : undefined, note: `${r.polls} polls every 100 ms` });
-                }
-            }
-            if (want("B7")) {
-                const [b, name] = await timed(() => path.basename(sh(MAIN, "runuser -u devpi -- /usr/local/sbin/devpi-backup").trim()));
-                const [r] = await timed(() => sh(MAIN, `/usr/local/sbin/devpi-restore ${name}`));
-                const [c] = await timed(() => sh(MAIN, "rm -rf /tmp/copy && cp -a /srv/devpi/data /tmp/copy && sync && rm -rf /tmp/copy"));
-                add({ id: "B7", what: `backup (devpi-export), ${dataMb} MB of packages`, unit: "s", values: [b], baseline: "cp -a of the serverdir + sync", baselineValues: [c] });
-                add({ id: "B7", what: `restore (devpi-restore of that backup)`, unit: "s", values: [r], baseline: "cp -a of the serverdir + sync", baselineValues: [c] });
-                const status = execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", caFile, probe], { encoding: "utf8" });
-                if (status !== "200") throw new Error(`B7: the restored index answers ${status} for ${probe}`);
-            }
-        }, 15);
+        if (want("B6") || want("B7"))
+            await section(
+                "B6/B7",
+                async () => {
+                    const each = 40;
+                    const count = Math.max(1, Math.round(R.bigMb / each));
+                    const bigDist = path.join(work, "bigdist");
+                    for (let i = 0; i < count; i++) {
+                        const whl = bigWheel(venv, `bench-big-${i}`, Math.min(each, Math.max(1, R.bigMb)), bigDist);
+                        const u = await client(venv, "devpi", ["upload", whl], env);
+                        if (u.code) throw new Error(u.out);
+                        fs.rmSync(whl);
+                    }
+                    const dataMb = Number(sh(MAIN, "du -sm /srv/devpi/data | cut -f1").trim());
+                    console.error(`[bench] server data: ${dataMb} MB`);
+                    const probe = `${BASE}/alice/dev/+simple/bench-big-0/`;
+                    if (want("B6")) {
+                        process.env.NODE_EXTRA_CA_CERTS = caFile;
+                        for (const [what, cfg] of [
+                            [`in-place upgrade ${OLD} → ${MIDDLE}`, { "devpi:devpiServerVersion": { value: MIDDLE } }],
+                            [`forced export/import upgrade ${MIDDLE} → ${NEW}`, { "devpi:devpiServerVersion": { value: NEW }, "devpi:upgradeStrategy": { value: "export-import" } }],
+                        ] as const) {
+                            await stack.setAllConfig(cfg);
+                            const p = pollerTls(probe);
+                            const s = await up(stack);
+                            const r = await p.stop();
+                            add({
+                                id: "B6",
+                                what: `index unavailable during ${what}, ${dataMb} MB of packages`,
+                                unit: "s",
+                                values: [r.downSeconds],
+                                baseline: "whole `pulumi up` of the upgrade",
+                                baselineValues: [s],
+                                target: what.startsWith("in-place") ? "≤ 10 s" : undefined,
+                                note: `${r.polls} polls every 100 ms`,
+                            });
+                        }
+                    }
+                    if (want("B7")) {
+                        const [b, name] = await timed(() => path.basename(sh(MAIN, "runuser -u devpi -- /usr/local/sbin/devpi-backup").trim()));
+                        const [r] = await timed(() => sh(MAIN, `/usr/local/sbin/devpi-restore ${name}`));
+                        const [c] = await timed(() => sh(MAIN, "rm -rf /tmp/copy && cp -a /srv/devpi/data /tmp/copy && sync && rm -rf /tmp/copy"));
+                        add({ id: "B7", what: `backup (devpi-export), ${dataMb} MB of packages`, unit: "s", values: [b], baseline: "cp -a of the serverdir + sync", baselineValues: [c] });
+                        add({ id: "B7", what: `restore (devpi-restore of that backup)`, unit: "s", values: [r], baseline: "cp -a of the serverdir + sync", baselineValues: [c] });
+                        const status = execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", caFile, probe], { encoding: "utf8" });
+                        if (status !== "200") throw new Error(`B7: the restored index answers ${status} for ${probe}`);
+                    }
+                },
+                15,
+            );
     } finally {
         write();
         if (!KEEP) {
@@ -471,7 +572,10 @@ const BARE_PACKAGES = HOST_PACKAGES.join(" ");
 
 function machine(): string {
     const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-    return `${os.hostname()}: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Linux ${os.release()}, load average at start ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`;
+    return `${os.hostname()}: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Linux ${os.release()}, load average at start ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ")}`;
 }
 
 const loadAtStart = os.loadavg();
@@ -510,7 +614,10 @@ function renderMarkdown(meta: Meta, table: Row[]): string {
         "",
         "| id | what | figure | baseline | baseline figure | ratio | target | note |",
         "|---|---|---|---|---|---|---|---|",
-        ...table.map((r) => `| ${r.id} | ${r.what} | ${fmt(r.values)} ${r.unit} | ${r.baseline} | ${fmt(r.baselineValues)} ${r.unit} | ${r.ratio !== undefined ? r.ratio.toFixed(2) + "×" : "–"} | ${r.target ?? ""} | ${(r.note ?? "").replace(/\|/g, "/")} |`),
+        ...table.map(
+            (r) =>
+                `| ${r.id} | ${r.what} | ${fmt(r.values)} ${r.unit} | ${r.baseline} | ${fmt(r.baselineValues)} ${r.unit} | ${r.ratio !== undefined ? r.ratio.toFixed(2) + "×" : "–"} | ${r.target ?? ""} | ${(r.note ?? "").replace(/\|/g, "/")} |`,
+        ),
         "",
     ].join("\n");
     const notes = path.join(ROOT, "bench/NOTES.md");
@@ -522,7 +629,8 @@ const RENDER = argv.find((a) => a.startsWith("--render="))?.slice(9);
 if (RENDER) {
     const data = JSON.parse(fs.readFileSync(RENDER, "utf8")) as Meta & { rows: Row[] };
     fs.writeFileSync(path.join(path.dirname(RENDER), "benchmark.md"), renderMarkdown(data, data.rows));
-} else main().catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-});
+} else
+    main().catch((e) => {
+        console.error(e);
+        process.exitCode = 1;
+    });

@@ -24,9 +24,7 @@ export function parseUsers(r: Reader): UserConfig[] {
             if (!["password", "email"].includes(k)) fail(`users.${name}.${k}`, s[k], "unknown key; allowed: password, email");
         }
         if (typeof s.password !== "string" || s.password.length === 0) {
-            throw new ConfigError(
-                `devpi:users.${name}.password is required: set it with \`pulumi config set --secret --path 'users.${name}.password' VALUE\``,
-            );
+            throw new ConfigError(`devpi:users.${name}.password is required: set it with \`pulumi config set --secret --path 'users.${name}.password' VALUE\``);
         }
         if (s.email !== undefined && (typeof s.email !== "string" || !/^[^@\s]+@[^@\s]+$/.test(s.email))) {
             fail(`users.${name}.email`, s.email, "must be an e-mail address like name@example.com");

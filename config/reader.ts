@@ -76,7 +76,10 @@ export class Reader {
         if (!ABS_PATH_RE.test(raw)) fail(key, raw, "must be an absolute path of letters, digits and . _ - + /");
         const p = raw.replace(/\/+$/, "");
         if (p === "") fail(key, raw, "must be an absolute path below /, not / itself");
-        const odd = p.slice(1).split("/").find((s) => s === "" || s === "." || s === "..");
+        const odd = p
+            .slice(1)
+            .split("/")
+            .find((s) => s === "" || s === "." || s === "..");
         if (odd !== undefined) {
             fail(key, raw, `must be a normalised absolute path: no '.' or '..' segments and no empty ones ('//'); found ${odd === "" ? "'//'" : `'${odd}'`}`);
         }
@@ -85,7 +88,11 @@ export class Reader {
             fail(key, raw, `must not be a system directory: the program creates ${key} as root and sets its owner and mode; use a directory of its own, e.g. ${def}`);
         }
         if (use === "dir+home" && SYSTEM_DIRS.includes(parent)) {
-            fail(key, raw, `homeDir = parent of serverDir (${parent}) becomes the service user's (its home directory, created and chowned to it as root), and ${parent} is a system directory: use a directory two levels below one, e.g. ${p}/data or /srv/devpi/data`);
+            fail(
+                key,
+                raw,
+                `homeDir = parent of serverDir (${parent}) becomes the service user's (its home directory, created and chowned to it as root), and ${parent} is a system directory: use a directory two levels below one, e.g. ${p}/data or /srv/devpi/data`,
+            );
         }
         if (use === "file" && SYSTEM_DIRS.includes(parent)) {
             fail(key, raw, `its directory ${parent} is a system directory, which the program would create as root and set the owner and mode of: use a file in a directory of its own, e.g. ${def}`);

@@ -17,16 +17,76 @@ import { fail } from "./errors";
  * these (/var/lib/devpi, /etc/devpi) is fine.
  */
 export const SYSTEM_DIRS: readonly string[] = [
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
-    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
-    "/usr", "/usr/bin", "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
-    "/usr/local/bin", "/usr/local/etc", "/usr/local/lib", "/usr/local/sbin", "/usr/local/share", "/usr/sbin", "/usr/share", "/usr/src",
-    "/var", "/var/backups", "/var/cache", "/var/lib", "/var/local", "/var/lock", "/var/log", "/var/mail", "/var/opt",
-    "/var/run", "/var/spool", "/var/tmp", "/var/www",
-    "/etc/apt", "/etc/cron.d", "/etc/cron.daily", "/etc/default", "/etc/letsencrypt", "/etc/logrotate.d",
-    "/etc/nginx", "/etc/nginx/conf.d", "/etc/nginx/sites-available", "/etc/nginx/sites-enabled", "/etc/pam.d",
-    "/etc/profile.d", "/etc/ssh", "/etc/ssl", "/etc/ssl/certs", "/etc/ssl/private", "/etc/sudoers.d",
-    "/etc/supervisor", "/etc/supervisor/conf.d", "/etc/systemd", "/etc/systemd/system",
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/local",
+    "/usr/local/bin",
+    "/usr/local/etc",
+    "/usr/local/lib",
+    "/usr/local/sbin",
+    "/usr/local/share",
+    "/usr/sbin",
+    "/usr/share",
+    "/usr/src",
+    "/var",
+    "/var/backups",
+    "/var/cache",
+    "/var/lib",
+    "/var/local",
+    "/var/lock",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/run",
+    "/var/spool",
+    "/var/tmp",
+    "/var/www",
+    "/etc/apt",
+    "/etc/cron.d",
+    "/etc/cron.daily",
+    "/etc/default",
+    "/etc/letsencrypt",
+    "/etc/logrotate.d",
+    "/etc/nginx",
+    "/etc/nginx/conf.d",
+    "/etc/nginx/sites-available",
+    "/etc/nginx/sites-enabled",
+    "/etc/pam.d",
+    "/etc/profile.d",
+    "/etc/ssh",
+    "/etc/ssl",
+    "/etc/ssl/certs",
+    "/etc/ssl/private",
+    "/etc/sudoers.d",
+    "/etc/supervisor",
+    "/etc/supervisor/conf.d",
+    "/etc/systemd",
+    "/etc/systemd/system",
 ];
 
 /** What the program creates as root from a path key, which decides the rules {@link Reader.path} adds. */
@@ -56,7 +116,7 @@ export function isIpAddress(s: string): boolean {
 export function validateCron(key: string, schedule: string): string {
     const fields = schedule.trim().split(/\s+/);
     if (fields.length !== 5 || !fields.every((f) => CRON_FIELD_RE.test(f))) {
-        fail(key, schedule, "must be a 5-field cron schedule such as \"17 3 * * *\" (digits, * , / - only)");
+        fail(key, schedule, 'must be a 5-field cron schedule such as "17 3 * * *" (digits, * , / - only)');
     }
     return fields.join(" ");
 }
@@ -84,7 +144,10 @@ export function checkLayout(l: { venvDir: string; serverDir: string; configDir: 
     ];
     const ownedList = owned.map(([name]) => name).join(", ");
     if (isWithin(l.backupDir, l.serverDir)) fail("backupDir", l.backupDir, "must be outside serverDir");
-    for (const [key, dir, example] of [["configDir", l.configDir, "/etc/devpi"], ["sslDir", l.sslDir, "/srv/ssl/devpi"]] as const) {
+    for (const [key, dir, example] of [
+        ["configDir", l.configDir, "/etc/devpi"],
+        ["sslDir", l.sslDir, "/srv/ssl/devpi"],
+    ] as const) {
         const inside = owned.find(([, d]) => isWithin(dir, d));
         if (inside) {
             fail(key, dir, `must not be inside a directory the service user owns (${inside[0]}): ${key} is root-managed and the owner of a directory can replace what is in it; use e.g. ${example}`);
@@ -104,7 +167,11 @@ export function checkLayout(l: { venvDir: string; serverDir: string; configDir: 
     const venvVersionsDir = venvInOwned ? FALLBACK_VENV_VERSIONS_DIR : `${l.venvDir}.versions`;
     const clash = owned.find(([, d]) => isWithin(venvVersionsDir, d) || isWithin(d, venvVersionsDir));
     if (clash) {
-        fail("venvDir", l.venvDir, `its root-owned virtualenvs would go to ${venvVersionsDir}, which overlaps a directory the service user owns (${clash[0]}): move serverDir (e.g. /srv/devpi/data) or backupDir elsewhere`);
+        fail(
+            "venvDir",
+            l.venvDir,
+            `its root-owned virtualenvs would go to ${venvVersionsDir}, which overlaps a directory the service user owns (${clash[0]}): move serverDir (e.g. /srv/devpi/data) or backupDir elsewhere`,
+        );
     }
     return venvVersionsDir;
 }

@@ -42,7 +42,7 @@ export function parseSsh(r: Reader, p: string, defaults: { user: string }, polic
     }
     const hostKey = r.optStr(`${p}hostKey`);
     if (hostKey !== undefined && !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/.test(hostKey)) {
-        fail(`${p}hostKey`, hostKey, "must be the server's public host key, e.g. \"ssh-ed25519 AAAA...\" (from /etc/ssh/ssh_host_ed25519_key.pub)");
+        fail(`${p}hostKey`, hostKey, 'must be the server\'s public host key, e.g. "ssh-ed25519 AAAA..." (from /etc/ssh/ssh_host_ed25519_key.pub)');
     }
     if (hostKey === undefined) {
         const keyscan = `"$(ssh-keyscan -p ${port} -t ed25519 ${host} 2>/dev/null | cut -d' ' -f2-)"`;
@@ -66,7 +66,7 @@ export function parseSite(
     defaults: { domain?: string; httpPort: number; httpsPort: number; devpiPort: number },
 ): { domain: string; httpPort: number; httpsPort: number; devpiPort: number } {
     const domain = r.str(`${p}domain`, defaults.domain);
-    if (!HOSTNAME_RE.test(domain) || !domain.includes(".") && domain !== "localhost") {
+    if (!HOSTNAME_RE.test(domain) || (!domain.includes(".") && domain !== "localhost")) {
         fail(`${p}domain`, domain, "must be a fully qualified DNS name such as devpi.example.com");
     }
     const httpPort = r.int(`${p}httpPort`, defaults.httpPort, 1, 65535);
@@ -175,7 +175,11 @@ function replicaCertificate(rr: Reader, p: string, primary: PrimaryForReplicas, 
         const leaf = new crypto.X509Certificate(pemBlocks(replica.providedChainPem ?? primary.ssl.providedChainPem ?? "", /^CERTIFICATE$/)[0]);
         for (const n of [replica.domain, ...replica.extraDnsNames]) {
             if (leaf.checkHost(n) === undefined) {
-                fail(`${p}domain`, n, `is not a name of ${replica.providedChainPem ? "the replica's" : "the primary's (shared)"} certificate (${leaf.subjectAltName ?? leaf.subject}): give the replica its own sslCertificate and sslPrivateKey`);
+                fail(
+                    `${p}domain`,
+                    n,
+                    `is not a name of ${replica.providedChainPem ? "the replica's" : "the primary's (shared)"} certificate (${leaf.subjectAltName ?? leaf.subject}): give the replica its own sslCertificate and sslPrivateKey`,
+                );
             }
         }
     } else {

@@ -5,9 +5,7 @@ import { Reader, readLocalFile } from "./reader";
 import { LETSENCRYPT_DIRECTORY, SslConfig } from "./types";
 
 export function pemBlocks(pem: string, label: RegExp): string[] {
-    return [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)]
-        .filter((m) => label.test(m[1]))
-        .map((m) => m[0]);
+    return [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)].filter((m) => label.test(m[1])).map((m) => m[0]);
 }
 
 /**
@@ -59,9 +57,7 @@ export function checkIssuedBy(chainPem: string, caPem: string): void {
     const certs = pemBlocks(chainPem, /^CERTIFICATE$/).map((c) => new crypto.X509Certificate(c));
     const top = certs[certs.length - 1];
     if (!(top.fingerprint256 === ca.fingerprint256 || (top.checkIssued(ca) && top.verify(ca.publicKey)))) {
-        throw new ConfigError(
-            `devpi:sslCaCertificate: ${ca.subject.replace(/\n/g, ", ")} did not issue the chain's last certificate (issuer ${top.issuer.replace(/\n/g, ", ")})`,
-        );
+        throw new ConfigError(`devpi:sslCaCertificate: ${ca.subject.replace(/\n/g, ", ")} did not issue the chain's last certificate (issuer ${top.issuer.replace(/\n/g, ", ")})`);
     }
 }
 

@@ -33,9 +33,7 @@ export class DevpiUser extends pulumi.ComponentResource {
             {
                 create: `# verified against ${args.serverRevision}\n` + renderApiScript(args.api, "user-ensure", args.username),
                 delete: renderApiScript(args.api, "user-delete", args.username),
-                stdin: pulumi.secret(
-                    pulumi.output(args.password).apply((password) => JSON.stringify({ password, email: args.email ?? null })),
-                ),
+                stdin: pulumi.secret(pulumi.output(args.password).apply((password) => JSON.stringify({ password, email: args.email ?? null }))),
                 secret: true,
             },
             { parent: this },

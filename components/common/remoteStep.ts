@@ -32,17 +32,10 @@ export interface StepArgs {
  * Creates one idempotent remote step named `name` under `parent`.
  * Scripts are given as bash bodies; they are wrapped to run as root with the shared prelude.
  */
-export function remoteStep(
-    name: string,
-    host: RemoteHost,
-    args: StepArgs,
-    opts: pulumi.CustomResourceOptions,
-): command.remote.Command {
+export function remoteStep(name: string, host: RemoteHost, args: StepArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
     const create = pulumi.output(args.create);
     const del = args.delete === undefined ? undefined : pulumi.output(args.delete);
-    const stdin = pulumi
-        .all([create, del, args.stdin])
-        .apply(([c, d, payload]) => stepStdin(c, d, payload ?? ""));
+    const stdin = pulumi.all([create, del, args.stdin]).apply(([c, d, payload]) => stepStdin(c, d, payload ?? ""));
     return new command.remote.Command(
         name,
         {

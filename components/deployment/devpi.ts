@@ -69,11 +69,7 @@ export class Devpi extends pulumi.ComponentResource {
         super("devpi:index:Devpi", name, {}, opts);
         const namePrefix = name === LEGACY_NAME ? "" : `${name}-`;
         const [primarySpec, ...replicaSpecs] = s.hosts;
-        const primary = new DevpiHost(
-            `${namePrefix}${primarySpec.label}`,
-            { spec: primarySpec, settings: s, namePrefix, access: (h) => declareAccess(s, h, namePrefix) },
-            { parent: this },
-        );
+        const primary = new DevpiHost(`${namePrefix}${primarySpec.label}`, { spec: primarySpec, settings: s, namePrefix, access: (h) => declareAccess(s, h, namePrefix) }, { parent: this });
         const backups = new BackupSchedule(
             `${namePrefix}backups`,
             {
@@ -92,9 +88,7 @@ export class Devpi extends pulumi.ComponentResource {
             { parent: this, aliases: [{ parent: pulumi.rootStackResource }], dependsOn: [primary.server, primary.prepared] },
         );
         // Replicas follow the primary and do not wait for each other.
-        const replicas = replicaSpecs.map(
-            (spec) => new DevpiHost(`${namePrefix}replica-${spec.label}`, { spec, settings: s, namePrefix, primary: primaryLink(primary) }, { parent: this }),
-        );
+        const replicas = replicaSpecs.map((spec) => new DevpiHost(`${namePrefix}replica-${spec.label}`, { spec, settings: s, namePrefix, primary: primaryLink(primary) }, { parent: this }));
         this.hosts = [primary, ...replicas];
 
         const client = clientFor(s, primary.url);

@@ -93,10 +93,10 @@ function rawOf(args: DevpiArgs): (key: string) => string | undefined {
     const o = args.options ?? {};
     const tls = args.tls ?? { mode: "self-signed" as const };
     const windows = tls.mode === "self-signed" ? tls : { certRenewBeforeDays: tls.certRenewBeforeDays };
-    const users = Object.fromEntries((args.access.users ?? []).map((u) => [u.name, { password: typeof u.password === "string" ? u.password : "(input)", ...(u.email === undefined ? {} : { email: u.email }) }]));
-    const indexes = Object.fromEntries(
-        (args.access.indexes ?? []).map((i) => [i.name, { bases: i.bases, volatile: i.volatile, acl_upload: i.aclUpload, mirror_whitelist: i.mirrorWhitelist }]),
+    const users = Object.fromEntries(
+        (args.access.users ?? []).map((u) => [u.name, { password: typeof u.password === "string" ? u.password : "(input)", ...(u.email === undefined ? {} : { email: u.email }) }]),
     );
+    const indexes = Object.fromEntries((args.access.indexes ?? []).map((i) => [i.name, { bases: i.bases, volatile: i.volatile, acl_upload: i.aclUpload, mirror_whitelist: i.mirrorWhitelist }]));
     const values: Record<string, unknown> = {
         ...o,
         devpiHost: o.bindAddress,
@@ -154,16 +154,14 @@ function hostSpecs(args: DevpiArgs, ssl: TlsSettings): HostSpec[] {
     }
     return [
         { label: "primary", prefix: "", role: replicas.length > 0 ? "primary" : "standalone", ...primary, providedChainPem: ssl.providedChainPem, providedKeyPem: ssl.providedKeyPem },
-        ...replicas.map(
-            (r): HostSpec => ({
-                label: r.name,
-                prefix: `replica-${r.name}-`,
-                role: "replica",
-                ...hostSpec(r, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort, user: primary.ssh.user }),
-                providedChainPem: r.certificate?.chainPem ?? ssl.providedChainPem,
-                providedKeyPem: r.certificate ? pulumi.secret(r.certificate.keyPem) : ssl.providedKeyPem,
-            }),
-        ),
+        ...replicas.map((r): HostSpec => ({
+            label: r.name,
+            prefix: `replica-${r.name}-`,
+            role: "replica",
+            ...hostSpec(r, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort, user: primary.ssh.user }),
+            providedChainPem: r.certificate?.chainPem ?? ssl.providedChainPem,
+            providedKeyPem: r.certificate ? pulumi.secret(r.certificate.keyPem) : ssl.providedKeyPem,
+        })),
     ];
 }
 
@@ -178,7 +176,10 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
             throw new ConfigError(`devpi:rootPassword: invalid value "(secret)": must be at least 8 characters`);
         }
         parseUsers(r);
-        const indexes = parseIndexes(r, (args.access.users ?? []).map((u) => ({ name: u.name, password: "" })));
+        const indexes = parseIndexes(
+            r,
+            (args.access.users ?? []).map((u) => ({ name: u.name, password: "" })),
+        );
         const clientIndex = args.client?.index;
         if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
             throw new ConfigError(`devpi:clientIndex: invalid value ${JSON.stringify(clientIndex)}: must be one of the declared indexes`);

@@ -40,7 +40,10 @@ export function validateTarget(label: string, t: SiteTarget, devpiPort: number):
     if (!HOSTNAME_RE.test(t.domain) || (!t.domain.includes(".") && t.domain !== "localhost")) bad("domain", t.domain, "must be a fully qualified DNS name such as devpi.example.com");
     for (const n of t.extraDnsNames) if (!HOSTNAME_RE.test(n)) bad("extraDnsNames", n, "must be DNS names");
     for (const a of t.extraIpAddresses) if (!isIpAddress(a)) bad("extraIpAddresses", a, "must be IPv4 or IPv6 addresses");
-    for (const [field, port] of [["httpPort", t.httpPort], ["httpsPort", t.httpsPort]] as const) {
+    for (const [field, port] of [
+        ["httpPort", t.httpPort],
+        ["httpsPort", t.httpsPort],
+    ] as const) {
         if (!Number.isInteger(port) || port < 1 || port > 65535) bad(field, port, "must be an integer from 1 to 65535");
     }
     if (t.httpPort === t.httpsPort) bad("httpsPort", t.httpsPort, "must differ from httpPort");

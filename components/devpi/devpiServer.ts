@@ -104,12 +104,7 @@ export class DevpiServer extends pulumi.ComponentResource {
         const replica = args.replication?.role === "replica" ? args.replication : undefined;
         const steps: Steps = { name, args, configFile: this.configFile, replica, parent: this };
 
-        const venv = remoteStep(
-            `${name}-venv`,
-            args.host,
-            { create: installScript, delete: renderUninstallScript(args.venvDir, args.versionsDir) },
-            { parent: this },
-        );
+        const venv = remoteStep(`${name}-venv`, args.host, { create: installScript, delete: renderUninstallScript(args.venvDir, args.versionsDir) }, { parent: this });
         const config = configStep(steps, yaml, venv);
         const replication = replicationSteps(steps, config);
         this.sharedSecret = replication.sharedSecret;

@@ -176,13 +176,17 @@ echo "secret from the primary $(write_if_changed ${f} 0600 ${u}: <"$secret")"
     return `${writeFileLines(s.configFile, "0644", "root:root", s.yaml)}${secretFileGuard(s.secretFile)}if [ ! -s ${f} ]; then
   tmp=$(umask 077 && mktemp "$(dirname ${f})/.secret.XXXXXX")
   # Read as the service user: it can hand over nothing it could not read itself.
-  ${legacy ? `if runuser -u ${u} -- cat -- ${legacy} >"$tmp" 2>/dev/null && [ -s "$tmp" ]; then
+  ${
+      legacy
+          ? `if runuser -u ${u} -- cat -- ${legacy} >"$tmp" 2>/dev/null && [ -s "$tmp" ]; then
     echo "secret moved from ${s.legacySecretFile} (kept there until you remove it)"
   else
     head -c 32 /dev/urandom | base64 -w0 >"$tmp"
     echo "secret created"
-  fi` : `head -c 32 /dev/urandom | base64 -w0 >"$tmp"
-  echo "secret created"`}
+  fi`
+          : `head -c 32 /dev/urandom | base64 -w0 >"$tmp"
+  echo "secret created"`
+  }
   chown -h ${u}: "$tmp"
   mv -fT "$tmp" ${f}
 fi
@@ -235,15 +239,19 @@ export function renderInitScript(s: { configFile: string; serverDir: string; ser
     return `if runuser -u ${shellQuote(s.serviceUser)} -- test -e ${shellQuote(s.serverDir)}/.nodeinfo; then
   echo "already initialised"
 else
-${cred !== undefined ? `  root_path ${shellQuote(path.posix.dirname(cred))} || fail "refusing to keep root's bootstrap password in ${path.posix.dirname(cred)}: it (or a directory above it) is a link or not root's alone; nothing was initialised"
+${
+    cred !== undefined
+        ? `  root_path ${shellQuote(path.posix.dirname(cred))} || fail "refusing to keep root's bootstrap password in ${path.posix.dirname(cred)}: it (or a directory above it) is a link or not root's alone; nothing was initialised"
   DEVPISERVER_ROOT_PASSWD=$(head -c 24 /dev/urandom | base64 -w0 | tr -d '+/=')
   [ \${#DEVPISERVER_ROOT_PASSWD} -ge 24 ] || fail "could not make a bootstrap password for root; nothing was initialised"
   printf '{"password": "%s"}' "$DEVPISERVER_ROOT_PASSWD" | write_if_changed ${shellQuote(cred)} 0600 root:root >/dev/null
   export DEVPISERVER_ROOT_PASSWD
   ${init}
   unset DEVPISERVER_ROOT_PASSWD
-  echo "initialised; root has a random bootstrap password (in ${cred}) until the password step sets the configured one"` : `  ${init}
-  echo "initialised"`}
+  echo "initialised; root has a random bootstrap password (in ${cred}) until the password step sets the configured one"`
+        : `  ${init}
+  echo "initialised"`
+}
 fi
 `;
 }

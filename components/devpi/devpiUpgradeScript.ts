@@ -39,9 +39,7 @@ export interface UpgradeSettings {
 /** What `pulumi preview` shows for an upgrade: the rule, since the installed version is on the server. */
 export function describeUpgrade(s: Pick<UpgradeSettings, "key" | "strategy" | "replica">): string {
     if (s.replica) return `switch to ${s.key} in place when the data format matches, by a fresh sync from the primary otherwise`;
-    return s.strategy === "export-import"
-        ? `switch to ${s.key} by export/import (forced)`
-        : `switch to ${s.key} in place when the data format matches, by export/import otherwise`;
+    return s.strategy === "export-import" ? `switch to ${s.key} by export/import (forced)` : `switch to ${s.key} in place when the data format matches, by export/import otherwise`;
 }
 
 /** Where an export/import (or a replica's fresh sync) in progress is recorded: root's alone. */

@@ -21,7 +21,12 @@ export class ReplicaResync extends pulumi.ComponentResource {
 
     constructor(name: string, args: ReplicaResyncArgs, opts?: pulumi.ComponentResourceOptions) {
         super("devpi:index:ReplicaResync", name, {}, opts);
-        const step = remoteStep(`${name}-identity`, args.host, { create: pulumi.output(args.settings.primaryUrl).apply((primaryUrl) => renderReplicaResyncScript({ ...args.settings, primaryUrl })), stdin: args.primaryCaPem }, { parent: this });
+        const step = remoteStep(
+            `${name}-identity`,
+            args.host,
+            { create: pulumi.output(args.settings.primaryUrl).apply((primaryUrl) => renderReplicaResyncScript({ ...args.settings, primaryUrl })), stdin: args.primaryCaPem },
+            { parent: this },
+        );
         this.result = step.stdout;
         this.registerOutputs({ result: this.result });
     }

@@ -32,13 +32,11 @@ export class HealthCheck extends pulumi.ComponentResource {
             `${name}-https`,
             args.host,
             {
-                create: pulumi
-                    .all([args.settings, args.certSha256, args.revision, args.replicaOf?.primaryUrl])
-                    .apply(([checked, certSha256, revision, primaryUrl]) => {
-                        const settings = { ...checked, certSha256, revision: contentHash(revision, certSha256, JSON.stringify(checked)) };
-                        const sync: ReplicaSyncSettings | undefined = args.replicaOf && primaryUrl !== undefined ? { primaryUrl, timeout: args.replicaOf.timeout } : undefined;
-                        return sync ? renderReplicaHealthCheckScript(settings, sync) : renderHealthCheckScript(settings);
-                    }),
+                create: pulumi.all([args.settings, args.certSha256, args.revision, args.replicaOf?.primaryUrl]).apply(([checked, certSha256, revision, primaryUrl]) => {
+                    const settings = { ...checked, certSha256, revision: contentHash(revision, certSha256, JSON.stringify(checked)) };
+                    const sync: ReplicaSyncSettings | undefined = args.replicaOf && primaryUrl !== undefined ? { primaryUrl, timeout: args.replicaOf.timeout } : undefined;
+                    return sync ? renderReplicaHealthCheckScript(settings, sync) : renderHealthCheckScript(settings);
+                }),
                 stdin: args.caCertPem,
             },
             { parent: this },

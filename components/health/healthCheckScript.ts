@@ -88,9 +88,7 @@ print("healthy: https://%s/ answers with the expected certificate" % host)
  * trust (empty: the system's trust store).
  */
 export function renderHealthCheckScript(s: HealthCheckSettings): string {
-    const args = [s.domain, String(s.httpPort), String(s.httpsPort), s.certSha256, s.indexes.join(","), String(s.replication)]
-        .map(shellQuote)
-        .join(" ");
+    const args = [s.domain, String(s.httpPort), String(s.httpsPort), s.certSha256, s.indexes.join(","), String(s.replication)].map(shellQuote).join(" ");
     return `# revision ${s.revision}
 problems=$(mktemp)
 if ! python3 -c ${shellQuote(HEALTH_PY)} ${args} 2>"$problems"; then
@@ -102,9 +100,13 @@ if ! python3 -c ${shellQuote(HEALTH_PY)} ${args} 2>"$problems"; then
   tail -n 20 /var/log/nginx/error.log >&2 || true
   echo "--- tail of ${s.devpiLog}" >&2
   tail -n 30 ${shellQuote(s.devpiLog)} >&2 || true
-${s.certbotLog ? `  echo "--- tail of ${s.certbotLog}" >&2
+${
+    s.certbotLog
+        ? `  echo "--- tail of ${s.certbotLog}" >&2
   tail -n 30 ${shellQuote(s.certbotLog)} >&2 || true
-` : ""}  exit 1
+`
+        : ""
+}  exit 1
 fi
 `;
 }
@@ -182,9 +184,7 @@ export interface ReplicaSyncSettings {
  * Stdin: the CA certificate to trust.
  */
 export function renderReplicaHealthCheckScript(s: HealthCheckSettings, sync: ReplicaSyncSettings): string {
-    const args = [s.domain, String(s.httpPort), String(s.httpsPort), s.certSha256, s.indexes.join(","), String(s.replication)]
-        .map(shellQuote)
-        .join(" ");
+    const args = [s.domain, String(s.httpPort), String(s.httpsPort), s.certSha256, s.indexes.join(","), String(s.replication)].map(shellQuote).join(" ");
     const syncArgs = [sync.primaryUrl, s.domain, String(s.httpsPort), String(sync.timeout)].map(shellQuote).join(" ");
     return `# revision ${s.revision}
 ca=$(mktemp)

@@ -33,12 +33,7 @@ export class HostPreparation extends pulumi.ComponentResource {
         const first = all.filter((p) => (PYTHON_PACKAGES as readonly string[]).includes(p));
         const rest = all.filter((p) => !first.includes(p));
         const packages = remoteStep(`${name}-packages`, args.host, { create: renderPackagesScript(first) }, { parent: this });
-        const user = remoteStep(
-            `${name}-service-user`,
-            args.host,
-            { create: renderServiceUserScript(args.layout) },
-            { parent: this, dependsOn: [packages] },
-        );
+        const user = remoteStep(`${name}-service-user`, args.host, { create: renderServiceUserScript(args.layout) }, { parent: this, dependsOn: [packages] });
         // After the user (Debian's cron adds a group in its postinst: no two writers of /etc/group at once).
         const services = remoteStep(`${name}-service-packages`, args.host, { create: renderPackagesScript(rest) }, { parent: this, dependsOn: [user] });
         this.python = [packages, user];

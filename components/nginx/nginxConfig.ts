@@ -202,9 +202,13 @@ export function renderNginxScript(s: NginxScriptSettings): string {
     return `# certificate sha256 ${s.certFingerprint}
 backup=""
 if [ -f ${site} ]; then backup=$(mktemp); cp -p ${site} "$backup"; fi
-${(s.extraFiles ?? []).map((f) => `extra_state=$(${writeFileLines(f.path, "0644", "root:root", f.content)})
+${(s.extraFiles ?? [])
+    .map(
+        (f) => `extra_state=$(${writeFileLines(f.path, "0644", "root:root", f.content)})
 note "${f.path} $extra_state"
-`).join("")}state=$(${writeFileLines(s.sitePath, "0644", "root:root", s.site)})
+`,
+    )
+    .join("")}state=$(${writeFileLines(s.sitePath, "0644", "root:root", s.site)})
 ln -sfn ${site} ${shellQuote(s.enabledPath)}
 if ! out=$(nginx -t 2>&1); then
   if [ -n "$backup" ]; then mv -f "$backup" ${site}; else rm -f ${site} ${shellQuote(s.enabledPath)}; fi

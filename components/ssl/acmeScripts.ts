@@ -118,9 +118,7 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export function renderAcmeClientScript(s: AcmeClientSettings): string {
     const crt = shellQuote(`${s.sslDir}/acme.crt`);
     const key = shellQuote(`${s.sslDir}/acme.key`);
-    const ca = s.caBundlePem.trim()
-        ? `ca=$(${writeFileLines(ACME_PATHS.caBundle, "0644", "root:root", s.caBundlePem)})`
-        : `rm -f ${shellQuote(ACME_PATHS.caBundle)}; ca=none`;
+    const ca = s.caBundlePem.trim() ? `ca=$(${writeFileLines(ACME_PATHS.caBundle, "0644", "root:root", s.caBundlePem)})` : `rm -f ${shellQuote(ACME_PATHS.caBundle)}; ca=none`;
     return `if ! dpkg-query -W -f='\${Status}' certbot 2>/dev/null | grep -q 'ok installed'; then
   apt-get update -q >&2
   apt-get install -y -q --no-install-recommends certbot >&2

@@ -70,7 +70,6 @@ function getHttp(pathname: string): Promise<Served> {
     });
 }
 
-
 async function up() {
     log.clear();
     return stack.up({
@@ -203,7 +202,11 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         assert.equal(served.status, 200);
         assert.notEqual(served.cert?.serialNumber, firstSerial, "nginx serves the renewed certificate (new serial)");
         const hex = (x: string | undefined) => (x ?? "").toLowerCase().replace(/^0+/, "");
-        assert.equal(hex(served.cert?.serialNumber), hex(onServer("openssl x509 -noout -serial -in /etc/letsencrypt/live/devpi/cert.pem | cut -d= -f2")), "the served certificate is certbot's live one");
+        assert.equal(
+            hex(served.cert?.serialNumber),
+            hex(onServer("openssl x509 -noout -serial -in /etc/letsencrypt/live/devpi/cert.pem | cut -d= -f2")),
+            "the served certificate is certbot's live one",
+        );
         const result = await up();
         assert.equal(result.summary.result, "succeeded");
         assert.deepEqual(log.changed(), []);
@@ -237,7 +240,9 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         const selfSigned = await getHttps("/+api", ca);
         assert.equal(fingerprintHex(selfSigned.cert?.fingerprint256), outputs.certificateSha256.value);
         assert.equal(
-            onServer("for f in /etc/cron.d/devpi-acme /etc/letsencrypt/renewal/devpi.conf /etc/letsencrypt/live/devpi /usr/local/sbin/devpi-acme-renew /srv/ssl/devpi/acme.crt; do [ -e $f ] && echo present $f; done; true"),
+            onServer(
+                "for f in /etc/cron.d/devpi-acme /etc/letsencrypt/renewal/devpi.conf /etc/letsencrypt/live/devpi /usr/local/sbin/devpi-acme-renew /srv/ssl/devpi/acme.crt; do [ -e $f ] && echo present $f; done; true",
+            ),
             "",
             "no renewal job, certbot lineage or ACME links left",
         );
@@ -277,7 +282,10 @@ describe("sslMode acme against pebble on loopback", { timeout: 60 * 60 * 1000 },
         const accountKey = onServer("cat /etc/letsencrypt/accounts/*/*/*/private_key.json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"d\"])'");
         assert.ok(certKey.length > 20 && accountKey.length > 20);
         const argv = [...sampler.seen].join("\n");
-        assert.ok([...sampler.onHost].some((c) => c.includes("certbot")), "the sampler saw certbot run on the server");
+        assert.ok(
+            [...sampler.onHost].some((c) => c.includes("certbot")),
+            "the sampler saw certbot run on the server",
+        );
         for (const [what, secret] of [
             ["certificate key", certKey],
             ["account key", accountKey],

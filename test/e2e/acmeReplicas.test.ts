@@ -72,7 +72,11 @@ async function upload(wheel: string, version: string): Promise<Answer> {
     const field = (k: string, v: string) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`;
     const fields = { ":action": "file_upload", protocol_version: "1", name: PKG, version, filetype: "bdist_wheel", pyversion: "py3", metadata_version: "2.1" };
     const body = Buffer.concat([
-        Buffer.from(Object.entries(fields).map(([k, v]) => field(k, v)).join("")),
+        Buffer.from(
+            Object.entries(fields)
+                .map(([k, v]) => field(k, v))
+                .join(""),
+        ),
         Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="${path.basename(wheel)}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
         fs.readFileSync(wheel),
         Buffer.from(`\r\n--${boundary}--\r\n`),
@@ -88,7 +92,6 @@ async function up() {
     log.clear();
     return stack.up({ onEvent: log.onEvent, onOutput: log.onOutput, color: "never" });
 }
-
 
 describe("sslMode acme with a replica, against pebble on loopback", { timeout: 60 * 60 * 1000 }, () => {
     const it = steps();

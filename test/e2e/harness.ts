@@ -160,7 +160,13 @@ export class EventLog {
     /** Names of custom resources the engine actually operated on (anything but `same`). */
     changed(): string[] {
         return this.events
-            .filter((e) => e.resourcePreEvent && e.resourcePreEvent.metadata.op !== "same" && !e.resourcePreEvent.metadata.type.startsWith("devpi:") && !e.resourcePreEvent.metadata.type.startsWith("pulumi:"))
+            .filter(
+                (e) =>
+                    e.resourcePreEvent &&
+                    e.resourcePreEvent.metadata.op !== "same" &&
+                    !e.resourcePreEvent.metadata.type.startsWith("devpi:") &&
+                    !e.resourcePreEvent.metadata.type.startsWith("pulumi:"),
+            )
             .map((e) => `${e.resourcePreEvent!.metadata.op}:${e.resourcePreEvent!.metadata.urn.split("::").pop()}`)
             .sort();
     }
@@ -240,13 +246,7 @@ export function clientVenv(): string {
 }
 
 /** Runs a program from the client venv; resolves with exit status and output, never throws. */
-export async function client(
-    venv: string,
-    program: string,
-    args: string[],
-    env: Record<string, string> = {},
-    cwd?: string,
-): Promise<{ code: number; out: string }> {
+export async function client(venv: string, program: string, args: string[], env: Record<string, string> = {}, cwd?: string): Promise<{ code: number; out: string }> {
     try {
         const r = await execFileP(path.join(venv, "bin", program), args, { env: { ...process.env, ...env }, cwd, timeout: 10 * 60 * 1000, maxBuffer: 64 * 1024 * 1024 });
         return { code: 0, out: r.stdout + r.stderr };
@@ -262,10 +262,7 @@ export function buildPackage(venv: string, name: string, version: string, dist: 
     const mod = name.replace(/-/g, "_");
     fs.mkdirSync(path.join(src, mod));
     fs.writeFileSync(path.join(src, mod, "__init__.py"), `VERSION = "${version}"\n`);
-    fs.writeFileSync(
-        path.join(src, "pyproject.toml"),
-        `[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "${name}"\nversion = "${version}"\n`,
-    );
+    fs.writeFileSync(path.join(src, "pyproject.toml"), `[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "${name}"\nversion = "${version}"\n`);
     execFileSync(path.join(venv, "bin/python"), ["-m", "build", "--wheel", "--no-isolation", "--outdir", dist, src], { stdio: "pipe" });
     return path.join(dist, `${mod}-${version}-py3-none-any.whl`);
 }
@@ -338,9 +335,7 @@ export function hostConfig(host: TestHost, ports: Ports, keyAs: "file" | "secret
         "devpi:host": { value: host.sshHost },
         "devpi:sshPort": { value: String(host.sshPort) },
         "devpi:sshUser": { value: host.sshUser },
-        ...(keyAs === "file"
-            ? { "devpi:sshPrivateKeyFile": { value: host.sshKey } }
-            : { "devpi:sshPrivateKey": { value: fs.readFileSync(host.sshKey, "utf8"), secret: true } }),
+        ...(keyAs === "file" ? { "devpi:sshPrivateKeyFile": { value: host.sshKey } } : { "devpi:sshPrivateKey": { value: fs.readFileSync(host.sshKey, "utf8"), secret: true } }),
         "devpi:hostKey": { value: host.hostKey },
         "devpi:domain": { value: "localhost" },
         "devpi:httpPort": { value: String(ports.http) },

@@ -74,7 +74,9 @@ describe("the example that makes its own server, through the npm pack tarball", 
 
     it("the packed package holds the built component and its types, and nothing of the repository's tests, tools or state", () => {
         const tgz = fs.readdirSync(work).find((f) => f.endsWith(".tgz"))!;
-        const files = execFileSync("tar", ["-tzf", path.join(work, tgz)], { encoding: "utf8" }).trim().split("\n");
+        const files = execFileSync("tar", ["-tzf", path.join(work, tgz)], { encoding: "utf8" })
+            .trim()
+            .split("\n");
         assert.ok(files.includes("package/dist/components/index.js") && files.includes("package/dist/components/index.d.ts"), files.join("\n"));
         assert.ok(files.includes("package/CHANGELOG.md") && files.includes("package/README.md"));
         const stray = files.filter((f) => /^package\/(test|tools|scripts|bench|examples|node_modules|\.pulumi)|Pulumi\.[^/]*\.yaml$|\.ts$/.test(f) && !f.endsWith(".d.ts"));

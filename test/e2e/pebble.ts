@@ -87,7 +87,22 @@ export class Pebble {
         const dnsLog = fs.openSync(path.join(this.dir, "challtestsrv.log"), "a");
         this.dns = spawn(
             "pebble-challtestsrv",
-            ["-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01", `127.0.0.1:${this.ports.dns}`, "-http01", "", "-https01", "", "-tlsalpn01", "", "-management", `127.0.0.1:${this.ports.dnsManagement}`],
+            [
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+                "-dns01",
+                `127.0.0.1:${this.ports.dns}`,
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-management",
+                `127.0.0.1:${this.ports.dnsManagement}`,
+            ],
             { stdio: ["ignore", dnsLog, dnsLog] },
         );
         const log = fs.openSync(this.logFile, "a");

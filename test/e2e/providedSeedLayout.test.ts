@@ -39,8 +39,29 @@ function makePki(): void {
     fs.mkdirSync(pki);
     const ossl = (...args: string[]) => execFileSync("openssl", args, { cwd: pki, stdio: "pipe" });
     fs.writeFileSync(path.join(pki, "ca.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n");
-    fs.writeFileSync(path.join(pki, "server.ext"), "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n");
-    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "root.key", "-out", "root.pem", "-days", "30", "-subj", "/CN=e2e Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+    fs.writeFileSync(
+        path.join(pki, "server.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    );
+    ossl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "root.key",
+        "-out",
+        "root.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=e2e Root CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    );
     ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=e2e Intermediate CA");
     ossl("x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-out", "int.pem", "-days", "20", "-extfile", "ca.ext");
     ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost");
@@ -81,8 +102,7 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
     });
 
     const env = () => ({ REQUESTS_CA_BUNDLE: rootCa, PIP_CERT: rootCa, DEVPI_CLIENTDIR: path.join(work, "devpi-client") });
-    const pipInstall = (spec: string, into: string) =>
-        client(venv, "pip", ["install", "--no-cache-dir", "--target", path.join(work, into), "--index-url", `${BASE}/bz/dev/+simple/`, spec], env());
+    const pipInstall = (spec: string, into: string) => client(venv, "pip", ["install", "--no-cache-dir", "--target", path.join(work, into), "--index-url", `${BASE}/bz/dev/+simple/`, spec], env());
     let secretBefore = "";
 
     it(`the program before the privilege rule (${BEFORE_PRIVILEGE_COMMIT}) installs devpi in the seed's layout; bz uploads a package`, async () => {
@@ -104,8 +124,14 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
         assert.deepEqual(ops, [], JSON.stringify(result.summary.resourceChanges));
         console.log(`# moved with: ${log.changed().join(", ")}`);
         // The server certificate runs 10 days, less than certRenewBeforeDays (30): deployed, with a warning.
-        assert.match(log.text().replace(/\s+/g, " "), /warning: devpi:sslCertificate: the certificate for CN=localhost expires on \S+ \(in (9|10)\.\d days, less than devpi:certRenewBeforeDays = 30\): nginx serves it until then; set a renewed certificate and run pulumi up before that date/);
-        const files = onHost(host, "stat -c '%n %a %U' /srv/ssl/devpi /srv/ssl/devpi/server.key /srv/ssl/devpi/ssl-unified.crt /home/web/repo/devpi/data/.nodeinfo /home/web/repo/devpi/venv_devpi /opt/devpi/versions /etc/devpi/secret /home/web/repo/backup/devpi");
+        assert.match(
+            log.text().replace(/\s+/g, " "),
+            /warning: devpi:sslCertificate: the certificate for CN=localhost expires on \S+ \(in (9|10)\.\d days, less than devpi:certRenewBeforeDays = 30\): nginx serves it until then; set a renewed certificate and run pulumi up before that date/,
+        );
+        const files = onHost(
+            host,
+            "stat -c '%n %a %U' /srv/ssl/devpi /srv/ssl/devpi/server.key /srv/ssl/devpi/ssl-unified.crt /home/web/repo/devpi/data/.nodeinfo /home/web/repo/devpi/venv_devpi /opt/devpi/versions /etc/devpi/secret /home/web/repo/backup/devpi",
+        );
         assert.match(files, /^\/srv\/ssl\/devpi 700 root$/m);
         assert.match(files, /^\/srv\/ssl\/devpi\/server.key 400 root$/m);
         assert.match(files, /^\/srv\/ssl\/devpi\/ssl-unified.crt 400 root$/m);
@@ -154,7 +180,10 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
 
     it("pulumi destroy keeps the seed layout's data", async () => {
         await stack.destroy({ color: "never" });
-        const listing = onHost(host, "ls /home/web/repo/devpi/data/.nodeinfo /etc/devpi/secret; test ! -e /home/web/repo/devpi/venv_devpi && echo venv-removed; find /home/web/repo/devpi/data/+files -name 'seed_pkg-*' | wc -l");
+        const listing = onHost(
+            host,
+            "ls /home/web/repo/devpi/data/.nodeinfo /etc/devpi/secret; test ! -e /home/web/repo/devpi/venv_devpi && echo venv-removed; find /home/web/repo/devpi/data/+files -name 'seed_pkg-*' | wc -l",
+        );
         assert.match(listing, /venv-removed/);
         assert.match(listing, /^2$/m);
     });

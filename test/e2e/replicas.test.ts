@@ -12,7 +12,25 @@ import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { PAGE_GENERATION_SETTLE_MS } from "../../components/nginx/nginxConfig";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, hostConfig, onHost, ProcessSampler, projectCopy, setReplicaConfig, startHost, steps, stopHost, TestHost } from "./harness";
+import {
+    buildPackage,
+    cleanUp,
+    client,
+    clientVenv,
+    createStack,
+    EventLog,
+    fetchWithCa,
+    filesContaining,
+    hostConfig,
+    onHost,
+    ProcessSampler,
+    projectCopy,
+    setReplicaConfig,
+    startHost,
+    steps,
+    stopHost,
+    TestHost,
+} from "./harness";
 
 const PRIMARY = { name: "rep-p", ports: { ssh: 25101, http: 25180, https: 25543, devpi: 25140 } };
 const REPLICAS = [
@@ -169,7 +187,9 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         assert.equal(twine.code, 0, twine.out);
         since = Date.now();
         const twineTimes = await Promise.all(indexUrls.map((u) => secondsUntilInstallable(u, "0.2.0", since, 10)));
-        console.log(`# upload -> pip install from replicas r1, r2: devpi upload ${devpiTimes.map((t) => t.toFixed(1)).join(" s, ")} s; twine upload ${twineTimes.map((t) => t.toFixed(1)).join(" s, ")} s (limit 10 s)`);
+        console.log(
+            `# upload -> pip install from replicas r1, r2: devpi upload ${devpiTimes.map((t) => t.toFixed(1)).join(" s, ")} s; twine upload ${twineTimes.map((t) => t.toFixed(1)).join(" s, ")} s (limit 10 s)`,
+        );
         for (const t of [...devpiTimes, ...twineTimes]) assert.ok(t <= 10, `${t} s`);
     });
 
@@ -255,7 +275,9 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         const one = await run(1, 5);
         const three = await run(3, 5);
         agents.forEach((a) => a.destroy());
-        console.log(`# benchmark: ${PKG} simple page through nginx, 8 concurrent keep-alive clients on this 2-core machine: 1 server ${one.toFixed(0)} req/s, primary + 2 replicas (round robin) ${three.toFixed(0)} req/s`);
+        console.log(
+            `# benchmark: ${PKG} simple page through nginx, 8 concurrent keep-alive clients on this 2-core machine: 1 server ${one.toFixed(0)} req/s, primary + 2 replicas (round robin) ${three.toFixed(0)} req/s`,
+        );
         assert.ok(one > 0 && three > 0);
     });
 
@@ -270,7 +292,8 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
             r2,
             "for f in /etc/supervisor/conf.d/devpi.conf /etc/nginx/sites-enabled/devpi /etc/devpi/devpi-server.yml /opt/devpi/venv /srv/devpi/data/.nodeinfo /etc/devpi/secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done",
         );
-        for (const gone of ["/etc/supervisor/conf.d/devpi.conf", "/etc/nginx/sites-enabled/devpi", "/etc/devpi/devpi-server.yml", "/opt/devpi/venv"]) assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
+        for (const gone of ["/etc/supervisor/conf.d/devpi.conf", "/etc/nginx/sites-enabled/devpi", "/etc/devpi/devpi-server.yml", "/opt/devpi/venv"])
+            assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
         assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/, "the replica's data stays");
         // Test hosts share this machine's process table: look for devpi-server processes rooted in r2's filesystem.
         assert.deepEqual(devpiServerPids(r2), [], "devpi-server no longer runs on r2");
@@ -286,7 +309,11 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         sampler.stop();
         const cli = log.text();
         const argv = [...sampler.seen].join("\n").replace(/\s/g, "");
-        const body = (pem: string) => pem.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+        const body = (pem: string) =>
+            pem
+                .split("\n")
+                .filter((l) => l && !l.startsWith("-----"))
+                .join("");
         const secrets: [string, string][] = [
             ["root password", ROOT_PASSWORD],
             ["alice's password", ALICE_PASSWORD],
@@ -301,8 +328,14 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         assert.equal(onHost(replicaHosts[0], "cat /etc/devpi/secret").trim(), secrets[3][1], "the replica has the primary's secret");
         for (const h of [primary, ...replicaHosts]) {
             const seen = sampler.byRoot.get(h.root) ?? new Set<string>();
-            assert.ok([...seen].some((c) => c.includes("devpi-server")), `the sampler saw devpi-server on ${h.name}`);
-            assert.ok([...seen].some((c) => c.includes("python3 -c")), `the sampler saw steps run on ${h.name}`);
+            assert.ok(
+                [...seen].some((c) => c.includes("devpi-server")),
+                `the sampler saw devpi-server on ${h.name}`,
+            );
+            assert.ok(
+                [...seen].some((c) => c.includes("python3 -c")),
+                `the sampler saw steps run on ${h.name}`,
+            );
         }
         for (const [what, secret] of secrets) {
             assert.ok(secret.length >= 8, `${what} was read`);

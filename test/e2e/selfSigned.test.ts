@@ -11,7 +11,24 @@ import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
 import { PAGE_GENERATION_SETTLE_MS } from "../../components/nginx/nginxConfig";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, fingerprintHex, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, TestHost } from "./harness";
+import {
+    buildPackage,
+    cleanUp,
+    client,
+    clientVenv,
+    createStack,
+    EventLog,
+    fetchWithCa,
+    filesContaining,
+    fingerprintHex,
+    hostConfig,
+    onHost,
+    ProcessSampler,
+    projectCopy,
+    startHost,
+    steps,
+    TestHost,
+} from "./harness";
 
 const HOST = "e2e-selfsigned";
 const PORTS = { ssh: 2231, http: 28080, https: 28443, devpi: 24040 };
@@ -167,7 +184,11 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         const page = `${index}e2e-fresh/`;
         const versionsOn = async (url: string) => {
             const r = await get(url, accept);
-            return { status: r.status, cache: r.headers["x-cache-status"], files: r.status === 200 ? (JSON.parse(r.body) as { files: { filename: string }[] }).files.map((f) => f.filename).sort() : [] };
+            return {
+                status: r.status,
+                cache: r.headers["x-cache-status"],
+                files: r.status === 200 ? (JSON.parse(r.body) as { files: { filename: string }[] }).files.map((f) => f.filename).sort() : [],
+            };
         };
         /** Waits until devpi's data has been left alone long enough to be cached, then fills the cache. */
         const cached = async (url = page) => {
@@ -291,12 +312,24 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
         const stateFiles = fs.readdirSync(backend, { recursive: true }).length;
         const cli = log.text();
         const argv = [...sampler.seen].join("\n");
-        const keyBody = sshKeyText.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
-        const serverKey = onHost(host, "cat /srv/ssl/devpi/server.key").split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+        const keyBody = sshKeyText
+            .split("\n")
+            .filter((l) => l && !l.startsWith("-----"))
+            .join("");
+        const serverKey = onHost(host, "cat /srv/ssl/devpi/server.key")
+            .split("\n")
+            .filter((l) => l && !l.startsWith("-----"))
+            .join("");
         assert.ok(sampler.seen.size > 100, "the sampler saw the run's processes");
         assert.ok(stateFiles > 3, "the backend holds the stack's checkpoints");
-        assert.ok([...sampler.onHost].some((c) => c.includes("python3 -c")), "the sampler saw the API steps run on the server");
-        assert.ok([...sampler.onHost].some((c) => c.includes("devpi-server")), "the sampler saw devpi-server on the server");
+        assert.ok(
+            [...sampler.onHost].some((c) => c.includes("python3 -c")),
+            "the sampler saw the API steps run on the server",
+        );
+        assert.ok(
+            [...sampler.onHost].some((c) => c.includes("devpi-server")),
+            "the sampler saw devpi-server on the server",
+        );
         for (const [what, secret] of [
             ["root password", ROOT_PASSWORD],
             ["alice's password", ALICE_PASSWORD],
@@ -319,7 +352,16 @@ describe("self-signed devpi on a fresh Debian host", { timeout: 60 * 60 * 1000 }
             host,
             "for f in /etc/nginx/sites-enabled/devpi /etc/nginx/devpi-page-generation.js /etc/supervisor/conf.d/devpi.conf /opt/devpi/venv /opt/devpi/venv.versions /etc/devpi/devpi-server.yml /srv/ssl/devpi/server.key /etc/cron.d/devpi-backup /srv/devpi/data/.nodeinfo /etc/devpi/secret; do if [ -e $f ]; then echo present $f; else echo absent $f; fi; done; find /srv/devpi/data/+files -name 'e2e_pkg-*.whl' | wc -l",
         );
-        for (const gone of ["/etc/nginx/sites-enabled/devpi", "/etc/nginx/devpi-page-generation.js", "/etc/supervisor/conf.d/devpi.conf", "/opt/devpi/venv", "/opt/devpi/venv.versions", "/etc/devpi/devpi-server.yml", "/srv/ssl/devpi/server.key", "/etc/cron.d/devpi-backup"]) {
+        for (const gone of [
+            "/etc/nginx/sites-enabled/devpi",
+            "/etc/nginx/devpi-page-generation.js",
+            "/etc/supervisor/conf.d/devpi.conf",
+            "/opt/devpi/venv",
+            "/opt/devpi/venv.versions",
+            "/etc/devpi/devpi-server.yml",
+            "/srv/ssl/devpi/server.key",
+            "/etc/cron.d/devpi-backup",
+        ]) {
             assert.match(listing, new RegExp(`absent ${gone}$`, "m"));
         }
         assert.match(listing, /present \/srv\/devpi\/data\/.nodeinfo/);

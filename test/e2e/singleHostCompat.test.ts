@@ -70,12 +70,19 @@ describe("an existing single-server stack after the per-host refactor", { timeou
         const preview = await stack.preview({ diff: true, color: "never", onEvent: log.onEvent });
         const ops = Object.keys(preview.changeSummary).filter((op) => op !== "same" && op !== "update" && op !== "create");
         assert.deepEqual(ops, [], preview.stdout);
-        assert.deepEqual(log.changed().filter((c) => c.startsWith("create:")), ADDED_SINCE.map((n) => `create:${n}`), preview.stdout);
+        assert.deepEqual(
+            log.changed().filter((c) => c.startsWith("create:")),
+            ADDED_SINCE.map((n) => `create:${n}`),
+            preview.stdout,
+        );
         log.clear();
         const result = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });
         assert.equal(result.summary.result, "succeeded");
         const updated = log.changed().filter((c) => !ADDED_SINCE.some((n) => c === `create:${n}`));
-        assert.ok(updated.every((c) => c.startsWith("update:")), updated.join(", "));
+        assert.ok(
+            updated.every((c) => c.startsWith("update:")),
+            updated.join(", "),
+        );
         const names = log.events.filter((e) => e.resourcePreEvent).map((e) => e.resourcePreEvent!.metadata.urn.split("::").pop());
         console.log(`# ${names.length} resources kept; updated in place (changed scripts since ${SINGLE_HOST_COMMIT}): ${updated.join(", ") || "none"}`);
         log.clear();
@@ -86,15 +93,24 @@ describe("an existing single-server stack after the per-host refactor", { timeou
     });
 
     it("the layout moved to the privilege rule: the secret (the same one, so sessions stay valid) in root's /etc/devpi, backups 0700, TLS files root's; root and alice log in", () => {
-        const files = onHost(host, "stat -c '%n %U:%G %a' /etc/devpi /etc/devpi/secret /srv/devpi/backups /srv/ssl/devpi /srv/ssl/devpi/server.key; cmp /srv/devpi/.secret /etc/devpi/secret && echo same-secret");
+        const files = onHost(
+            host,
+            "stat -c '%n %U:%G %a' /etc/devpi /etc/devpi/secret /srv/devpi/backups /srv/ssl/devpi /srv/ssl/devpi/server.key; cmp /srv/devpi/.secret /etc/devpi/secret && echo same-secret",
+        );
         assert.match(files, /^\/etc\/devpi root:root 755$/m, files);
         assert.match(files, /^\/etc\/devpi\/secret devpi:devpi 600$/m, files);
         assert.match(files, /^\/srv\/devpi\/backups devpi:devpi 700$/m, files);
         assert.match(files, /^\/srv\/ssl\/devpi root:root 700$/m, files);
         assert.match(files, /^\/srv\/ssl\/devpi\/server\.key root:root 400$/m, files);
         assert.match(files, /^same-secret$/m, "the old secret was moved, not replaced");
-        for (const [user, password] of [["root", "root-Pw-compat-1"], ["alice", "alice-Pw-compat-2"]]) {
-            const code = onHost(host, `printf '%s' '{"user":"${user}","password":"${password}"}' | curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H 'Accept: application/json' --data-binary @- http://127.0.0.1:${PORTS.devpi}/+login`);
+        for (const [user, password] of [
+            ["root", "root-Pw-compat-1"],
+            ["alice", "alice-Pw-compat-2"],
+        ]) {
+            const code = onHost(
+                host,
+                `printf '%s' '{"user":"${user}","password":"${password}"}' | curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H 'Accept: application/json' --data-binary @- http://127.0.0.1:${PORTS.devpi}/+login`,
+            );
             assert.equal(code.trim(), "200", `${user} logs in`);
         }
     });

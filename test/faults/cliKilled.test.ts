@@ -77,15 +77,23 @@ function pulumi(e: FaultEnv, args: string[]): string {
 function secondUp(e: FaultEnv): Promise<string> {
     const ws = e.stack.workspace as LocalWorkspace;
     return new Promise((resolve) => {
-        execFile("pulumi", ["up", "--yes", "--skip-preview", "--stack", e.stack.name, "--non-interactive", "--color", "never"], { cwd: ws.workDir, env: { ...process.env, ...ws.envVars }, timeout: 120_000 }, (err, stdout, stderr) =>
-            resolve(`${err ? "failed" : "succeeded"}\n${stdout}${stderr}`),
+        execFile(
+            "pulumi",
+            ["up", "--yes", "--skip-preview", "--stack", e.stack.name, "--non-interactive", "--color", "never"],
+            { cwd: ws.workDir, env: { ...process.env, ...ws.envVars }, timeout: 120_000 },
+            (err, stdout, stderr) => resolve(`${err ? "failed" : "succeeded"}\n${stdout}${stderr}`),
         );
     });
 }
 
 function lockFiles(e: FaultEnv): string[] {
     const dir = path.join(e.work, "state", ".pulumi", "locks");
-    return fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith(".json")) : [];
+    return fs.existsSync(dir)
+        ? fs
+              .readdirSync(dir, { recursive: true })
+              .map(String)
+              .filter((f) => f.endsWith(".json"))
+        : [];
 }
 
 async function pendingOperations(e: FaultEnv): Promise<string[]> {
@@ -102,14 +110,21 @@ describe("the pulumi CLI killed mid-run", { timeout: 60 * 60 * 1000 }, () => {
         env = await faultEnv("flt-cli", PORTS);
         const sent: { pid?: number } = {};
         const host = env.host;
-        const r = await tryUp(env, signalAt(env, "devpi-venv", "SIGKILL", () => running(/^pip/)(host), sent));
+        const r = await tryUp(
+            env,
+            signalAt(env, "devpi-venv", "SIGKILL", () => running(/^pip/)(host), sent),
+        );
         assert.ok(sent.pid, "the CLI was killed");
         assert.equal(r.ok, false);
         assert.equal(lockFiles(env).length, 1, "the killed CLI left its lock");
         // devpi's install runs beside the second apt run (host-service-packages), which may still be in flight.
         const pending = await pendingOperations(env);
         assert.ok(pending.includes("creating devpi-venv"), `devpi-venv's create is pending: ${pending.join(", ")}`);
-        assert.deepEqual(pending.filter((p) => p !== "creating devpi-venv" && p !== "creating host-service-packages"), [], "nothing else is pending");
+        assert.deepEqual(
+            pending.filter((p) => p !== "creating devpi-venv" && p !== "creating host-service-packages"),
+            [],
+            "nothing else is pending",
+        );
         const blocked = await tryUp(env);
         assert.equal(blocked.ok, false);
         assert.match(blocked.error, /the stack is currently locked by 1 lock\(s\)\. Either wait for the other process\(es\) to end or delete the lock file with `pulumi cancel`/);
@@ -134,7 +149,17 @@ describe("the pulumi CLI killed mid-run", { timeout: 60 * 60 * 1000 }, () => {
         await e.stack.setAllConfig({ "users.bob.password": { value: "bob-Pw-faults-8812", secret: true }, 'indexes["bob/dev"].volatile': { value: "false" } }, true);
         const sent: { pid?: number } = {};
         let second = "";
-        const r = await tryUp(e, signalAt(e, "user-bob-user", "SIGINT", () => true, sent, async () => void (second = await secondUp(e))));
+        const r = await tryUp(
+            e,
+            signalAt(
+                e,
+                "user-bob-user",
+                "SIGINT",
+                () => true,
+                sent,
+                async () => void (second = await secondUp(e)),
+            ),
+        );
         assert.match(second, /^failed\n[\s\S]*the stack is currently locked by 1 lock\(s\)/, "a second pulumi up while one runs is refused by the backend's lock");
         assert.ok(sent.pid, "the CLI got SIGINT");
         assert.equal(r.ok, false, "the run was cancelled");

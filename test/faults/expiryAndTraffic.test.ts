@@ -185,7 +185,12 @@ describe("certificate expiry and refused traffic", { timeout: 60 * 60 * 1000 }, 
         assert.notEqual(devpiUp.code, 0);
         assert.match(devpiUp.out, /413 FAIL file_upload of flt2_oversized-1\.0-py3-none-any\.whl/);
         assert.match(devpiUp.out, /upload refused: the request is larger than the upload limit of 1 MiB \(devpi:maxUploadMb = 1\); raise devpi:maxUploadMb and run pulumi up/);
-        const twine = await client(venv, "twine", ["upload", "--verbose", "--disable-progress-bar", "--cert", caFile, "--repository-url", `${BASE}/alice/dev/`, "-u", "alice", "-p", ALICE_PASSWORD, big], { ...cenv, NO_COLOR: "1", COLUMNS: "1000" });
+        const twine = await client(
+            venv,
+            "twine",
+            ["upload", "--verbose", "--disable-progress-bar", "--cert", caFile, "--repository-url", `${BASE}/alice/dev/`, "-u", "alice", "-p", ALICE_PASSWORD, big],
+            { ...cenv, NO_COLOR: "1", COLUMNS: "1000" },
+        );
         measured.push(`twine upload --verbose of the same wheel (exit ${twine.code}):\n${twine.out.trim().split("\n").slice(-8).join("\n")}`);
         assert.notEqual(twine.code, 0);
         // (requests prefers REQUESTS_CA_BUNDLE from the environment over twine's --cert, hence cenv.)

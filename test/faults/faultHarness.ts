@@ -160,7 +160,10 @@ export function sessionPids(host: TestHost): number[] {
         .filter((p) => p.comm.startsWith("sshd") && p.pid !== l)
         .map((p) => p.pid);
 }
-export const running = (re: RegExp) => (host: TestHost): boolean => hostProcesses(host).some((p) => re.test(p.comm));
+export const running =
+    (re: RegExp) =>
+    (host: TestHost): boolean =>
+        hostProcesses(host).some((p) => re.test(p.comm));
 
 /** What happened at a cut: whether it fired, what was killed, and when. */
 export interface CutReport {

@@ -133,18 +133,29 @@ describe(`a hostile service user cannot steer root; root's password is never emp
         const cut = await tryUp(e, cuttingLog(e.log, e.host, { label: "root's password step", step: "root-password-set" }, report));
         assert.ok(report.fired, "the run was cut");
         assert.equal(cut.ok, false, "the cut run failed");
-        assert.ok(hostProcesses(e.host).some((p) => /devpi-server -c/.test(p.args)), "devpi-server runs after the cut");
+        assert.ok(
+            hostProcesses(e.host).some((p) => /devpi-server -c/.test(p.args)),
+            "devpi-server runs after the cut",
+        );
         const cutCounts = { ...prober.counts };
         await new Promise((r) => setTimeout(r, 20_000));
         const r = await tryUp(e);
         await prober.stop();
         assert.ok(r.ok, r.error.slice(0, 3000));
-        measured.push(`cut run and completing run ${((Date.now() - t0) / 1000).toFixed(0)} s (cut killed ${report.killed.join(" ")}); empty root logins until the cut: ${JSON.stringify(cutCounts)}; in all: ${JSON.stringify(prober.counts)}`);
+        measured.push(
+            `cut run and completing run ${((Date.now() - t0) / 1000).toFixed(0)} s (cut killed ${report.killed.join(" ")}); empty root logins until the cut: ${JSON.stringify(cutCounts)}; in all: ${JSON.stringify(prober.counts)}`,
+        );
         const accepted = Object.entries(prober.counts).filter(([k]) => / 200$/.test(k));
         assert.deepEqual(accepted, [], JSON.stringify(prober.counts));
         // The prober reached devpi (401/403 answers), on its own port and through nginx.
-        assert.ok(Object.keys(prober.counts).some((k) => k.startsWith(`${PORTS.devpi} 4`)), JSON.stringify(prober.counts));
-        assert.ok(Object.keys(prober.counts).some((k) => k.startsWith(`${PORTS.https} 4`)), JSON.stringify(prober.counts));
+        assert.ok(
+            Object.keys(prober.counts).some((k) => k.startsWith(`${PORTS.devpi} 4`)),
+            JSON.stringify(prober.counts),
+        );
+        assert.ok(
+            Object.keys(prober.counts).some((k) => k.startsWith(`${PORTS.https} 4`)),
+            JSON.stringify(prober.counts),
+        );
     });
 
     it("modes from inside: the TLS key, devpi's config and secret are root's; the database and backups the service user's alone; nginx reads release files only", async () => {
@@ -156,7 +167,10 @@ describe(`a hostile service user cannot steer root; root's password is never emp
         const upload = await client(venv, "devpi", ["upload", buildPackage(venv, "hostile-pkg", "1.0.0", path.join(e.work, "dist"))], cenv);
         assert.equal(upload.code, 0, upload.out);
         const u = L.user;
-        const modes = onHost(e.host, `stat -c '%n %U:%G %a' /srv/ssl/devpi /srv/ssl/devpi/server.key /etc/devpi /etc/devpi/devpi-server.yml /etc/devpi/secret /etc/devpi/root-credential.json ${L.backupDir} ${L.serverDir}/.sqlite`);
+        const modes = onHost(
+            e.host,
+            `stat -c '%n %U:%G %a' /srv/ssl/devpi /srv/ssl/devpi/server.key /etc/devpi /etc/devpi/devpi-server.yml /etc/devpi/secret /etc/devpi/root-credential.json ${L.backupDir} ${L.serverDir}/.sqlite`,
+        );
         measured.push(modes.trim());
         assert.match(modes, /^\/srv\/ssl\/devpi\/server\.key root:root 400$/m);
         assert.match(modes, /^\/srv\/ssl\/devpi root:root (700|500)$/m);
@@ -180,7 +194,10 @@ describe(`a hostile service user cannot steer root; root's password is never emp
 
     it("the TLS policy seen from outside (sslscan): TLS 1.2 and 1.3 only, TLS 1.2 with forward-secret AEAD suites only", () => {
         const out = execFileSync("sslscan", ["--no-colour", "--no-heartbleed", "--no-compression", "--no-fallback", "--no-renegotiation", `127.0.0.1:${PORTS.https}`], { encoding: "utf8" });
-        const accepted = out.split("\n").filter((l) => /^(Preferred|Accepted)\s/.test(l)).map((l) => l.trim().split(/\s+/));
+        const accepted = out
+            .split("\n")
+            .filter((l) => /^(Preferred|Accepted)\s/.test(l))
+            .map((l) => l.trim().split(/\s+/));
         measured.push(`sslscan accepted: ${accepted.map((a) => `${a[1]} ${a[4]}`).join(", ")}`);
         assert.ok(accepted.length > 0, out);
         for (const a of accepted) {
@@ -194,7 +211,10 @@ describe(`a hostile service user cannot steer root; root's password is never emp
 
     it("links planted by the service user at the secret's old place and the backup directory: a config change and a new backup directory leave every canary alone, refusing with the path", async () => {
         const e = env!;
-        onHost(e.host, "mkdir -p /root/canary-dir && echo secret >/root/canary-dir/inside && echo canary >/root/canary-file && chmod 0600 /root/canary-file /root/canary-dir/inside && chmod 0700 /root/canary-dir");
+        onHost(
+            e.host,
+            "mkdir -p /root/canary-dir && echo secret >/root/canary-dir/inside && echo canary >/root/canary-file && chmod 0600 /root/canary-file /root/canary-dir/inside && chmod 0700 /root/canary-dir",
+        );
         const before = canaryState(e);
         // The old secret place (read once, as the service user, when a server migrates) and a new backup directory.
         asDevpi(e, `${L.oldSecret ? `ln -sfn /root/canary-file ${L.oldSecret}; ` : ""}ln -sfn /root/canary-dir ${BACKUPS2}`);
@@ -237,7 +257,10 @@ describe(`a hostile service user cannot steer root; root's password is never emp
             assert.match(real, /^\/opt\/devpi\/versions\//);
             // Every program of the fake venv records who ran it, then runs the real one.
             const fake = `${path.posix.dirname(L.serverDir)}/fake-venv`;
-            asDevpi(e, `rm -rf ${fake} && mkdir -p ${fake}/bin && for f in ${real}/bin/*; do n=$(basename "$f"); printf '#!/bin/sh\\nid -u >>/tmp/fake-ran\\nexec %s "$@"\\n' "$f" >${fake}/bin/$n; chmod 0755 ${fake}/bin/$n; done; ln -sfn ${fake} ${L.venvDir}`);
+            asDevpi(
+                e,
+                `rm -rf ${fake} && mkdir -p ${fake}/bin && for f in ${real}/bin/*; do n=$(basename "$f"); printf '#!/bin/sh\\nid -u >>/tmp/fake-ran\\nexec %s "$@"\\n' "$f" >${fake}/bin/$n; chmod 0755 ${fake}/bin/$n; done; ln -sfn ${fake} ${L.venvDir}`,
+            );
             assert.equal(onHost(e.host, `readlink ${L.venvDir}; test -x ${fake}/bin/python && echo fake-ready`).trim(), `${fake}\nfake-ready`, "the service user re-pointed the link at its own venv");
             onHost(e.host, "rm -f /tmp/fake-ran; touch /tmp/fake-ran; chmod 0666 /tmp/fake-ran");
             await e.stack.removeConfig("devpi:devpiServerVersion");
@@ -258,7 +281,10 @@ describe(`a hostile service user cannot steer root; root's password is never emp
         const e = env!;
         const r = await tryUp(e);
         assert.ok(r.ok, r.error.slice(0, 3000));
-        const login = onHost(e.host, `printf '%s' '{"user":"root","password":"${ROOT_PASSWORD}"}' | curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H 'Accept: application/json' --data-binary @- http://127.0.0.1:${PORTS.devpi}/+login`);
+        const login = onHost(
+            e.host,
+            `printf '%s' '{"user":"root","password":"${ROOT_PASSWORD}"}' | curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H 'Accept: application/json' --data-binary @- http://127.0.0.1:${PORTS.devpi}/+login`,
+        );
         assert.equal(login.trim(), "200");
         const preview = await e.stack.preview({ expectNoChanges: true, color: "never" });
         assert.deepEqual(Object.keys(preview.changeSummary), ["same"]);

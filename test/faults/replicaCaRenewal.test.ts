@@ -90,7 +90,10 @@ describe("the private CA renewed on a stack with a replica", { timeout: 60 * 60 
         assert.notEqual(o.primarySha, before.primarySha, "the primary's certificate was re-signed");
         assert.notEqual(o.replicaSha, before.replicaSha, "the replica's certificate was re-signed");
         assert.ok(onHost(replica!, "cat /etc/devpi/ca-bundle.pem").includes(o.ca.trim()), "the replica's devpi trusts the new CA for its primary");
-        for (const [label, caPem] of [["old", ca1], ["new", o.ca]] as const) {
+        for (const [label, caPem] of [
+            ["old", ca1],
+            ["new", o.ca],
+        ] as const) {
             assert.deepEqual(await servedWith(e, caPem, `${label}-p`, PORTS.https), { status: 200, sha256: o.primarySha }, `the primary, verified with the ${label} CA alone`);
             assert.deepEqual(await servedWith(e, caPem, `${label}-r`, REPLICA.ports.https), { status: 200, sha256: o.replicaSha }, `the replica, verified with the ${label} CA alone`);
         }

@@ -59,7 +59,10 @@ describe("server-side faults", { timeout: 60 * 60 * 1000 }, () => {
         assert.ok(lines[at].length < 300, `the first error line is short: ${lines[at]}`);
         assert.match(lines[at], /# devpi step devpi-venv \(create script [0-9a-f]{16}\)":$/);
         const cause = lines.slice(at + 1, at + 4).find((l) => l.startsWith("devpi step "));
-        assert.match(String(cause), /^devpi step devpi-venv failed: pip install devpi-server==6\.99\.0 devpi-web==5\.1\.1 exited with status 1: ERROR: Could not find a version that satisfies the requirement devpi-server==6\.99\.0/);
+        assert.match(
+            String(cause),
+            /^devpi step devpi-venv failed: pip install devpi-server==6\.99\.0 devpi-web==5\.1\.1 exited with status 1: ERROR: Could not find a version that satisfies the requirement devpi-server==6\.99\.0/,
+        );
         await e.stack.removeConfig("devpi:devpiServerVersion");
         const back = await tryUp(e);
         assert.ok(back.ok, back.error.slice(0, 2000));
@@ -143,7 +146,8 @@ describe("server-side faults", { timeout: 60 * 60 * 1000 }, () => {
         const e = env!;
         const backup = String((await e.stack.outputs()).backupCommand.value);
         const taken = path.basename(onHost(e.host, backup).trim());
-        const projects = () => (JSON.parse(onHost(e.host, `cat /srv/devpi/backups/${taken}/dataindex.json`)) as { indexes: Record<string, { projects: Record<string, unknown> }> }).indexes["alice/dev"].projects;
+        const projects = () =>
+            (JSON.parse(onHost(e.host, `cat /srv/devpi/backups/${taken}/dataindex.json`)) as { indexes: Record<string, { projects: Record<string, unknown> }> }).indexes["alice/dev"].projects;
         assert.ok("flt-pkg" in projects(), "the backup holds the upload");
         // The restore runs in the background; the backup (what cron would start) begins while it imports.
         const restore = spawn(path.join(ROOT, "scripts/testhost/exec.sh"), [e.host.name, "bash", "-c", `devpi-restore ${taken}`], { stdio: ["ignore", "pipe", "pipe"] });
@@ -161,7 +165,8 @@ describe("server-side faults", { timeout: 60 * 60 * 1000 }, () => {
         assert.match(during, /^waiting up to 3600 s for a running devpi backup, restore or upgrade to finish \(it holds the lock on \/srv\/devpi\/backups\)$/m);
         const second = path.basename(during.split("\n").pop()!);
         assert.match(second, /^devpi-export-\d{8}T\d{6}Z$/);
-        const after = (JSON.parse(onHost(e.host, `cat /srv/devpi/backups/${second}/dataindex.json`)) as { indexes: Record<string, { projects: Record<string, unknown> }> }).indexes["alice/dev"].projects;
+        const after = (JSON.parse(onHost(e.host, `cat /srv/devpi/backups/${second}/dataindex.json`)) as { indexes: Record<string, { projects: Record<string, unknown> }> }).indexes["alice/dev"]
+            .projects;
         assert.deepEqual(Object.keys(after).sort(), Object.keys(projects()).sort(), "the backup taken after the restore holds every project of the restored server");
         assert.equal((await fetchWithCa(`${BASE}/alice/dev/flt-pkg`, caFile)).status, 200, "the restored server serves the upload");
     });

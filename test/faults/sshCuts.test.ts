@@ -19,7 +19,14 @@ let env: FaultEnv | undefined;
 async function converges(e: FaultEnv, label: string): Promise<void> {
     const r = await tryUp(e);
     assert.ok(r.ok, `the run after "${label}" converges: ${r.error.slice(0, 3000)}`);
-    const repairs = [...new Set(e.log.text().match(/(an earlier package operation was interrupted[^\n]*|broken dependencies left behind[^\n]*|waiting for another package manager[^\n(]*|waiting for an earlier install[^\n]*)/g) ?? [])];
+    const repairs = [
+        ...new Set(
+            e.log
+                .text()
+                .match(/(an earlier package operation was interrupted[^\n]*|broken dependencies left behind[^\n]*|waiting for another package manager[^\n(]*|waiting for an earlier install[^\n]*)/g) ??
+                [],
+        ),
+    ];
     table.push(`  -> next pulumi up converged${repairs.length ? `; it said: ${repairs.join(" | ")}` : ""}`);
     const snap = await snapshot(e);
     assert.deepEqual(snap, baseline, `after "${label}" the server matches an uninterrupted run`);
@@ -61,7 +68,12 @@ describe("SSH cut mid-run: the next pulumi up converges", { timeout: 60 * 60 * 1
         holdPackageLock(env.host, "/var/lib/dpkg/lock-frontend", 15);
         // Killed while dpkg configures: that leaves dpkg's journal, the state that needs `dpkg --configure -a`.
         const configuring = (h: TestHost) => hostProcesses(h).some((p) => p.comm === "dpkg" && p.args.includes("--configure"));
-        const error = await cutRun(env, { label: "lock held 15 s, then sessions+apt-get+dpkg killed while dpkg configures", step: "host-packages", ready: configuring, alsoKill: [/^apt-get$/, /^dpkg$/, /^dpkg-deb$/] });
+        const error = await cutRun(env, {
+            label: "lock held 15 s, then sessions+apt-get+dpkg killed while dpkg configures",
+            step: "host-packages",
+            ready: configuring,
+            alsoKill: [/^apt-get$/, /^dpkg$/, /^dpkg-deb$/],
+        });
         assert.match(env.log.text(), /waiting for another package manager: \/var\/lib\/dpkg\/lock-frontend is held by process \d+ \(perl -e /, "the step said what it waited for");
         assert.match(error, /host-packages/);
         await converges(env, "lock held + apt/dpkg killed");

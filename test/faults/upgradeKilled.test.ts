@@ -93,7 +93,12 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         // The property first (the old version serves, with the upload), then the message.
         assert.equal(await runningVersion().catch((err: Error) => `nothing (${err.message})`), OLD, "the old version serves");
         await uploadIsThere();
-        assert.match(cause, new RegExp(`devpi step devpi-upgrade failed: devpi-export with ${OLD.replace(/\./g, "\\.")} into /srv/devpi/backups/pre-upgrade-\\S+\\.partial failed; nothing was switched, ${OLD.replace(/\./g, "\\.")} serves again\\. Run pulumi up again to retry the upgrade\\.`));
+        assert.match(
+            cause,
+            new RegExp(
+                `devpi step devpi-upgrade failed: devpi-export with ${OLD.replace(/\./g, "\\.")} into /srv/devpi/backups/pre-upgrade-\\S+\\.partial failed; nothing was switched, ${OLD.replace(/\./g, "\\.")} serves again\\. Run pulumi up again to retry the upgrade\\.`,
+            ),
+        );
         const left = onHost(e.host, "ls -a /srv/devpi/backups; ls -d /srv/devpi/data.pre-upgrade-* 2>/dev/null || true; readlink /opt/devpi/venv");
         assert.doesNotMatch(left, /\.partial/, "no partial export left");
         assert.doesNotMatch(left, /data\.pre-upgrade-/, "the data was not moved aside");
@@ -121,7 +126,10 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         };
         const r = await tryUp(e, onEvent);
         measured.push(`killed between move and import: ${killed.join(" ")}`);
-        assert.ok(killed.some((k) => k.startsWith("bash")), `the step's shell was killed (got ${killed.join(", ") || "nothing"}; pulumi up ${r.ok ? "succeeded" : "failed"})`);
+        assert.ok(
+            killed.some((k) => k.startsWith("bash")),
+            `the step's shell was killed (got ${killed.join(", ") || "nothing"}; pulumi up ${r.ok ? "succeeded" : "failed"})`,
+        );
         assert.equal(r.ok, false, "the killed step fails the run");
         const left = onHost(e.host, "cat /var/lib/devpi-pulumi/upgrade-devpi.state; ls -d /srv/devpi/data.pre-upgrade-*");
         assert.match(left, /^stage=moved$/m, left);
@@ -148,9 +156,17 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         const r = await tryUp(e, onEvent);
         const said = (e.log.text().match(/undid the interrupted upgrade [^\n;]*/) ?? [""])[0];
         measured.push(`repair of the kill between move and import: ${said}`);
-        assert.match(said, new RegExp(`undid the interrupted upgrade ${OLD.replace(/\./g, "\\.")} -> ${NEW.replace(/\./g, "\\.")} \\(stopped before its new data was complete\\): ${OLD.replace(/\./g, "\\.")} answers again on the old data`));
+        assert.match(
+            said,
+            new RegExp(
+                `undid the interrupted upgrade ${OLD.replace(/\./g, "\\.")} -> ${NEW.replace(/\./g, "\\.")} \\(stopped before its new data was complete\\): ${OLD.replace(/\./g, "\\.")} answers again on the old data`,
+            ),
+        );
         measured.push(`killed whole: ${killed.join(" <- ")}`);
-        assert.ok(killed.length >= 3 && killed.some((k) => k.startsWith("bash")), `the step's shell, runuser and devpi-import were killed (got ${killed.join(", ") || "nothing"}; pulumi up ${r.ok ? "succeeded" : "failed"})`);
+        assert.ok(
+            killed.length >= 3 && killed.some((k) => k.startsWith("bash")),
+            `the step's shell, runuser and devpi-import were killed (got ${killed.join(", ") || "nothing"}; pulumi up ${r.ok ? "succeeded" : "failed"})`,
+        );
         assert.equal(r.ok, false, "the killed step fails the run");
         const left = onHost(e.host, "cat /var/lib/devpi-pulumi/upgrade-devpi.state; ls -d /srv/devpi/data.pre-upgrade-*");
         assert.match(left, /^stage=moved$/m, left);
@@ -164,7 +180,12 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         assert.ok(r.ok, r.error.slice(0, 3000));
         const said = (e.log.text().match(/undid the interrupted upgrade [^\n;]*/) ?? [""])[0];
         measured.push(`repairing pulumi up: ${((Date.now() - t0) / 1000).toFixed(0)} s: ${said}; ${(e.log.text().match(/upgraded devpi-server [^\n]*/) ?? [""])[0]}`);
-        assert.match(said, new RegExp(`undid the interrupted upgrade ${OLD.replace(/\./g, "\\.")} -> ${NEW.replace(/\./g, "\\.")} \\(stopped before its new data was complete\\): ${OLD.replace(/\./g, "\\.")} answers again on the old data`));
+        assert.match(
+            said,
+            new RegExp(
+                `undid the interrupted upgrade ${OLD.replace(/\./g, "\\.")} -> ${NEW.replace(/\./g, "\\.")} \\(stopped before its new data was complete\\): ${OLD.replace(/\./g, "\\.")} answers again on the old data`,
+            ),
+        );
         assert.match(e.log.text(), /upgraded devpi-server [^\n]*export-import/);
         assert.equal(onHost(e.host, "ls /var/lib/devpi-pulumi/upgrade-devpi.state 2>/dev/null || echo none").trim(), "none", "the marker is gone");
         assert.equal(await runningVersion(), NEW);

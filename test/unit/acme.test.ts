@@ -70,7 +70,11 @@ describe("nginx site with the ACME challenge location", () => {
     fs.mkdirSync(path.join(webroot, ".well-known/acme-challenge"), { recursive: true });
     fs.mkdirSync(path.join(dir, "data/+files"), { recursive: true });
     fs.chmodSync(tmp, 0o755);
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", site.keyPath, "-out", site.certPath, "-days", "2", "-subj", "/CN=devpi.example.com"], { stdio: "pipe" });
+    execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", site.keyPath, "-out", site.certPath, "-days", "2", "-subj", "/CN=devpi.example.com"],
+        { stdio: "pipe" },
+    );
     const conf = renderNginxSite(site);
     fs.writeFileSync(`${dir}/site.conf`, conf);
     fs.writeFileSync(`${dir}/nginx.conf`, `pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\ndaemon off;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`);
@@ -162,7 +166,9 @@ describe("renewal", () => {
         for (const s of [plain, withCa]) assert.equal(spawnSync("shellcheck", ["-"], { input: s, encoding: "utf8" }).status, 0);
     });
     it("cron runs it twice a day as root", () => {
-        const line = renderRenewCron().split("\n").find((l) => l.includes(ACME_PATHS.renewScript))!;
+        const line = renderRenewCron()
+            .split("\n")
+            .find((l) => l.includes(ACME_PATHS.renewScript))!;
         const fields = line.split(/\s+/);
         assert.equal(fields.length >= 7, true);
         assert.deepEqual(fields.slice(1, 6), ["3,15", "*", "*", "*", "root"]);
@@ -223,11 +229,16 @@ describe("failure classification", () => {
         assert.match(classify("Type: dns\nDetail: DNS problem: NXDOMAIN looking up A for devpi.example.com"), /^DNS/);
     });
     it("names port 80", () => {
-        assert.match(classify("Type: connection\nDetail: 203.0.113.1: Fetching http://devpi.example.com/.well-known/acme-challenge/x: Timeout during connect (likely firewall problem)"), /^port 80 unreachable/);
+        assert.match(
+            classify("Type: connection\nDetail: 203.0.113.1: Fetching http://devpi.example.com/.well-known/acme-challenge/x: Timeout during connect (likely firewall problem)"),
+            /^port 80 unreachable/,
+        );
     });
     it("names the directory when the CA cannot be reached", () => {
         assert.match(
-            classify("An unexpected error occurred:\nrequests.exceptions.ConnectionError: HTTPSConnectionPool(host='127.0.0.1', port=14000): Max retries exceeded with url: /dir (Caused by NewConnectionError(... Failed to establish a new connection: [Errno 111] Connection refused'))"),
+            classify(
+                "An unexpected error occurred:\nrequests.exceptions.ConnectionError: HTTPSConnectionPool(host='127.0.0.1', port=14000): Max retries exceeded with url: /dir (Caused by NewConnectionError(... Failed to establish a new connection: [Errno 111] Connection refused'))",
+            ),
             /^the ACME directory https:\/\/acme\.example\/dir is unreachable/,
         );
     });

@@ -41,7 +41,10 @@ describe("the program in sslMode acme", () => {
         for (const n of ["acme-client-certbot", "acme-issue", "acme-renewal"]) assert.ok(registered.has(n), n);
         assert.equal(registered.get("acme-issue")?.parent, "acme");
         assert.equal(registered.get("acme-client-certbot")?.parent, "acme-client");
-        assert.deepEqual(names.filter((n) => n.startsWith("tls:") || n.includes("SslCertificate") || n.endsWith(" ssl-files")), []);
+        assert.deepEqual(
+            names.filter((n) => n.startsWith("tls:") || n.includes("SslCertificate") || n.endsWith(" ssl-files")),
+            [],
+        );
     });
 
     it("orders certbot's setup after the host's packages, the site after it, the issuance after the site, the check after the issuance", () => {

@@ -41,13 +41,7 @@ describe("check-sizes", () => {
     it("fails a file over 350 lines and each kind of function over 80, naming file, line and count", () => {
         const r = check({
             "big.ts": filler(351),
-            "sub/fns.ts": [
-                "let x = 0;",
-                fn("export function decl()", 81),
-                fn("export const arrow = () =>", 81),
-                fn("export const expr = function ()", 81),
-                fn("export function ok()", 80),
-            ].join("\n"),
+            "sub/fns.ts": ["let x = 0;", fn("export function decl()", 81), fn("export const arrow = () =>", 81), fn("export const expr = function ()", 81), fn("export function ok()", 80)].join("\n"),
             "sub/cls.ts": `let x = 0;\nexport class K {\n${fn("    constructor()", 81)}${fn("    method()", 81)}${fn("    get value()", 81)}}\n`,
         });
         assert.equal(r.status, 1, r.out);

@@ -31,7 +31,11 @@ before(async () => {
 
 describe("the program's resources", () => {
     it("creates exactly the expected components and steps", () => {
-        const byType = (t: string) => [...registered.values()].filter((r) => r.type === t).map((r) => r.name).sort();
+        const byType = (t: string) =>
+            [...registered.values()]
+                .filter((r) => r.type === t)
+                .map((r) => r.name)
+                .sort();
         assert.deepEqual(byType("devpi:index:HostPreparation"), ["host"]);
         assert.deepEqual(byType("devpi:index:DevpiUser"), ["user-bz", "user-pk"]);
         assert.deepEqual(byType("devpi:index:DevpiIndex"), ["index-bz/dev", "index-bz/prod", "index-pk/dev"]);

@@ -57,9 +57,7 @@ describe("loadConfig defaults", () => {
         assert.equal(c.ssh.port, 22);
         assert.equal(c.devpi.restrictModify, "root");
         assert.equal(c.devpi.serverVersion, "6.20.3");
-        assert.deepEqual(c.indexes, [
-            { name: "bz/dev", owner: "bz", index: "dev", bases: ["root/pypi"], volatile: false, aclUpload: ["bz"], mirrorWhitelist: [] },
-        ]);
+        assert.deepEqual(c.indexes, [{ name: "bz/dev", owner: "bz", index: "dev", bases: ["root/pypi"], volatile: false, aclUpload: ["bz"], mirrorWhitelist: [] }]);
         assert.equal(c.clientIndex, "bz/dev");
         assert.equal(c.devpi.venvDir, "/opt/devpi/venv");
         assert.equal(c.devpi.venvVersionsDir, "/opt/devpi/venv.versions");
@@ -154,11 +152,7 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["index of undeclared owner", { ...base(), indexes: JSON.stringify({ "pk/dev": {} }) }, "devpi:indexes.pk/dev", "owner 'pk' is not a declared user"],
         ["undeclared base", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: ["bz/prod"] } }) }, "devpi:indexes.bz/dev.bases", '"bz/prod"'],
         ["self base", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: ["bz/dev"] } }) }, "its own base"],
-        [
-            "base cycle",
-            { ...base(), indexes: JSON.stringify({ "bz/a": { bases: ["bz/b"] }, "bz/b": { bases: ["bz/a"] } }) },
-            "cycle",
-        ],
+        ["base cycle", { ...base(), indexes: JSON.stringify({ "bz/a": { bases: ["bz/b"] }, "bz/b": { bases: ["bz/a"] } }) }, "cycle"],
         ["volatile not boolean", { ...base(), indexes: JSON.stringify({ "bz/dev": { volatile: "False" } }) }, "devpi:indexes.bz/dev.volatile"],
         ["unknown index key", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: [], type: "mirror" } }) }, "devpi:indexes.bz/dev.type"],
         ["acl of unknown user", { ...base(), indexes: JSON.stringify({ "bz/dev": { acl_upload: ["eve"] } }) }, "devpi:indexes.bz/dev.acl_upload", '"eve"'],
@@ -175,7 +169,13 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["bad boolean", { ...base(), debug: "yes" }, "devpi:debug", '"yes"', "true or false"],
         ["acme without e-mail", { ...base(), sslMode: "acme" }, "devpi:acmeEmail is required when devpi:sslMode is acme"],
         ["acme with a bad e-mail", { ...base(), sslMode: "acme", acmeEmail: "ops-at-example.com" }, "devpi:acmeEmail", '"ops-at-example.com"', "e-mail address"],
-        ["acme with a plain-http directory", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeDirectoryUrl: "http://acme.example.com/dir" }, "devpi:acmeDirectoryUrl", '"http://acme.example.com/dir"', "https URL"],
+        [
+            "acme with a plain-http directory",
+            { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeDirectoryUrl: "http://acme.example.com/dir" },
+            "devpi:acmeDirectoryUrl",
+            '"http://acme.example.com/dir"',
+            "https URL",
+        ],
         ["acme with a directory that is no URL", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeDirectoryUrl: "letsencrypt" }, "devpi:acmeDirectoryUrl", "https URL"],
         ["acme without a domain", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", domain: undefined }, "devpi:domain is required"],
         ["acme for localhost", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", domain: "localhost" }, "devpi:domain", '"localhost"', "public DNS name"],
@@ -184,10 +184,51 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["acme CA bundle that is no PEM", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "trust me" }, "devpi:acmeCaBundle", "PEM certificates"],
         ["acme CA bundle in both forms", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeCaBundle: "x", acmeCaBundleFile: "/tmp/x.pem" }, "devpi:acmeCaBundleFile", "not both"],
         ["acme key in self-signed mode", { ...base(), acmeEmail: "ops@example.com" }, "devpi:acmeEmail", "only allowed when devpi:sslMode is acme"],
-        ["acme with a localhost replica", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "localhost", httpsPort: 8443 }]) }, "devpi:replicas[0].domain", '"localhost"', "public DNS name"],
-        ["acme with a replica's IP address", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraIpAddresses: ["192.0.2.7"] }]) }, "devpi:replicas[0].extraIpAddresses", "DNS names only"],
-        ["acme with a replica's single-label name", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraDnsNames: ["pypi"] }]) }, "devpi:replicas[0].extraDnsNames", '"pypi"'],
-        ["acme with a replica's own certificate", { ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", sslCertificate: "x" }]) }, "devpi:replicas[0].sslCertificate", "only allowed when devpi:sslMode is provided"],
+        [
+            "acme with a localhost replica",
+            {
+                ...base(),
+                sslMode: "acme",
+                acmeEmail: "ops@example.com",
+                replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "localhost", httpsPort: 8443 }]),
+            },
+            "devpi:replicas[0].domain",
+            '"localhost"',
+            "public DNS name",
+        ],
+        [
+            "acme with a replica's IP address",
+            {
+                ...base(),
+                sslMode: "acme",
+                acmeEmail: "ops@example.com",
+                replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraIpAddresses: ["192.0.2.7"] }]),
+            },
+            "devpi:replicas[0].extraIpAddresses",
+            "DNS names only",
+        ],
+        [
+            "acme with a replica's single-label name",
+            {
+                ...base(),
+                sslMode: "acme",
+                acmeEmail: "ops@example.com",
+                replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraDnsNames: ["pypi"] }]),
+            },
+            "devpi:replicas[0].extraDnsNames",
+            '"pypi"',
+        ],
+        [
+            "acme with a replica's own certificate",
+            {
+                ...base(),
+                sslMode: "acme",
+                acmeEmail: "ops@example.com",
+                replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", sslCertificate: "x" }]),
+            },
+            "devpi:replicas[0].sslCertificate",
+            "only allowed when devpi:sslMode is provided",
+        ],
     ];
     for (const [name, values, ...fragments] of cases) {
         it(name, () => rejects(values, ...fragments));
@@ -202,7 +243,11 @@ describe("acme", () => {
         assert.equal(c.ssl.acmeDirectoryUrl, "https://acme-v02.api.letsencrypt.org/directory");
         assert.equal(c.ssl.acmeCaBundlePem, undefined);
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-acme-cfg-"));
-        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "k"), "-out", path.join(dir, "ca.pem"), "-days", "2", "-subj", "/CN=acme ca"], { stdio: "pipe" });
+        execFileSync(
+            "openssl",
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path.join(dir, "k"), "-out", path.join(dir, "ca.pem"), "-days", "2", "-subj", "/CN=acme ca"],
+            { stdio: "pipe" },
+        );
         const staging = "https://acme-staging-v02.api.letsencrypt.org/directory";
         const f = load({ ...base(), sslMode: "acme", acmeEmail: "ops@example.com", acmeDirectoryUrl: staging, acmeCaBundleFile: path.join(dir, "ca.pem") });
         assert.equal(f.ssl.acmeDirectoryUrl, staging);
@@ -210,7 +255,12 @@ describe("acme", () => {
         fs.rmSync(dir, { recursive: true, force: true });
     });
     it("takes replicas, each with its own public names", () => {
-        const c = load({ ...base(), sslMode: "acme", acmeEmail: "ops@example.com", replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraDnsNames: ["pypi-eu.example.com"] }]) });
+        const c = load({
+            ...base(),
+            sslMode: "acme",
+            acmeEmail: "ops@example.com",
+            replicas: JSON.stringify([{ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", extraDnsNames: ["pypi-eu.example.com"] }]),
+        });
         assert.equal(c.replicas.length, 1);
         assert.equal(c.replicas[0].domain, "r1.example.com");
         assert.deepEqual(c.replicas[0].extraDnsNames, ["pypi-eu.example.com"]);
@@ -250,10 +300,7 @@ describe("provided certificates", () => {
 
     it("rejects an expired certificate", () => {
         const later = new Date(Date.now() + 40 * 24 * 3600 * 1000);
-        assert.throws(
-            () => load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key") }, later),
-            /devpi:sslCertificate: the certificate expired/,
-        );
+        assert.throws(() => load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key") }, later), /devpi:sslCertificate: the certificate expired/);
     });
 
     it("warns (without failing) about a certificate expiring within certRenewBeforeDays, naming the key, the date and what to do", () => {
@@ -262,7 +309,10 @@ describe("provided certificates", () => {
         const in25Days = new Date(Date.now() + 5 * 24 * 3600 * 1000);
         const soon = load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key") }, in25Days);
         assert.equal(soon.warnings.length, 1);
-        assert.match(soon.warnings[0], /^devpi:sslCertificate: the certificate for CN=devpi\.example\.com expires on \d{4}-\d\d-\d\dT[\d:.]+Z \(in 2[45]\.\d days, less than devpi:certRenewBeforeDays = 30\): .*set a renewed certificate and run pulumi up/);
+        assert.match(
+            soon.warnings[0],
+            /^devpi:sslCertificate: the certificate for CN=devpi\.example\.com expires on \d{4}-\d\d-\d\dT[\d:.]+Z \(in 2[45]\.\d days, less than devpi:certRenewBeforeDays = 30\): .*set a renewed certificate and run pulumi up/,
+        );
         const narrower = load({ ...base(), sslMode: "provided", sslCertificate: read("a.crt"), sslPrivateKey: read("a.key"), certRenewBeforeDays: "20" }, in25Days);
         assert.deepEqual(narrower.warnings, [], "the window follows certRenewBeforeDays");
     });
@@ -298,7 +348,13 @@ describe("devpi:replicas", () => {
     });
 
     it("allows servers on one address with distinct ports (local test hosts)", () => {
-        const c = load({ ...base(), host: "127.0.0.1", domain: "localhost", httpsPort: "25543", replicas: JSON.stringify([{ host: "127.0.0.1", sshPort: 25102, sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "localhost", name: "r1", httpsPort: 25544 }]) });
+        const c = load({
+            ...base(),
+            host: "127.0.0.1",
+            domain: "localhost",
+            httpsPort: "25543",
+            replicas: JSON.stringify([{ host: "127.0.0.1", sshPort: 25102, sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "localhost", name: "r1", httpsPort: 25544 }]),
+        });
         assert.equal(c.replicas[0].httpsPort, 25544);
     });
 
@@ -331,23 +387,64 @@ describe("devpi:replicas", () => {
 
     it("rejects a plain-text SSH key in a replica entry", () => {
         const v = withReplicas(replica());
-        assert.throws(() => loadConfig((k) => v[k], Object.keys(v), new Date(), (k) => ["rootPassword", "sshPrivateKey", "users"].includes(k)), /devpi:replicas holds an SSH private key in plain text/);
-        assert.ok(loadConfig((k) => v[k], Object.keys(v), new Date(), (k) => ["rootPassword", "sshPrivateKey", "users", "replicas"].includes(k)));
+        assert.throws(
+            () =>
+                loadConfig(
+                    (k) => v[k],
+                    Object.keys(v),
+                    new Date(),
+                    (k) => ["rootPassword", "sshPrivateKey", "users"].includes(k),
+                ),
+            /devpi:replicas holds an SSH private key in plain text/,
+        );
+        assert.ok(
+            loadConfig(
+                (k) => v[k],
+                Object.keys(v),
+                new Date(),
+                (k) => ["rootPassword", "sshPrivateKey", "users", "replicas"].includes(k),
+            ),
+        );
     });
 
     it("provided mode: a shared certificate must name every replica; a replica may bring its own", () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-rep-cert-"));
         const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "all.key", "-out", "all.crt", "-days", "30", "-subj", "/CN=devpi.example.com", "-addext", "subjectAltName=DNS:devpi.example.com,DNS:r1.example.com");
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "all.key",
+            "-out",
+            "all.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=devpi.example.com",
+            "-addext",
+            "subjectAltName=DNS:devpi.example.com,DNS:r1.example.com",
+        );
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "r2.key", "-out", "r2.crt", "-days", "30", "-subj", "/CN=r2.example.com", "-addext", "subjectAltName=DNS:r2.example.com");
         const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
         const provided = { ...base(), sslMode: "provided", sslCertificate: read("all.crt"), sslPrivateKey: read("all.key") };
         const shared = load({ ...provided, replicas: JSON.stringify([replica()]) });
         assert.equal(shared.replicas[0].providedChainPem, undefined, "r1 uses the shared certificate");
-        rejects({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com" })]) }, "devpi:replicas[0].domain", "r2.example.com", "is not a name of the primary's (shared) certificate");
+        rejects(
+            { ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com" })]) },
+            "devpi:replicas[0].domain",
+            "r2.example.com",
+            "is not a name of the primary's (shared) certificate",
+        );
         const own = load({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificateFile: path.join(dir, "r2.crt"), sslPrivateKeyFile: path.join(dir, "r2.key") })]) });
         assert.match(own.replicas[0].providedChainPem ?? "", /BEGIN CERTIFICATE/);
-        rejects({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificate: read("r2.crt"), sslPrivateKey: read("all.key") })]) }, "devpi:replicas[0].sslPrivateKey", "does not match");
+        rejects(
+            { ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificate: read("r2.crt"), sslPrivateKey: read("all.key") })]) },
+            "devpi:replicas[0].sslPrivateKey",
+            "does not match",
+        );
         rejects({ ...provided, replicas: JSON.stringify([replica({ domain: "r2.example.com", sslCertificate: read("r2.crt") })]) }, "devpi:replicas[0].sslPrivateKey", "both");
     });
 });
@@ -369,11 +466,26 @@ describe("layout paths: nothing root-managed or system-wide ends up the service 
         ["serverDir with '.' above backupDir", { ...base(), serverDir: "/srv/devpi/./data", backupDir: "/srv/devpi/data/backups" }, "devpi:serverDir", '"/srv/devpi/./data"', "found '.'"],
         ["backupDir equal to serverDir", { ...base(), backupDir: "/srv/devpi/data/" }, "devpi:backupDir", '"/srv/devpi/data"', "outside serverDir"],
         // System directories.
-        ["serverDir /var/lib/devpi (homeDir would be /var/lib)", { ...base(), serverDir: "/var/lib/devpi" }, "devpi:serverDir", '"/var/lib/devpi"', "homeDir = parent of serverDir (/var/lib) becomes the service user's", "/var/lib is a system directory", "e.g. /var/lib/devpi/data or /srv/devpi/data"],
+        [
+            "serverDir /var/lib/devpi (homeDir would be /var/lib)",
+            { ...base(), serverDir: "/var/lib/devpi" },
+            "devpi:serverDir",
+            '"/var/lib/devpi"',
+            "homeDir = parent of serverDir (/var/lib) becomes the service user's",
+            "/var/lib is a system directory",
+            "e.g. /var/lib/devpi/data or /srv/devpi/data",
+        ],
         ["serverDir /srv/data (homeDir would be /srv)", { ...base(), serverDir: "/srv/data" }, "devpi:serverDir", "homeDir = parent of serverDir (/srv)"],
         ["serverDir /devpi (homeDir would be /)", { ...base(), serverDir: "/devpi" }, "devpi:serverDir", "homeDir = parent of serverDir (/)"],
         ["serverDir /var/lib itself", { ...base(), serverDir: "/var/lib" }, "devpi:serverDir", '"/var/lib"', "must not be a system directory", "e.g. /srv/devpi/data"],
-        ["secretFile /etc/devpi-secret (its directory is /etc)", { ...base(), secretFile: "/etc/devpi-secret" }, "devpi:secretFile", '"/etc/devpi-secret"', "its directory /etc is a system directory", "e.g. /etc/devpi/secret"],
+        [
+            "secretFile /etc/devpi-secret (its directory is /etc)",
+            { ...base(), secretFile: "/etc/devpi-secret" },
+            "devpi:secretFile",
+            '"/etc/devpi-secret"',
+            "its directory /etc is a system directory",
+            "e.g. /etc/devpi/secret",
+        ],
         ["secretFile in /tmp", { ...base(), secretFile: "/tmp/devpi-secret" }, "devpi:secretFile", "its directory /tmp is a system directory"],
         ["configDir /etc", { ...base(), configDir: "/etc" }, "devpi:configDir", '"/etc"', "must not be a system directory", "e.g. /etc/devpi"],
         ["sslDir /etc/ssl", { ...base(), sslDir: "/etc/ssl" }, "devpi:sslDir", '"/etc/ssl"', "must not be a system directory"],
@@ -382,21 +494,71 @@ describe("layout paths: nothing root-managed or system-wide ends up the service 
         ["venvDir /opt", { ...base(), venvDir: "/opt" }, "devpi:venvDir", "must not be a system directory"],
         ["backupDir /var/tmp", { ...base(), backupDir: "/var/tmp" }, "devpi:backupDir", "must not be a system directory"],
         // Root-managed places inside the service user's directories.
-        ["configDir inside homeDir", { ...base(), configDir: "/srv/devpi/etc" }, "devpi:configDir", '"/srv/devpi/etc"', "must not be inside a directory the service user owns (homeDir = parent of serverDir = /srv/devpi)"],
+        [
+            "configDir inside homeDir",
+            { ...base(), configDir: "/srv/devpi/etc" },
+            "devpi:configDir",
+            '"/srv/devpi/etc"',
+            "must not be inside a directory the service user owns (homeDir = parent of serverDir = /srv/devpi)",
+        ],
         ["configDir that is homeDir", { ...base(), serverDir: "/etc/devpi/data" }, "devpi:configDir", '"/etc/devpi"', "(homeDir = parent of serverDir = /etc/devpi)"],
-        ["configDir inside serverDir", { ...base(), serverDir: "/var/lib/devpi/data", configDir: "/var/lib/devpi/data/etc" }, "devpi:configDir", "must not be inside a directory the service user owns"],
+        [
+            "configDir inside serverDir",
+            { ...base(), serverDir: "/var/lib/devpi/data", configDir: "/var/lib/devpi/data/etc" },
+            "devpi:configDir",
+            "must not be inside a directory the service user owns",
+        ],
         ["configDir inside backupDir", { ...base(), backupDir: "/var/backups/devpi", configDir: "/var/backups/devpi/etc" }, "devpi:configDir", "(backupDir = /var/backups/devpi)"],
         ["sslDir inside homeDir", { ...base(), sslDir: "/srv/devpi/ssl" }, "devpi:sslDir", '"/srv/devpi/ssl"', "(homeDir = parent of serverDir = /srv/devpi)", "root-managed"],
         ["sslDir inside backupDir", { ...base(), backupDir: "/var/backups/devpi", sslDir: "/var/backups/devpi/ssl" }, "devpi:sslDir", "(backupDir = /var/backups/devpi)"],
         // The secret file: root-owned directory outside the service user's.
-        ["secretFile at the old default, in homeDir", { ...base(), secretFile: LEGACY_SECRET_FILE }, "devpi:secretFile", '"/srv/devpi/.secret"', "must be in a root-owned directory outside the service user's (homeDir = parent of serverDir = /srv/devpi, serverDir = /srv/devpi/data, backupDir = /srv/devpi/backups), e.g. /etc/devpi/secret"],
-        ["secretFile inside serverDir", { ...base(), secretFile: "/srv/devpi/data/.secret" }, "devpi:secretFile", '"/srv/devpi/data/.secret"', "must be outside serverDir", "root-owned directory outside the service user's", "e.g. /etc/devpi/secret"],
-        ["secretFile inside backupDir", { ...base(), backupDir: "/var/backups/devpi", secretFile: "/var/backups/devpi/secret" }, "devpi:secretFile", "must be in a root-owned directory outside the service user's", "backupDir = /var/backups/devpi"],
-        ["the seed's secretFile, in the service user's home", { ...base(), ...seed, secretFile: "/home/web/repo/devpi/.secret" }, "devpi:secretFile", '"/home/web/repo/devpi/.secret"', "homeDir = parent of serverDir = /home/web/repo/devpi", "e.g. /etc/devpi/secret"],
+        [
+            "secretFile at the old default, in homeDir",
+            { ...base(), secretFile: LEGACY_SECRET_FILE },
+            "devpi:secretFile",
+            '"/srv/devpi/.secret"',
+            "must be in a root-owned directory outside the service user's (homeDir = parent of serverDir = /srv/devpi, serverDir = /srv/devpi/data, backupDir = /srv/devpi/backups), e.g. /etc/devpi/secret",
+        ],
+        [
+            "secretFile inside serverDir",
+            { ...base(), secretFile: "/srv/devpi/data/.secret" },
+            "devpi:secretFile",
+            '"/srv/devpi/data/.secret"',
+            "must be outside serverDir",
+            "root-owned directory outside the service user's",
+            "e.g. /etc/devpi/secret",
+        ],
+        [
+            "secretFile inside backupDir",
+            { ...base(), backupDir: "/var/backups/devpi", secretFile: "/var/backups/devpi/secret" },
+            "devpi:secretFile",
+            "must be in a root-owned directory outside the service user's",
+            "backupDir = /var/backups/devpi",
+        ],
+        [
+            "the seed's secretFile, in the service user's home",
+            { ...base(), ...seed, secretFile: "/home/web/repo/devpi/.secret" },
+            "devpi:secretFile",
+            '"/home/web/repo/devpi/.secret"',
+            "homeDir = parent of serverDir = /home/web/repo/devpi",
+            "e.g. /etc/devpi/secret",
+        ],
         // venvDir may lie in the service user's directories (seed) but not swallow them.
         ["venvDir that is serverDir", { ...base(), venvDir: "/srv/devpi/data" }, "devpi:venvDir", "must not be or contain a directory the service user owns (serverDir = /srv/devpi/data)"],
-        ["venvDir that contains homeDir", { ...base(), venvDir: "/srv/devpi" }, "devpi:venvDir", "must not be or contain a directory the service user owns (homeDir = parent of serverDir = /srv/devpi)"],
-        ["root's virtualenvs would land in homeDir", { ...base(), serverDir: "/opt/devpi/data" }, "devpi:venvDir", '"/opt/devpi/venv"', "would go to /opt/devpi/versions", "homeDir = parent of serverDir = /opt/devpi"],
+        [
+            "venvDir that contains homeDir",
+            { ...base(), venvDir: "/srv/devpi" },
+            "devpi:venvDir",
+            "must not be or contain a directory the service user owns (homeDir = parent of serverDir = /srv/devpi)",
+        ],
+        [
+            "root's virtualenvs would land in homeDir",
+            { ...base(), serverDir: "/opt/devpi/data" },
+            "devpi:venvDir",
+            '"/opt/devpi/venv"',
+            "would go to /opt/devpi/versions",
+            "homeDir = parent of serverDir = /opt/devpi",
+        ],
     ];
     for (const [name, values, ...fragments] of cases) {
         it(`rejects: ${name}`, () => rejects(values, ...fragments));
@@ -406,13 +568,49 @@ describe("layout paths: nothing root-managed or system-wide ends up the service 
         for (const dir of SYSTEM_DIRS) {
             const rule = dir === "/" ? "must be an absolute path below /, not / itself" : "must not be a system directory";
             for (const key of ["venvDir", "serverDir", "configDir", "backupDir", "sslDir"]) rejects({ ...base(), [key]: dir }, `devpi:${key}: invalid value ${JSON.stringify(dir)}: ${rule}`);
-            if (dir !== "/") rejects({ ...base(), secretFile: `${dir}/devpi-secret` }, `devpi:secretFile: invalid value ${JSON.stringify(`${dir}/devpi-secret`)}: its directory ${dir} is a system directory`);
+            if (dir !== "/")
+                rejects({ ...base(), secretFile: `${dir}/devpi-secret` }, `devpi:secretFile: invalid value ${JSON.stringify(`${dir}/devpi-secret`)}: its directory ${dir} is a system directory`);
             if (dir !== "/") rejects({ ...base(), serverDir: `${dir}/devpi` }, "devpi:serverDir", `homeDir = parent of serverDir (${dir})`);
         }
     });
 
     it("keeps the system list to the directories it names (at least those of the brief)", () => {
-        for (const d of ["/", "/etc", "/usr", "/usr/local", "/usr/lib", "/usr/bin", "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/tmp", "/tmp", "/home", "/root", "/boot", "/bin", "/sbin", "/lib", "/lib64", "/opt", "/srv", "/run", "/proc", "/sys", "/dev", "/mnt", "/media", "/etc/ssl", "/etc/nginx", "/etc/supervisor", "/etc/cron.d"]) {
+        for (const d of [
+            "/",
+            "/etc",
+            "/usr",
+            "/usr/local",
+            "/usr/lib",
+            "/usr/bin",
+            "/usr/sbin",
+            "/usr/share",
+            "/var",
+            "/var/lib",
+            "/var/log",
+            "/var/cache",
+            "/var/spool",
+            "/var/tmp",
+            "/tmp",
+            "/home",
+            "/root",
+            "/boot",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib64",
+            "/opt",
+            "/srv",
+            "/run",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/mnt",
+            "/media",
+            "/etc/ssl",
+            "/etc/nginx",
+            "/etc/supervisor",
+            "/etc/cron.d",
+        ]) {
             assert.ok(SYSTEM_DIRS.includes(d), d);
         }
     });
@@ -452,34 +650,48 @@ describe("devpi:hostKey is required unless devpi:insecureSkipHostKeyCheck", () =
     const replica = (over: Record<string, unknown> = {}) => ({ host: "203.0.113.11", sshPrivateKey: KEY, hostKey: HOST_KEY, domain: "r1.example.com", ...over });
 
     it("refuses a primary without hostKey, printing the command with its host and port", () => {
-        assert.throws(() => load({ ...base(), hostKey: undefined, sshPort: "2222" }), (e: unknown) => {
-            assert.ok(e instanceof ConfigError);
-            assert.equal(
-                e.message,
-                "devpi:hostKey is required: pin the server's SSH host key with `pulumi config set hostKey \"$(ssh-keyscan -p 2222 -t ed25519 203.0.113.10 2>/dev/null | cut -d' ' -f2-)\"` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)",
-            );
-            return true;
-        });
+        assert.throws(
+            () => load({ ...base(), hostKey: undefined, sshPort: "2222" }),
+            (e: unknown) => {
+                assert.ok(e instanceof ConfigError);
+                assert.equal(
+                    e.message,
+                    "devpi:hostKey is required: pin the server's SSH host key with `pulumi config set hostKey \"$(ssh-keyscan -p 2222 -t ed25519 203.0.113.10 2>/dev/null | cut -d' ' -f2-)\"` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)",
+                );
+                return true;
+            },
+        );
     });
 
     it("refuses a replica without hostKey, naming its own key", () => {
-        assert.throws(() => load({ ...base(), replicas: JSON.stringify([replica(), replica({ host: "203.0.113.12", sshPort: 2200, domain: "r2.example.com", hostKey: undefined })]) }), (e: unknown) => {
-            assert.ok(e instanceof ConfigError);
-            assert.equal(
-                e.message,
-                "devpi:replicas[1].hostKey is required: pin the server's SSH host key with `pulumi config set --path 'replicas[1].hostKey' \"$(ssh-keyscan -p 2200 -t ed25519 203.0.113.12 2>/dev/null | cut -d' ' -f2-)\"` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)",
-            );
-            return true;
-        });
+        assert.throws(
+            () => load({ ...base(), replicas: JSON.stringify([replica(), replica({ host: "203.0.113.12", sshPort: 2200, domain: "r2.example.com", hostKey: undefined })]) }),
+            (e: unknown) => {
+                assert.ok(e instanceof ConfigError);
+                assert.equal(
+                    e.message,
+                    "devpi:replicas[1].hostKey is required: pin the server's SSH host key with `pulumi config set --path 'replicas[1].hostKey' \"$(ssh-keyscan -p 2200 -t ed25519 203.0.113.12 2>/dev/null | cut -d' ' -f2-)\"` (or set devpi:insecureSkipHostKeyCheck true to trust whatever answers, which sends secrets to it)",
+                );
+                return true;
+            },
+        );
     });
 
     it("with insecureSkipHostKeyCheck true, accepts a missing hostKey and warns for each unchecked server", () => {
-        const c = load({ ...base(), hostKey: undefined, insecureSkipHostKeyCheck: "true", replicas: JSON.stringify([replica({ hostKey: undefined }), replica({ host: "203.0.113.12", domain: "r2.example.com" })]) });
+        const c = load({
+            ...base(),
+            hostKey: undefined,
+            insecureSkipHostKeyCheck: "true",
+            replicas: JSON.stringify([replica({ hostKey: undefined }), replica({ host: "203.0.113.12", domain: "r2.example.com" })]),
+        });
         assert.equal(c.ssh.hostKey, undefined);
         assert.equal(c.replicas[0].ssh.hostKey, undefined);
         assert.equal(c.replicas[1].ssh.hostKey, HOST_KEY);
         assert.equal(c.warnings.length, 2);
-        assert.match(c.warnings[0], /^devpi:hostKey is not set and devpi:insecureSkipHostKeyCheck is true: the SSH host key of 203\.0\.113\.10:22 is not checked, so whoever answers there gets the login and the secrets sent to the server; pin it with `pulumi config set hostKey "\$\(ssh-keyscan -p 22 -t ed25519 203\.0\.113\.10 /);
+        assert.match(
+            c.warnings[0],
+            /^devpi:hostKey is not set and devpi:insecureSkipHostKeyCheck is true: the SSH host key of 203\.0\.113\.10:22 is not checked, so whoever answers there gets the login and the secrets sent to the server; pin it with `pulumi config set hostKey "\$\(ssh-keyscan -p 22 -t ed25519 203\.0\.113\.10 /,
+        );
         assert.match(c.warnings[1], /^devpi:replicas\[0\]\.hostKey is not set .* host key of 203\.0\.113\.11:22 is not checked/);
     });
 

@@ -127,7 +127,10 @@ describe("the Devpi component's argument checks (the stack config's rules, namin
     const refuses = (change: (a: DevpiArgs) => void, message: RegExp) => {
         const args = base();
         change(args);
-        assert.throws(() => resolveDevpiArgs("devpi", args), (e: unknown) => e instanceof ConfigError && message.test(e.message));
+        assert.throws(
+            () => resolveDevpiArgs("devpi", args),
+            (e: unknown) => e instanceof ConfigError && message.test(e.message),
+        );
     };
 
     it("refuses a system directory, a short root password, a bad version, an unknown base, a bad replica name", () => {

@@ -33,10 +33,7 @@ describe("language host under the real engine", { skip: pulumiFound ? false : "n
         fs.mkdirSync(proj);
         fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(proj, "node_modules"));
         fs.writeFileSync(path.join(proj, "Pulumi.yaml"), "name: lhtest\nruntime: nodejs\n");
-        fs.writeFileSync(
-            path.join(proj, "package.json"),
-            JSON.stringify({ name: "lhtest", private: true, main: "index.ts" }),
-        );
+        fs.writeFileSync(path.join(proj, "package.json"), JSON.stringify({ name: "lhtest", private: true, main: "index.ts" }));
         fs.writeFileSync(
             path.join(proj, "tsconfig.json"),
             JSON.stringify({

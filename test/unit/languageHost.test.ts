@@ -74,10 +74,7 @@ describe("parseOptions and splitArgs", () => {
     });
     it("splits nodeargs like a shell", () => {
         assert.deepEqual(splitArgs(""), []);
-        assert.deepEqual(splitArgs("  --max-old-space-size=4096   --no-warnings "), [
-            "--max-old-space-size=4096",
-            "--no-warnings",
-        ]);
+        assert.deepEqual(splitArgs("  --max-old-space-size=4096   --no-warnings "), ["--max-old-space-size=4096", "--no-warnings"]);
         assert.deepEqual(splitArgs(`--title "a b" 'c d' e\\ f ""`), ["--title", "a b", "c d", "e f", ""]);
         assert.throws(() => splitArgs(`"open`), /unterminated quote/);
     });
@@ -296,34 +293,23 @@ describe("gRPC service (in-process)", () => {
             invoke((err, res) => (err ? reject(err) : resolve(res)));
         });
 
-    const info = (): langproto.ProgramInfo =>
-        new langproto.ProgramInfo()
-            .setRootDirectory(dir)
-            .setProgramDirectory(dir)
-            .setEntryPoint(".")
-            .setOptions(structproto.Struct.fromJavaScript({}));
+    const info = (): langproto.ProgramInfo => new langproto.ProgramInfo().setRootDirectory(dir).setProgramDirectory(dir).setEntryPoint(".").setOptions(structproto.Struct.fromJavaScript({}));
 
     it("answers GetPluginInfo, Handshake and About", async () => {
         const pluginInfo = await rpc<plugproto.PluginInfo>((cb) => client.getPluginInfo(new emptyproto.Empty(), cb));
         assert.equal(pluginInfo.getVersion(), HOST_VERSION);
-        await rpc<langproto.LanguageHandshakeResponse>((cb) =>
-            client.handshake(new langproto.LanguageHandshakeRequest().setEngineAddress("127.0.0.1:2222"), cb),
-        );
+        await rpc<langproto.LanguageHandshakeResponse>((cb) => client.handshake(new langproto.LanguageHandshakeRequest().setEngineAddress("127.0.0.1:2222"), cb));
         const about = await rpc<langproto.AboutResponse>((cb) => client.about(new langproto.AboutRequest().setInfo(info()), cb));
         assert.equal(about.getVersion(), process.versions.node);
     });
 
     it("answers GetRequiredPackages and GetRequiredPlugins from node_modules", async () => {
-        const pkgs = await rpc<langproto.GetRequiredPackagesResponse>((cb) =>
-            client.getRequiredPackages(new langproto.GetRequiredPackagesRequest().setInfo(info()), cb),
-        );
+        const pkgs = await rpc<langproto.GetRequiredPackagesResponse>((cb) => client.getRequiredPackages(new langproto.GetRequiredPackagesRequest().setInfo(info()), cb));
         assert.deepEqual(
             pkgs.getPackagesList().map((p) => [p.getName(), p.getKind(), p.getVersion()]),
             [["tls", "resource", "v5.6.1"]],
         );
-        const plugins = await rpc<langproto.GetRequiredPluginsResponse>((cb) =>
-            client.getRequiredPlugins(new langproto.GetRequiredPluginsRequest().setInfo(info()), cb),
-        );
+        const plugins = await rpc<langproto.GetRequiredPluginsResponse>((cb) => client.getRequiredPlugins(new langproto.GetRequiredPluginsRequest().setInfo(info()), cb));
         assert.deepEqual(
             plugins.getPluginsList().map((p) => [p.getName(), p.getKind(), p.getVersion()]),
             [["tls", "resource", "v5.6.1"]],
@@ -408,11 +394,7 @@ describe("gRPC service (in-process)", () => {
         // A fake npm first on PATH: prints to both streams and exits with FAKE_NPM_EXIT.
         const bin = path.join(dir, "bin");
         fs.mkdirSync(bin, { recursive: true });
-        fs.writeFileSync(
-            path.join(bin, "npm"),
-            `#!/bin/sh\necho "fake npm $*"\necho "fake warning" >&2\nexit \${FAKE_NPM_EXIT:-0}\n`,
-            { mode: 0o755 },
-        );
+        fs.writeFileSync(path.join(bin, "npm"), `#!/bin/sh\necho "fake npm $*"\necho "fake warning" >&2\nexit \${FAKE_NPM_EXIT:-0}\n`, { mode: 0o755 });
         const savedPath = process.env.PATH;
         process.env.PATH = `${bin}:${savedPath}`;
         const install = (): Promise<{ out: string; err: string; error?: grpc.ServiceError }> =>

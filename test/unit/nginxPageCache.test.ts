@@ -31,10 +31,7 @@ describe("nginx page caches", () => {
     });
 
     it("index pages too: njs, the generation map and a second zone; its location skips requests with credentials", () => {
-        const c = renderPageCaches(
-            { mirrorPageCacheSeconds: 30, indexPageCache: true, mirrorPageCacheDir: "/c/mirror", indexPageCacheDir: "/c/index", pageGenerationModulePath: "/m/gen.js" },
-            PROXY,
-        );
+        const c = renderPageCaches({ mirrorPageCacheSeconds: 30, indexPageCache: true, mirrorPageCacheDir: "/c/mirror", indexPageCacheDir: "/c/index", pageGenerationModulePath: "/m/gen.js" }, PROXY);
         assert.match(c.http, /\nproxy_cache_path \/c\/mirror levels=[^\n]*keys_zone=devpi_mirror_pages:/);
         assert.match(c.http, /\njs_import devpi_pages from \/m\/gen\.js;\njs_set \$devpi_generation devpi_pages\.generation;\n/);
         assert.match(c.http, /\nproxy_cache_path \/c\/index levels=[^\n]*keys_zone=devpi_index_pages:[^\n]*inactive=2m /);

@@ -13,8 +13,7 @@ import { generateKey, privateKeyAttributes } from "../../tools/offline-providers
 const SECRET_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const secret = (value: unknown) => ({ [SECRET_KEY]: SECRET_SIG, value });
-const unsecret = (v: unknown): unknown =>
-    typeof v === "object" && v !== null && (v as Record<string, unknown>)[SECRET_KEY] === SECRET_SIG ? (v as { value: unknown }).value : v;
+const unsecret = (v: unknown): unknown => (typeof v === "object" && v !== null && (v as Record<string, unknown>)[SECRET_KEY] === SECRET_SIG ? (v as { value: unknown }).value : v);
 
 const TYPE = "command:remote:Command";
 const skip = sshdUnavailableReason();
@@ -102,13 +101,10 @@ describe("offline command provider against a real sshd", { skip: skip ? `no real
     });
 
     it("a nonzero exit fails the create with upstream's message", async () => {
-        await assert.rejects(
-            create("fails", { connection: conn(stock), create: "echo out; echo bad >&2; exit 3" }),
-            (e: Error) => {
-                assert.match(e.message, /Process exited with status 3: running "echo out; echo bad >&2; exit 3":\nout\nbad/);
-                return true;
-            },
-        );
+        await assert.rejects(create("fails", { connection: conn(stock), create: "echo out; echo bad >&2; exit 3" }), (e: Error) => {
+            assert.match(e.message, /Process exited with status 3: running "echo out; echo bad >&2; exit 3":\nout\nbad/);
+            return true;
+        });
     });
 
     it("a command killed by a signal fails like Go's ExitError", async () => {
@@ -198,13 +194,10 @@ describe("offline command provider against a real sshd", { skip: skip ? `no real
 
     it("retries dialing dialErrorLimit times, then fails like upstream", async () => {
         const closedPort = stock.port + 1 === acceptEnv.port ? stock.port + 2 : stock.port + 1;
-        await assert.rejects(
-            create("refused", { connection: { host: "127.0.0.1", port: closedPort, privateKey: stock.clientKey, dialErrorLimit: 2 }, create: "true" }),
-            (e: Error) => {
-                assert.match(e.message, new RegExp(`after 2 failed attempts: dial tcp 127\\.0\\.0\\.1:${closedPort}: connect: connection refused`));
-                return true;
-            },
-        );
+        await assert.rejects(create("refused", { connection: { host: "127.0.0.1", port: closedPort, privateKey: stock.clientKey, dialErrorLimit: 2 }, create: "true" }), (e: Error) => {
+            assert.match(e.message, new RegExp(`after 2 failed attempts: dial tcp 127\\.0\\.0\\.1:${closedPort}: connect: connection refused`));
+            return true;
+        });
         const status = plugin.logs.filter((l) => l.urn === urnOf(TYPE, "refused")).map((l) => l.message);
         assert.deepEqual(status, ["Dial 1/2 failed: retrying", "Dial 2/2 failed: retrying"]);
     });
@@ -223,12 +216,9 @@ describe("offline command provider against a real sshd", { skip: skip ? `no real
 
     it("a wrong key fails authentication with Go's message", async () => {
         const other = privateKeyAttributes(generateKey("ED25519", 2048, "P224"));
-        await assert.rejects(
-            create("badkey", { connection: { host: stock.host, port: stock.port, privateKey: other.privateKeyOpenssh, dialErrorLimit: 0 }, create: "true" }),
-            (e: Error) => {
-                assert.match(e.message, /ssh: handshake failed: ssh: unable to authenticate, attempted methods \[none publickey\], no supported methods remain/);
-                return true;
-            },
-        );
+        await assert.rejects(create("badkey", { connection: { host: stock.host, port: stock.port, privateKey: other.privateKeyOpenssh, dialErrorLimit: 0 }, create: "true" }), (e: Error) => {
+            assert.match(e.message, /ssh: handshake failed: ssh: unable to authenticate, attempted methods \[none publickey\], no supported methods remain/);
+            return true;
+        });
     });
 });

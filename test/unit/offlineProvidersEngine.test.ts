@@ -21,8 +21,7 @@ function onPath(cmd: string): boolean {
 }
 
 const engineSkip =
-    (!onPath("pulumi") ? "no pulumi CLI on PATH (eval \"$(scripts/toolchain.sh)\" provides one)" : undefined) ??
-    (!onPath("pulumi-language-nodejs") ? "no pulumi-language-nodejs on PATH" : undefined);
+    (!onPath("pulumi") ? 'no pulumi CLI on PATH (eval "$(scripts/toolchain.sh)" provides one)' : undefined) ?? (!onPath("pulumi-language-nodejs") ? "no pulumi-language-nodejs on PATH" : undefined);
 const skip = sshdUnavailableReason() ?? engineSkip;
 
 /** A throwaway project using this repository's node_modules, with a file backend and the stand-ins on PATH. */

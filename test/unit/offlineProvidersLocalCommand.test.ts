@@ -50,9 +50,7 @@ describe("offline command provider: command:local:Command", { skip: process.plat
     const logsOf = (urn: string) => plugin.logs.filter((l) => l.urn === urn);
 
     it("GetSchema describes command:local:Command next to command:remote:Command", async () => {
-        const res = await new Promise<provproto.GetSchemaResponse>((resolve, reject) =>
-            plugin.client.getSchema(new provproto.GetSchemaRequest(), (err, r) => (err ? reject(err) : resolve(r))),
-        );
+        const res = await new Promise<provproto.GetSchemaResponse>((resolve, reject) => plugin.client.getSchema(new provproto.GetSchemaRequest(), (err, r) => (err ? reject(err) : resolve(r))));
         const schema = JSON.parse(res.getSchema()) as { resources: Record<string, { inputProperties: Record<string, unknown>; properties: Record<string, unknown> }> };
         assert.deepEqual(Object.keys(schema.resources).sort(), ["command:local:Command", "command:remote:Command"]);
         const local = schema.resources["command:local:Command"];

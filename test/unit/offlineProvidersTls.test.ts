@@ -119,21 +119,18 @@ describe("offline tls stand-in", { skip: missingTool ? `${missingTool} not insta
 
         it("builds a CA, a CSR and a locally signed server certificate that openssl verifies", async () => {
             const caKey = await create(PK, "ca-key", { algorithm: "ECDSA", ecdsaCurve: "P256" });
-            assert.deepEqual(
-                Object.keys(caKey.outs).sort(),
-                [
-                    "algorithm",
-                    "ecdsaCurve",
-                    "privateKeyOpenssh",
-                    "privateKeyPem",
-                    "privateKeyPemPkcs8",
-                    "publicKeyFingerprintMd5",
-                    "publicKeyFingerprintSha256",
-                    "publicKeyOpenssh",
-                    "publicKeyPem",
-                    "rsaBits",
-                ],
-            );
+            assert.deepEqual(Object.keys(caKey.outs).sort(), [
+                "algorithm",
+                "ecdsaCurve",
+                "privateKeyOpenssh",
+                "privateKeyPem",
+                "privateKeyPemPkcs8",
+                "publicKeyFingerprintMd5",
+                "publicKeyFingerprintSha256",
+                "publicKeyOpenssh",
+                "publicKeyPem",
+                "rsaBits",
+            ]);
             assert.equal(caKey.outs.rsaBits, 2048);
             for (const k of ["privateKeyPem", "privateKeyPemPkcs8", "privateKeyOpenssh"]) {
                 assert.ok(isSecret(caKey.outs[k]), `${k} is secret`);
@@ -162,7 +159,15 @@ describe("offline tls stand-in", { skip: missingTool ? `${missingTool} not insta
             assert.match(caText, /X509v3 Key Usage: critical\n\s+Digital Signature, Certificate Sign, CRL Sign\n/);
             assert.match(caText, /X509v3 Subject Key Identifier/);
             assert.match(caText, /Signature Algorithm: ecdsa-with-SHA256/);
-            assert.equal(BigInt("0x" + run("openssl", ["x509", "-noout", "-serial", "-in", file(ca.outs.certPem as string)]).trim().split("=")[1]).toString(), ca.id);
+            assert.equal(
+                BigInt(
+                    "0x" +
+                        run("openssl", ["x509", "-noout", "-serial", "-in", file(ca.outs.certPem as string)])
+                            .trim()
+                            .split("=")[1],
+                ).toString(),
+                ca.id,
+            );
 
             const serverKey = await create(PK, "server-key", { algorithm: "RSA", rsaBits: 2048 });
             const csr = await create(CR, "server-csr", {
@@ -283,7 +288,13 @@ describe("offline tls stand-in", { skip: missingTool ? `${missingTool} not insta
                 create(SSC, "ca-nosubject", { privateKeyPem: key.outs.privateKeyPem, validityPeriodHours: 1, allowedUses: [], isCaCertificate: true }),
                 /Must contain at least one Distinguished Name when creating Certificate Authority/,
             );
-            const ca = await create(SSC, "ca-ok", { privateKeyPem: key.outs.privateKeyPem, validityPeriodHours: 1, allowedUses: ["cert_signing"], isCaCertificate: true, subject: { commonName: "x" } });
+            const ca = await create(SSC, "ca-ok", {
+                privateKeyPem: key.outs.privateKeyPem,
+                validityPeriodHours: 1,
+                allowedUses: ["cert_signing"],
+                isCaCertificate: true,
+                subject: { commonName: "x" },
+            });
             const other = await create(PK, "k-other", { algorithm: "ED25519" });
             const csr = await create(CR, "csr-x", { privateKeyPem: other.outs.privateKeyPem, subject: { commonName: "y" } });
             await assert.rejects(

@@ -177,7 +177,11 @@ describe("the privilege rule (root never acts through the service user's paths)"
         const venv = path.join(dir, "venv");
         fs.mkdirSync(path.join(venv, "bin"), { recursive: true });
         // A stand-in devpi-init that records its argv and the variable it received.
-        fs.writeFileSync(path.join(venv, "bin", "devpi-init"), `#!/bin/sh\nprintf '%s\\n' "$*" >${shellQuote(path.join(dir, "argv"))}\nprintf '%s' "$DEVPISERVER_ROOT_PASSWD" >${shellQuote(path.join(dir, "env"))}\n`, { mode: 0o755 });
+        fs.writeFileSync(
+            path.join(venv, "bin", "devpi-init"),
+            `#!/bin/sh\nprintf '%s\\n' "$*" >${shellQuote(path.join(dir, "argv"))}\nprintf '%s' "$DEVPISERVER_ROOT_PASSWD" >${shellQuote(path.join(dir, "env"))}\n`,
+            { mode: 0o755 },
+        );
         for (const f of ["argv", "env"]) {
             fs.writeFileSync(path.join(dir, f), "");
             fs.chmodSync(path.join(dir, f), 0o666);

@@ -71,7 +71,7 @@ export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
  */
 export async function runProgramUnderMocks(config: Record<string, string>, secretKeys: string[], stdoutOf: (name: string) => string = () => "ok"): Promise<ProgramUnderMocks> {
     pulumi.runtime.setAllConfig(config, secretKeys);
-    return runUnderMocks(async () => (await import("../../index")), { stdoutOf });
+    return runUnderMocks(async () => await import("../../index"), { stdoutOf });
 }
 
 /** Runs `program` (which creates resources and returns its exports) under mocks, recording every resource. */
@@ -113,9 +113,9 @@ export async function runUnderMocks(program: () => Promise<Record<string, unknow
             const props = args.props as Record<string, unknown>;
             secretInputs.set(
                 args.name,
-                Promise.all(
-                    ["stdin", "create", "connection"].map(async (k) => [k, props[k] === undefined ? false : await pulumi.isSecret(pulumi.output(props[k]))] as const),
-                ).then((pairs) => Object.fromEntries(pairs) as Record<string, boolean>),
+                Promise.all(["stdin", "create", "connection"].map(async (k) => [k, props[k] === undefined ? false : await pulumi.isSecret(pulumi.output(props[k]))] as const)).then(
+                    (pairs) => Object.fromEntries(pairs) as Record<string, boolean>,
+                ),
             );
         }
         return undefined;

@@ -90,7 +90,12 @@ describe("devpi-server.yml", () => {
     });
     it("keeps devpi's body limit at or above nginx's", () => {
         const limit = (maxUploadMb: number) =>
-            (parse(renderDevpiServerYaml({ serverDir: "/d", host: "127.0.0.1", port: 4040, secretFile: "/s", restrictModify: "root", mirrorCacheExpiry: 1800, maxUploadMb })) as Record<string, Record<string, number>>)["devpi-server"]["max-request-body-size"];
+            (
+                parse(renderDevpiServerYaml({ serverDir: "/d", host: "127.0.0.1", port: 4040, secretFile: "/s", restrictModify: "root", mirrorCacheExpiry: 1800, maxUploadMb })) as Record<
+                    string,
+                    Record<string, number>
+                >
+            )["devpi-server"]["max-request-body-size"];
         assert.equal(limit(5), 1073741824);
         assert.equal(limit(2048), 2147483648);
     });
@@ -106,7 +111,14 @@ describe("devpi-server.yml", () => {
     });
     it("a replica's config step installs the primary's secret from stdin and refuses a short one", () => {
         const dir = fs.mkdtempSync(path.join(tmp, "secret-"));
-        const script = renderConfigScript({ configFile: `${dir}/devpi-server.yml`, yaml: "devpi-server: {}\n", secretFile: `${dir}/.secret`, serviceUser: os.userInfo().username, venvDir: "/nonexistent", secretFromStdin: true });
+        const script = renderConfigScript({
+            configFile: `${dir}/devpi-server.yml`,
+            yaml: "devpi-server: {}\n",
+            secretFile: `${dir}/.secret`,
+            serviceUser: os.userInfo().username,
+            venvDir: "/nonexistent",
+            secretFromStdin: true,
+        });
         const run = (input: string) => spawnSync("bash", ["-c", PRELUDE + script], { input, encoding: "utf8" });
         const secret = "A".repeat(44);
         const ok = run(Buffer.from(secret).toString("base64"));
@@ -120,10 +132,7 @@ describe("devpi-server.yml", () => {
         assert.doesNotMatch(yaml, /refresh/);
     });
     it("pins exact versions and leaves devpi-web out when disabled", () => {
-        assert.deepEqual(requirements({ venvDir: "/v", serverVersion: "6.20.3", webVersion: "5.1.1", web: true }), [
-            "devpi-server==6.20.3",
-            "devpi-web==5.1.1",
-        ]);
+        assert.deepEqual(requirements({ venvDir: "/v", serverVersion: "6.20.3", webVersion: "5.1.1", web: true }), ["devpi-server==6.20.3", "devpi-web==5.1.1"]);
         assert.deepEqual(requirements({ venvDir: "/v", serverVersion: "6.20.3", webVersion: "5.1.1", web: false }), ["devpi-server==6.20.3"]);
     });
 });
@@ -136,7 +145,18 @@ describe("nginx site", () => {
         [
             "defaults",
             {},
-            [/listen 443 ssl http2;/, /listen \[::\]:443 ssl http2;/, /return 301 https:\/\/\$host\$request_uri;/, /client_max_body_size 1024m;/, /location \^~ \/\+changelog/, /try_files \/\+files\$uri @proxy_to_app;/, /X-outside-url \$scheme:\/\/\$http_host/, /ssl_protocols TLSv1\.2 TLSv1\.3;/, /server_name devpi\.example\.com pypi\.example\.com;/, /keepalive_requests 10000;/],
+            [
+                /listen 443 ssl http2;/,
+                /listen \[::\]:443 ssl http2;/,
+                /return 301 https:\/\/\$host\$request_uri;/,
+                /client_max_body_size 1024m;/,
+                /location \^~ \/\+changelog/,
+                /try_files \/\+files\$uri @proxy_to_app;/,
+                /X-outside-url \$scheme:\/\/\$http_host/,
+                /ssl_protocols TLSv1\.2 TLSv1\.3;/,
+                /server_name devpi\.example\.com pypi\.example\.com;/,
+                /keepalive_requests 10000;/,
+            ],
             [/TLSv1(\.1)? /, /SSLv3/],
         ],
         ["custom ports", { httpPort: 18080, httpsPort: 18443, listenIpv6: false }, [/listen 18443 ssl http2;/, /return 301 https:\/\/\$host:18443\$request_uri;/], [/\[::\]/]],
@@ -145,14 +165,22 @@ describe("nginx site", () => {
         [
             "an upload over the limit gets a 413 that names the limit and the key",
             { maxUploadMb: 5 },
-            [/error_page 413 @upload_too_large;/, /location @upload_too_large \{\n\s+default_type application\/json;\n\s+return 413 '\{"type":"actionlog","status":413,"result":\["upload refused: [^"']*upload limit of 5 MiB \(devpi:maxUploadMb = 5\); raise devpi:maxUploadMb and run pulumi up"\]/],
+            [
+                /error_page 413 @upload_too_large;/,
+                /location @upload_too_large \{\n\s+default_type application\/json;\n\s+return 413 '\{"type":"actionlog","status":413,"result":\["upload refused: [^"']*upload limit of 5 MiB \(devpi:maxUploadMb = 5\); raise devpi:maxUploadMb and run pulumi up"\]/,
+            ],
             [],
         ],
         ["no page cache by default", {}, [/location \/ \{/], [/proxy_cache/]],
         [
             "mirror pages cached briefly, user indexes never",
             { mirrorPageCacheSeconds: 30 },
-            [/proxy_cache_path \/var\/lib\/nginx\/devpi-mirror-pages /, /proxy_cache_key \$scheme\$http_host\$request_uri\$http_accept\$devpi_installer;/, /proxy_ignore_headers Cache-Control Expires Vary;/, /location \^~ \/root\/pypi\/\+simple\/ \{\n[^}]*proxy_cache devpi_mirror_pages;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/],
+            [
+                /proxy_cache_path \/var\/lib\/nginx\/devpi-mirror-pages /,
+                /proxy_cache_key \$scheme\$http_host\$request_uri\$http_accept\$devpi_installer;/,
+                /proxy_ignore_headers Cache-Control Expires Vary;/,
+                /location \^~ \/root\/pypi\/\+simple\/ \{\n[^}]*proxy_cache devpi_mirror_pages;[^}]*proxy_cache_valid 200 30s;[^}]*Strict-Transport-Security/,
+            ],
             [/location[^{]*\+simple[^{]*\{[^}]*\$http_host\/(?!root\/pypi)/, /proxy_cache_use_stale/, /devpi_index_pages/, /js_/],
         ],
         [
@@ -180,8 +208,15 @@ describe("nginx site", () => {
 
     it("sets Mozilla's intermediate TLS profile (5.7) without DHE", () => {
         // Mozilla's list, in its order; the DHE suites are left out (no dhparam file on the server).
-        const intermediate = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
-        assert.equal(TLS12_CIPHERS, intermediate.split(":").filter((c) => !c.startsWith("DHE-")).join(":"));
+        const intermediate =
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+        assert.equal(
+            TLS12_CIPHERS,
+            intermediate
+                .split(":")
+                .filter((c) => !c.startsWith("DHE-"))
+                .join(":"),
+        );
         assert.equal(TLS_ECDH_CURVES, "X25519:prime256v1:secp384r1");
         const conf = renderNginxSite(site);
         const directive = (name: string) => [...conf.matchAll(new RegExp(`^\\s*${name} (.*);$`, "gm"))].map((m) => m[1]);
@@ -193,7 +228,10 @@ describe("nginx site", () => {
         assert.deepEqual(directive("ssl_dhparam"), [], "no DHE, so no dhparam file");
         assert.deepEqual(directive("ssl_conf_command"), [], "TLS 1.3 keeps OpenSSL's (all AEAD) suites");
         // OpenSSL itself: every suite is ECDHE + AEAD, nothing CBC/SHA-1/CCM/ARIA/CAMELLIA or without forward secrecy.
-        const suites = execFileSync("openssl", ["ciphers", "-v", "-tls1_2", TLS12_CIPHERS], { encoding: "utf8" }).trim().split("\n").filter((l) => !/ TLSv1\.3 /.test(l));
+        const suites = execFileSync("openssl", ["ciphers", "-v", "-tls1_2", TLS12_CIPHERS], { encoding: "utf8" })
+            .trim()
+            .split("\n")
+            .filter((l) => !/ TLSv1\.3 /.test(l));
         assert.equal(suites.length, 6, suites.join("\n"));
         for (const line of suites) {
             assert.match(line, / TLSv1\.2 +Kx=ECDH +Au=(ECDSA|RSA) +Enc=(AESGCM\((128|256)\)|CHACHA20\/POLY1305\(256\)) +Mac=AEAD$/, line);
@@ -205,7 +243,9 @@ describe("nginx site", () => {
         fs.mkdirSync(dir, { recursive: true });
         const sock = path.join(dir, "tls.sock");
         // An RSA certificate: it is the one that would also allow static-RSA key exchange.
-        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/rsa.key`, "-out", `${dir}/rsa.crt`, "-days", "2", "-subj", "/CN=devpi.example.com"], { stdio: "pipe" });
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/rsa.key`, "-out", `${dir}/rsa.crt`, "-days", "2", "-subj", "/CN=devpi.example.com"], {
+            stdio: "pipe",
+        });
         // The site's own ssl_* lines, on a unix socket (no TCP port taken).
         const tlsLines = renderNginxSite({ ...site, certPath: `${dir}/rsa.crt`, keyPath: `${dir}/rsa.key` })
             .split("\n")
@@ -239,7 +279,27 @@ describe("nginx site", () => {
     it("passes the real nginx -t", () => {
         const dir = path.join(tmp, "nginx");
         fs.mkdirSync(path.join(dir, "data/+files"), { recursive: true });
-        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/server.key`, "-out", `${dir}/chain.crt`, "-days", "2", "-subj", "/CN=devpi.example.com"], { stdio: "pipe" });
+        execFileSync(
+            "openssl",
+            [
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                `${dir}/server.key`,
+                "-out",
+                `${dir}/chain.crt`,
+                "-days",
+                "2",
+                "-subj",
+                "/CN=devpi.example.com",
+            ],
+            { stdio: "pipe" },
+        );
         fs.writeFileSync(`${dir}/generation.js`, renderPageGenerationModule(`${dir}/data`));
         for (const replication of [false, true]) {
             const conf = renderNginxSite({
@@ -257,10 +317,7 @@ describe("nginx site", () => {
                 pageGenerationModulePath: `${dir}/generation.js`,
             });
             fs.writeFileSync(`${dir}/site.conf`, conf);
-            fs.writeFileSync(
-                `${dir}/nginx.conf`,
-                `${NJS_MODULE}pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`,
-            );
+            fs.writeFileSync(`${dir}/nginx.conf`, `${NJS_MODULE}pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`);
             const r = spawnSync("nginx", ["-t", "-p", dir, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
             assert.equal(r.status, 0, r.stderr);
             assert.match(r.stderr, /test is successful/);
@@ -285,7 +342,8 @@ describe("nginx site", () => {
             for (let i = 0; i < 50 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
             const gen = () => /^\[(.*)\]$/.exec(execFileSync("curl", ["-sf", "--unix-socket", sock, "http://x/"], { encoding: "utf8" }))![1];
             const settled = () => new Promise((r) => setTimeout(r, settle + 100));
-            const db = `${data}/.sqlite`, node = `${data}/.nodeinfo`;
+            const db = `${data}/.sqlite`,
+                node = `${data}/.nodeinfo`;
             assert.equal(gen(), "", "no data yet");
             fs.writeFileSync(db, "page 1");
             fs.writeFileSync(node, "{}");
@@ -343,7 +401,15 @@ describe("nginx site", () => {
 });
 
 describe("supervisor program", () => {
-    const settings = { name: "devpi", venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", serviceUser: "devpi", homeDir: "/srv/devpi", debug: false, logFile: "/var/log/supervisor/devpi.log" };
+    const settings = {
+        name: "devpi",
+        venvDir: "/opt/devpi/venv",
+        configFile: "/etc/devpi/devpi-server.yml",
+        serviceUser: "devpi",
+        homeDir: "/srv/devpi",
+        debug: false,
+        logFile: "/var/log/supervisor/devpi.log",
+    };
     it("runs devpi-server from its config as the service user", () => {
         const conf = renderSupervisorProgram(settings);
         assert.match(conf, /^\[program:devpi\]$/m);
@@ -398,12 +464,40 @@ describe("client configuration", () => {
 });
 
 describe("remote scripts", () => {
-    const layout = { serviceUser: "devpi", homeDir: "/srv/devpi", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", secretFile: "/srv/devpi/.secret", configDir: "/etc/devpi", webUser: "www-data" };
+    const layout = {
+        serviceUser: "devpi",
+        homeDir: "/srv/devpi",
+        serverDir: "/srv/devpi/data",
+        backupDir: "/srv/devpi/backups",
+        secretFile: "/srv/devpi/.secret",
+        configDir: "/etc/devpi",
+        webUser: "www-data",
+    };
     const ssl = { dir: "/srv/ssl/devpi", keyFile: "server.key", chainFile: "ssl-unified.crt" };
     const api = { devpiUrl: "http://127.0.0.1:4040", credentialFile: "/etc/devpi/root-credential.json" };
     const backup = renderBackupScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", keep: 7 });
-    const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040" });
-    const upgrade = { venvDir: "/opt/devpi/venv", key: "devpi-server-6.20.3", configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040", allowDowngrade: false, readyTimeout: 120, logFile: "/var/log/supervisor/devpi.log" };
+    const restore = renderRestoreScript({
+        venvDir: "/opt/devpi/venv",
+        configFile: "/etc/devpi/devpi-server.yml",
+        backupDir: "/srv/devpi/backups",
+        serverDir: "/srv/devpi/data",
+        serviceUser: "devpi",
+        program: "devpi",
+        devpiUrl: "http://127.0.0.1:4040",
+    });
+    const upgrade = {
+        venvDir: "/opt/devpi/venv",
+        key: "devpi-server-6.20.3",
+        configFile: "/etc/devpi/devpi-server.yml",
+        serverDir: "/srv/devpi/data",
+        backupDir: "/srv/devpi/backups",
+        serviceUser: "devpi",
+        program: "devpi",
+        devpiUrl: "http://127.0.0.1:4040",
+        allowDowngrade: false,
+        readyTimeout: 120,
+        logFile: "/var/log/supervisor/devpi.log",
+    };
     const scripts: Record<string, string> = {
         packages: renderPackagesScript(),
         serviceUser: renderServiceUserScript(layout),
@@ -412,8 +506,21 @@ describe("remote scripts", () => {
         install: renderInstallScript({ venvDir: "/opt/devpi/venv", serverVersion: "6.20.3", webVersion: "5.1.1", web: true, packageIndex: "https://pypi.org/simple" }),
         installNoWeb: renderInstallScript({ venvDir: "/opt/devpi/venv", serverVersion: "6.20.3", webVersion: "5.1.1", web: false }),
         uninstall: renderUninstallScript("/opt/devpi/venv"),
-        config: renderConfigScript({ configFile: "/etc/devpi/devpi-server.yml", yaml: "devpi-server:\n  port: 4040\n", secretFile: "/srv/devpi/.secret", serviceUser: "devpi", venvDir: "/opt/devpi/venv" }),
-        configReplica: renderConfigScript({ configFile: "/etc/devpi/devpi-server.yml", yaml: "devpi-server:\n  port: 4040\n", secretFile: "/srv/devpi/.secret", serviceUser: "devpi", venvDir: "/opt/devpi/venv", secretFromStdin: true }),
+        config: renderConfigScript({
+            configFile: "/etc/devpi/devpi-server.yml",
+            yaml: "devpi-server:\n  port: 4040\n",
+            secretFile: "/srv/devpi/.secret",
+            serviceUser: "devpi",
+            venvDir: "/opt/devpi/venv",
+        }),
+        configReplica: renderConfigScript({
+            configFile: "/etc/devpi/devpi-server.yml",
+            yaml: "devpi-server:\n  port: 4040\n",
+            secretFile: "/srv/devpi/.secret",
+            serviceUser: "devpi",
+            venvDir: "/opt/devpi/venv",
+            secretFromStdin: true,
+        }),
         secretExport: renderSecretExportScript("/srv/devpi/.secret"),
         trustBundle: renderTrustBundleScript("/etc/devpi/ca-bundle.pem", "/etc/ssl/certs/ca-certificates.crt"),
         replicaHealth: renderReplicaHealthCheckScript(
@@ -421,7 +528,14 @@ describe("remote scripts", () => {
             { primaryUrl: "https://devpi.example.com", timeout: 120 },
         ),
         init: renderInitScript({ configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", serviceUser: "devpi", venvDir: "/opt/devpi/venv" }),
-        supervisor: renderSupervisorScript({ name: "devpi", confPath: "/etc/supervisor/conf.d/devpi.conf", program: "[program:devpi]\n", devpiUrl: "http://127.0.0.1:4040", logFile: "/var/log/supervisor/devpi.log", readyTimeout: 90 }),
+        supervisor: renderSupervisorScript({
+            name: "devpi",
+            confPath: "/etc/supervisor/conf.d/devpi.conf",
+            program: "[program:devpi]\n",
+            devpiUrl: "http://127.0.0.1:4040",
+            logFile: "/var/log/supervisor/devpi.log",
+            readyTimeout: 90,
+        }),
         supervisorRemove: renderSupervisorRemoveScript({ name: "devpi", confPath: "/etc/supervisor/conf.d/devpi.conf" }),
         nginx: renderNginxScript({ sitePath: "/etc/nginx/sites-available/devpi", enabledPath: "/etc/nginx/sites-enabled/devpi", site: renderNginxSite(site), certFingerprint: "ab" }),
         nginxWithModule: renderNginxScript({
@@ -435,8 +549,24 @@ describe("remote scripts", () => {
         rootPassword: renderApiScript(api, "root-password"),
         userEnsure: renderApiScript(api, "user-ensure", "bz"),
         indexDelete: renderApiScript(api, "index-delete", "bz/dev"),
-        health: renderHealthCheckScript({ domain: "devpi.example.com", httpPort: 80, httpsPort: 443, certSha256: "ab", indexes: ["bz/dev"], replication: false, devpiLog: "/var/log/supervisor/devpi.log", revision: "1" }),
-        backupInstall: renderBackupInstallScript("/usr/local/sbin/devpi-backup", backup, "/etc/cron.d/devpi-backup", renderCronEntry("17 3 * * *", "devpi", "/usr/local/sbin/devpi-backup"), "/usr/local/sbin/devpi-restore", restore),
+        health: renderHealthCheckScript({
+            domain: "devpi.example.com",
+            httpPort: 80,
+            httpsPort: 443,
+            certSha256: "ab",
+            indexes: ["bz/dev"],
+            replication: false,
+            devpiLog: "/var/log/supervisor/devpi.log",
+            revision: "1",
+        }),
+        backupInstall: renderBackupInstallScript(
+            "/usr/local/sbin/devpi-backup",
+            backup,
+            "/etc/cron.d/devpi-backup",
+            renderCronEntry("17 3 * * *", "devpi", "/usr/local/sbin/devpi-backup"),
+            "/usr/local/sbin/devpi-restore",
+            restore,
+        ),
         backupRemove: renderBackupRemoveScript("/usr/local/sbin/devpi-backup", "/etc/cron.d/devpi-backup", "/usr/local/sbin/devpi-restore"),
         upgradeAuto: renderUpgradeScript({ ...upgrade, strategy: "auto" }),
         upgradeForced: renderUpgradeScript({ ...upgrade, strategy: "export-import", allowDowngrade: true }),
@@ -447,7 +577,10 @@ describe("remote scripts", () => {
             assert.equal(r.status, 0, r.stdout);
         });
     }
-    for (const [name, script] of [["backup", backup], ["restore", restore]]) {
+    for (const [name, script] of [
+        ["backup", backup],
+        ["restore", restore],
+    ]) {
         it(`the ${name} script itself passes shellcheck`, () => {
             const r = spawnSync("shellcheck", ["-"], { input: script, encoding: "utf8" });
             assert.equal(r.status, 0, r.stdout);
@@ -457,7 +590,7 @@ describe("remote scripts", () => {
         assert.match(describeUpgrade({ key: "devpi-server-6.20.3", strategy: "auto" }), /in place when the data format matches, by export\/import otherwise/);
         assert.match(describeUpgrade({ key: "devpi-server-6.20.3", strategy: "export-import" }), /export\/import \(forced\)/);
         const auto = renderUpgradeScript({ ...upgrade, strategy: "auto" });
-        assert.ok(auto.indexOf("devpi-export") < auto.indexOf("switch_to \"$new\""), "export before the switch");
+        assert.ok(auto.indexOf("devpi-export") < auto.indexOf('switch_to "$new"'), "export before the switch");
         const exportAt = auto.indexOf('"$cur/bin/devpi-export"');
         assert.ok(auto.lastIndexOf('if [ "$path" = export-import ]; then supervisorctl stop', exportAt) >= 0, "export/import stops devpi before the export");
         assert.ok(auto.indexOf('if [ "$path" != export-import ]; then supervisorctl stop', exportAt) > exportAt, "in place, devpi serves during the export and stops only for the switch");
@@ -468,7 +601,11 @@ describe("remote scripts", () => {
     it("no script carries a secret-looking argument", () => {
         for (const body of Object.values(scripts)) assert.doesNotMatch(body, /--root-passwd|password=|PASSWORD=/);
     });
-    for (const [name, code] of [["devpi API", DEVPI_API_PY], ["health check", HEALTH_PY], ["replica sync check", REPLICA_SYNC_PY]] as const) {
+    for (const [name, code] of [
+        ["devpi API", DEVPI_API_PY],
+        ["health check", HEALTH_PY],
+        ["replica sync check", REPLICA_SYNC_PY],
+    ] as const) {
         it(`the ${name} program compiles with python3`, () => {
             const file = path.join(tmp, `${name.replace(/ /g, "_")}.py`);
             fs.writeFileSync(file, code);
@@ -483,7 +620,9 @@ describe("remote scripts", () => {
     it("write_if_changed reports changed, then unchanged, and keeps the mode", () => {
         const dest = path.join(tmp, "wic.txt");
         const run = (content: string) =>
-            execFileSync("bash", ["-c", `${PRELUDE}\nwrite_if_changed ${shellQuote(dest)} 0640 "$(id -un):$(id -gn)"`], { input: content }).toString().trim();
+            execFileSync("bash", ["-c", `${PRELUDE}\nwrite_if_changed ${shellQuote(dest)} 0640 "$(id -un):$(id -gn)"`], { input: content })
+                .toString()
+                .trim();
         assert.equal(run("a\n"), "changed");
         assert.equal(run("a\n"), "unchanged");
         assert.equal(run("b\n"), "changed");
@@ -519,8 +658,7 @@ describe("remote scripts", () => {
         const key = "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n";
         const chain = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nCCC\n-----END CERTIFICATE-----\n";
         const stat = (p: string) => execFileSync("stat", ["-c", "%F %U:%G %a", p], { encoding: "utf8" }).trim();
-        const run = (dir: string) =>
-            spawnSync("bash", ["-c", PRELUDE + renderSslFilesScript({ dir, keyFile: "server.key", chainFile: "ssl-unified.crt" })], { input: key + chain, encoding: "utf8" });
+        const run = (dir: string) => spawnSync("bash", ["-c", PRELUDE + renderSslFilesScript({ dir, keyFile: "server.key", chainFile: "ssl-unified.crt" })], { input: key + chain, encoding: "utf8" });
         // A user that is not root (the seed's www-data, or nobody where there is none).
         const web = spawnSync("id", ["-u", "www-data"]).status === 0 ? "www-data" : "nobody";
 

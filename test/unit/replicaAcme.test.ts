@@ -31,11 +31,19 @@ before(async () => {
 
 describe("replicas with sslMode acme", () => {
     it("gives each server its own ACME client and certificate, and no Pulumi-made TLS resources", () => {
-        const of = (type: string) => [...registered.values()].filter((r) => r.type === type).map((r) => r.name).sort();
+        const of = (type: string) =>
+            [...registered.values()]
+                .filter((r) => r.type === type)
+                .map((r) => r.name)
+                .sort();
         assert.deepEqual(of("devpi:index:AcmeClient"), ["acme-client", "replica-r1-acme-client"]);
         assert.deepEqual(of("devpi:index:AcmeCertificate"), ["acme", "replica-r1-acme"]);
         assert.deepEqual(of("devpi:index:SslCertificate"), []);
-        assert.deepEqual([...registered.values()].filter((r) => r.type.startsWith("tls:")), [], "no private CA, no Pulumi-made keys");
+        assert.deepEqual(
+            [...registered.values()].filter((r) => r.type.startsWith("tls:")),
+            [],
+            "no private CA, no Pulumi-made keys",
+        );
     });
 
     it("asks the CA for each server's own names, from that server", async () => {

@@ -38,19 +38,52 @@ describe("one tree per server", () => {
         for (const r of ["r1", "r2"]) {
             const p = `replica-${r}-`;
             assert.deepEqual(
-                named(p).filter((x) => x.type.startsWith("devpi:")).map((x) => `${x.type}/${x.name}`).sort(),
-                ["DevpiServer/devpi", "HealthCheck/health", "HostPreparation/host", "NginxSite/nginx", "ReplicaResync/resync", "SslCertificate/ssl", "SupervisorProgram/supervisor"].map((t) => {
-                    const [type, n] = t.split("/");
-                    return `devpi:index:${type}/${p}${n}`;
-                }).sort(),
+                named(p)
+                    .filter((x) => x.type.startsWith("devpi:"))
+                    .map((x) => `${x.type}/${x.name}`)
+                    .sort(),
+                ["DevpiServer/devpi", "HealthCheck/health", "HostPreparation/host", "NginxSite/nginx", "ReplicaResync/resync", "SslCertificate/ssl", "SupervisorProgram/supervisor"]
+                    .map((t) => {
+                        const [type, n] = t.split("/");
+                        return `devpi:index:${type}/${p}${n}`;
+                    })
+                    .sort(),
             );
             assert.deepEqual(
-                named(p).filter((x) => x.type === "command:remote:Command").map((x) => x.name.slice(p.length)).sort(),
-                ["devpi-config", "devpi-init", "devpi-primary-ca", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-packages", "host-service-user", "nginx-site", "resync-identity", "ssl-files", "supervisor-program"],
+                named(p)
+                    .filter((x) => x.type === "command:remote:Command")
+                    .map((x) => x.name.slice(p.length))
+                    .sort(),
+                [
+                    "devpi-config",
+                    "devpi-init",
+                    "devpi-primary-ca",
+                    "devpi-upgrade",
+                    "devpi-venv",
+                    "health-https",
+                    "host-packages",
+                    "host-service-packages",
+                    "host-service-user",
+                    "nginx-site",
+                    "resync-identity",
+                    "ssl-files",
+                    "supervisor-program",
+                ],
             );
-            assert.deepEqual(named(p).filter((x) => x.type.startsWith("tls:")).map((x) => x.name.slice(p.length)).sort(), ["ssl-csr", "ssl-server", "ssl-server-key"], "no CA of its own");
+            assert.deepEqual(
+                named(p)
+                    .filter((x) => x.type.startsWith("tls:"))
+                    .map((x) => x.name.slice(p.length))
+                    .sort(),
+                ["ssl-csr", "ssl-server", "ssl-server-key"],
+                "no CA of its own",
+            );
         }
-        const types = (t: string) => [...registered.values()].filter((r) => r.type === t).map((r) => r.name).sort();
+        const types = (t: string) =>
+            [...registered.values()]
+                .filter((r) => r.type === t)
+                .map((r) => r.name)
+                .sort();
         assert.deepEqual(types("devpi:index:DevpiUser"), ["user-bz"]);
         assert.deepEqual(types("devpi:index:DevpiIndex"), ["index-bz/dev"]);
         assert.deepEqual(types("devpi:index:DevpiRootPassword"), ["root-password"]);
@@ -59,10 +92,27 @@ describe("one tree per server", () => {
     });
 
     it("keeps the primary's names and adds only the secret export to it", () => {
-        const primarySteps = [...registered.values()].filter((r) => r.type === "command:remote:Command" && !r.name.startsWith("replica-")).map((r) => r.name).sort();
+        const primarySteps = [...registered.values()]
+            .filter((r) => r.type === "command:remote:Command" && !r.name.startsWith("replica-"))
+            .map((r) => r.name)
+            .sort();
         assert.deepEqual(primarySteps, [
-            "backups-cron", "devpi-config", "devpi-init", "devpi-secret-export", "devpi-upgrade", "devpi-venv", "health-https", "host-packages", "host-service-packages", "host-service-user",
-            "index-bz/dev-index", "nginx-site", "root-password-set", "ssl-files", "supervisor-program", "user-bz-user",
+            "backups-cron",
+            "devpi-config",
+            "devpi-init",
+            "devpi-secret-export",
+            "devpi-upgrade",
+            "devpi-venv",
+            "health-https",
+            "host-packages",
+            "host-service-packages",
+            "host-service-user",
+            "index-bz/dev-index",
+            "nginx-site",
+            "root-password-set",
+            "ssl-files",
+            "supervisor-program",
+            "user-bz-user",
         ]);
         assert.equal(registered.get("replica-r1-devpi-venv")?.parent, "replica-r1-devpi");
         assert.equal(registered.get("replica-r1-health-https")?.parent, "replica-r1-health");

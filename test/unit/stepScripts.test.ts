@@ -30,7 +30,11 @@ function runStep(cmd: string, stdin: string, env: NodeJS.ProcessEnv = process.en
 
 /** Holds an fcntl() write lock on `file` (as apt and dpkg take theirs) until killed. */
 async function holdLock(file: string): Promise<ChildProcess> {
-    const p = spawn("perl", ["-MFcntl", "-e", 'open(my $f, ">>", $ARGV[0]) or die; my $l = pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $l) or die; $| = 1; print "locked\\n"; sleep 600', file], { stdio: ["ignore", "pipe", "inherit"] });
+    const p = spawn(
+        "perl",
+        ["-MFcntl", "-e", 'open(my $f, ">>", $ARGV[0]) or die; my $l = pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $l) or die; $| = 1; print "locked\\n"; sleep 600', file],
+        { stdio: ["ignore", "pipe", "inherit"] },
+    );
     holders.push(p);
     await new Promise<void>((resolve) => p.stdout.once("data", () => resolve()));
     return p;
@@ -66,7 +70,10 @@ describe("step command and stdin", () => {
         const r = runStep(stepCommand("nginx-site", "create", script, "root"), stepStdin(script, undefined));
         assert.equal(r.status, 2);
         assert.equal(r.stdout, "start\n");
-        assert.match(r.stderr, /^ls: cannot access '\/nonexistent-dir': No such file or directory\ndevpi step nginx-site failed: command exited with status 2 \(script line \d+\): ls \/nonexistent-dir\n$/);
+        assert.match(
+            r.stderr,
+            /^ls: cannot access '\/nonexistent-dir': No such file or directory\ndevpi step nginx-site failed: command exited with status 2 \(script line \d+\): ls \/nonexistent-dir\n$/,
+        );
     });
 
     it("a failing command's text is cut to its first line and 160 characters", () => {
@@ -130,7 +137,12 @@ describe("waiting for another package manager", () => {
         assert.equal(r.code, 1);
         assert.ok(r.ms >= 2000 && r.ms < 10_000, `gave up after ${r.ms} ms`);
         const last = r.stderr.trim().split("\n").pop()!;
-        assert.match(last, new RegExp(`^devpi step host-packages failed: another package manager still holds ${locks[0]} after 2s: process ${holder.pid} \\(perl .*\\)\\. Let it finish .* then run pulumi up again\\.$`));
+        assert.match(
+            last,
+            new RegExp(
+                `^devpi step host-packages failed: another package manager still holds ${locks[0]} after 2s: process ${holder.pid} \\(perl .*\\)\\. Let it finish .* then run pulumi up again\\.$`,
+            ),
+        );
     });
 
     it("is not fooled by flock(): apt and dpkg use fcntl() locks", async () => {
@@ -172,7 +184,10 @@ describe("the package step", () => {
         stub("apt-cache", `case " ${state.known.join(" ")} " in *" $2 "*) echo "  Candidate: 1.0" ;; *) echo "  Candidate: (none)" ;; esac`);
         const failOnce = path.join(dir, "fail-once");
         if (state.failFirstInstall) fs.writeFileSync(failOnce, "");
-        stub("apt-get", `case " $*" in *" check") ${state.broken ? "exit 100" : "exit 0"} ;; *" install "*) if [ -e ${failOnce} ]; then rm ${failOnce}; echo "E: Failed to fetch http://deb.debian.org/x.deb  404  Not Found"; exit 100; fi ;; esac`);
+        stub(
+            "apt-get",
+            `case " $*" in *" check") ${state.broken ? "exit 100" : "exit 0"} ;; *" install "*) if [ -e ${failOnce} ]; then rm ${failOnce}; echo "E: Failed to fetch http://deb.debian.org/x.deb  404  Not Found"; exit 100; fi ;; esac`,
+        );
         const script = renderPackagesScript(["nginx", "curl"], { locks: [path.join(dir, "nolock")], updateStamp: stamp, dpkgUpdatesDir: path.join(dir, "updates"), lockTimeout: 5 });
         const r = spawnSync("bash", ["-c", `${PRELUDE}DEVPI_LOG=${dir}/log\n${script}`, "host-packages"], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
         const recorded = fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trim().split("\n") : [];
@@ -257,7 +272,12 @@ describe("the backup script on a full file system", () => {
         const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
         assert.equal(r.status, 1);
         assert.equal(r.stdout, "");
-        assert.match(r.stderr, new RegExp(`^devpi-backup failed: devpi-export into ${backups} failed: OSError: \\[Errno 28\\] No space left on device \\(\\S+ free on /\\S*\\)\\. Older backups are kept; free space there and run it again\\.\\n$`));
+        assert.match(
+            r.stderr,
+            new RegExp(
+                `^devpi-backup failed: devpi-export into ${backups} failed: OSError: \\[Errno 28\\] No space left on device \\(\\S+ free on /\\S*\\)\\. Older backups are kept; free space there and run it again\\.\\n$`,
+            ),
+        );
         assert.deepEqual(fs.readdirSync(backups), ["devpi-export-20260101T000000Z"], "no partial export left, the older backup kept");
     });
 });
@@ -321,14 +341,41 @@ describe("the data lock: one backup, restore or upgrade at a time", () => {
         const r = runStep(stepCommand("devpi-upgrade", "create", script, "root"), stepStdin(script, undefined));
         assert.equal(r.status, 1);
         assert.doesNotMatch(r.stdout, /ran after the lock/);
-        assert.match(r.stderr, new RegExp(`^devpi step devpi-upgrade failed: a devpi backup, restore or upgrade still held the lock on ${dir} after 1 s; nothing was done\\. Run this again once it has finished\\.$`, "m"));
+        assert.match(
+            r.stderr,
+            new RegExp(
+                `^devpi step devpi-upgrade failed: a devpi backup, restore or upgrade still held the lock on ${dir} after 1 s; nothing was done\\. Run this again once it has finished\\.$`,
+                "m",
+            ),
+        );
     });
 
     it("the restore and the upgrade take the lock before they stop devpi or move, export or import its data", () => {
-        const restore = renderRestoreScript({ venvDir: "/opt/devpi/venv", configFile: "/etc/devpi/devpi-server.yml", backupDir: "/srv/devpi/backups", serverDir: "/srv/devpi/data", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040" });
+        const restore = renderRestoreScript({
+            venvDir: "/opt/devpi/venv",
+            configFile: "/etc/devpi/devpi-server.yml",
+            backupDir: "/srv/devpi/backups",
+            serverDir: "/srv/devpi/data",
+            serviceUser: "devpi",
+            program: "devpi",
+            devpiUrl: "http://127.0.0.1:4040",
+        });
         const lockAt = restore.indexOf("exec 9<'/srv/devpi/backups'");
         assert.ok(lockAt > 0 && lockAt < restore.indexOf("supervisorctl stop") && lockAt < restore.indexOf('mv -T -- "$sd" "$aside"'), restore);
-        const upgrade = renderUpgradeScript({ venvDir: "/opt/devpi/venv", key: "devpi-server-6.20.3", configFile: "/etc/devpi/devpi-server.yml", serverDir: "/srv/devpi/data", backupDir: "/srv/devpi/backups", serviceUser: "devpi", program: "devpi", devpiUrl: "http://127.0.0.1:4040", strategy: "auto", allowDowngrade: false, readyTimeout: 120, logFile: "/var/log/supervisor/devpi.log" });
+        const upgrade = renderUpgradeScript({
+            venvDir: "/opt/devpi/venv",
+            key: "devpi-server-6.20.3",
+            configFile: "/etc/devpi/devpi-server.yml",
+            serverDir: "/srv/devpi/data",
+            backupDir: "/srv/devpi/backups",
+            serviceUser: "devpi",
+            program: "devpi",
+            devpiUrl: "http://127.0.0.1:4040",
+            strategy: "auto",
+            allowDowngrade: false,
+            readyTimeout: 120,
+            logFile: "/var/log/supervisor/devpi.log",
+        });
         // The repair of an interrupted upgrade (first) takes it before it moves anything back.
         const rLock = upgrade.indexOf("exec 9<'/srv/devpi/backups'");
         const repair = upgrade.slice(upgrade.indexOf('if [ -f "$marker" ]; then'), upgrade.indexOf("\nfi\n", upgrade.indexOf('if [ -f "$marker" ]; then')));
@@ -339,17 +386,47 @@ describe("the data lock: one backup, restore or upgrade at a time", () => {
             assert.ok(uLock > rLock && uLock < upgrade.lastIndexOf(later), `lock before ${later}`);
         }
         assert.ok(uLock > upgrade.indexOf('${recovered:+$recovered; }devpi-server-6.20.3 is active"'), "an upgrade with nothing to do takes no lock");
-        assert.doesNotMatch(renderUpgradeScript({ venvDir: "/opt/devpi/venv", key: "k", configFile: "c", serverDir: "/s", backupDir: "/b", serviceUser: "devpi", program: "devpi", devpiUrl: "u", strategy: "auto", allowDowngrade: false, readyTimeout: 1, logFile: "l", replica: true }), /exec 9</, "a replica has no backups to wait for");
+        assert.doesNotMatch(
+            renderUpgradeScript({
+                venvDir: "/opt/devpi/venv",
+                key: "k",
+                configFile: "c",
+                serverDir: "/s",
+                backupDir: "/b",
+                serviceUser: "devpi",
+                program: "devpi",
+                devpiUrl: "u",
+                strategy: "auto",
+                allowDowngrade: false,
+                readyTimeout: 1,
+                logFile: "l",
+                replica: true,
+            }),
+            /exec 9</,
+            "a replica has no backups to wait for",
+        );
     });
 });
 
 describe("the health check when nothing answers", () => {
     it("fails with one line naming the step and every problem, before the log tails", () => {
-        const script = renderHealthCheckScript({ domain: "localhost", httpPort: 9, httpsPort: 9, certSha256: "ab", indexes: ["bz/dev"], replication: false, devpiLog: "/nonexistent.log", revision: "1" });
+        const script = renderHealthCheckScript({
+            domain: "localhost",
+            httpPort: 9,
+            httpsPort: 9,
+            certSha256: "ab",
+            indexes: ["bz/dev"],
+            replication: false,
+            devpiLog: "/nonexistent.log",
+            revision: "1",
+        });
         const r = runStep(stepCommand("health-https", "create", script, "root"), stepStdin(script, undefined));
         assert.equal(r.status, 1);
         const first = r.stderr.split("\n")[0];
-        assert.match(first, /^devpi step health-https failed: (nginx is not running \(start it: systemctl start nginx, or service nginx start\); )?HTTPS request to localhost:9 failed: .*Connection refused; HTTP request failed: .*Connection refused$/);
+        assert.match(
+            first,
+            /^devpi step health-https failed: (nginx is not running \(start it: systemctl start nginx, or service nginx start\); )?HTTPS request to localhost:9 failed: .*Connection refused; HTTP request failed: .*Connection refused$/,
+        );
         assert.match(r.stderr, /\n--- tail of \/var\/log\/nginx\/error.log\n/);
     });
 });

@@ -51,9 +51,7 @@ export function transformConfig(config: Record<string, string>): Record<string, 
         } else if (parts.length === 3 && parts[1] === "config") {
             out[key] = value;
         } else {
-            throw new Error(
-                `could not parse ${key} as a configuration key (configuration keys should be of the form \`<namespace>:<name>\`)`,
-            );
+            throw new Error(`could not parse ${key} as a configuration key (configuration keys should be of the form \`<namespace>:<name>\`)`);
         }
     }
     return out;
@@ -273,9 +271,7 @@ export function locateRunner(programDirectory: string): string {
     try {
         return createRequire(path.join(programDirectory, "__pulumi_language_nodejs__.js")).resolve(mod);
     } catch {
-        throw new Error(
-            `It looks like the Pulumi SDK has not been installed: cannot find ${mod} from ${programDirectory}. Have you run npm ci (or npm install)?`,
-        );
+        throw new Error(`It looks like the Pulumi SDK has not been installed: cannot find ${mod} from ${programDirectory}. Have you run npm ci (or npm install)?`);
     }
 }
 
@@ -308,18 +304,12 @@ export class LanguageHost {
         private readonly tracing = "",
     ) {}
 
-    handshake = (
-        call: grpc.ServerUnaryCall<langproto.LanguageHandshakeRequest, langproto.LanguageHandshakeResponse>,
-        callback: grpc.sendUnaryData<langproto.LanguageHandshakeResponse>,
-    ): void => {
+    handshake = (call: grpc.ServerUnaryCall<langproto.LanguageHandshakeRequest, langproto.LanguageHandshakeResponse>, callback: grpc.sendUnaryData<langproto.LanguageHandshakeResponse>): void => {
         this.engineAddress = call.request.getEngineAddress() || this.engineAddress;
         callback(null, new langproto.LanguageHandshakeResponse());
     };
 
-    getPluginInfo = (
-        _call: grpc.ServerUnaryCall<emptyproto.Empty, plugproto.PluginInfo>,
-        callback: grpc.sendUnaryData<plugproto.PluginInfo>,
-    ): void => {
+    getPluginInfo = (_call: grpc.ServerUnaryCall<emptyproto.Empty, plugproto.PluginInfo>, callback: grpc.sendUnaryData<plugproto.PluginInfo>): void => {
         callback(null, new plugproto.PluginInfo().setVersion(HOST_VERSION));
     };
 
@@ -329,18 +319,9 @@ export class LanguageHost {
     ): void => {
         const info = programInfo(call.request.getInfo(), process.cwd());
         const deps = findPulumiPackages(info.programDirectory, logWarning).map((p) => {
-            const dep = new plugproto.PackageDependency()
-                .setName(p.name)
-                .setKind("resource")
-                .setVersion(p.version)
-                .setServer(p.server);
+            const dep = new plugproto.PackageDependency().setName(p.name).setKind("resource").setVersion(p.version).setServer(p.server);
             if (p.parameterization) {
-                dep.setParameterization(
-                    new plugproto.PackageParameterization()
-                        .setName(p.parameterization.name)
-                        .setVersion(p.parameterization.version)
-                        .setValue(p.parameterization.value),
-                );
+                dep.setParameterization(new plugproto.PackageParameterization().setName(p.parameterization.name).setVersion(p.parameterization.version).setValue(p.parameterization.value));
             }
             return dep;
         });
@@ -354,19 +335,13 @@ export class LanguageHost {
         const info = programInfo(call.request.getInfo(), call.request.getPwd() || process.cwd());
         const plugins = findPulumiPackages(info.programDirectory, logWarning)
             .filter((p) => !p.parameterization)
-            .map((p) =>
-                new plugproto.PluginDependency().setName(p.name).setKind("resource").setVersion(p.version).setServer(p.server),
-            );
+            .map((p) => new plugproto.PluginDependency().setName(p.name).setKind("resource").setVersion(p.version).setServer(p.server));
         callback(null, new langproto.GetRequiredPluginsResponse().setPluginsList(plugins));
     };
 
-    run = (
-        call: grpc.ServerUnaryCall<langproto.RunRequest, langproto.RunResponse>,
-        callback: grpc.sendUnaryData<langproto.RunResponse>,
-    ): void => {
+    run = (call: grpc.ServerUnaryCall<langproto.RunRequest, langproto.RunResponse>, callback: grpc.sendUnaryData<langproto.RunResponse>): void => {
         const req = call.request;
-        const respond = (r: { error: string; bail: boolean }): void =>
-            callback(null, new langproto.RunResponse().setError(r.error).setBail(r.bail));
+        const respond = (r: { error: string; bail: boolean }): void => callback(null, new langproto.RunResponse().setError(r.error).setBail(r.bail));
         if (req.getAttachDebugger()) {
             respond({ error: "attaching a debugger is not supported by the stand-in Node.js language host", bail: false });
             return;
@@ -421,9 +396,7 @@ export class LanguageHost {
         });
     };
 
-    installDependencies = (
-        call: grpc.ServerWritableStream<langproto.InstallDependenciesRequest, langproto.InstallDependenciesResponse>,
-    ): void => {
+    installDependencies = (call: grpc.ServerWritableStream<langproto.InstallDependenciesRequest, langproto.InstallDependenciesResponse>): void => {
         const info = programInfo(call.request.getInfo(), call.request.getDirectory() || process.cwd());
         const dir = info.programDirectory;
         const send = (stream: "stdout" | "stderr", data: Uint8Array | string): void => {
@@ -438,16 +411,12 @@ export class LanguageHost {
         const child = spawn("npm", ["install"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
         child.stdout.on("data", (d: Buffer) => send("stdout", d));
         child.stderr.on("data", (d: Buffer) => send("stderr", d));
-        const fail = (msg: string): void =>
-            void call.emit("error", Object.assign(new Error(`${msg}; run 'npm ci' in ${dir} yourself`), { code: grpc.status.UNKNOWN }));
+        const fail = (msg: string): void => void call.emit("error", Object.assign(new Error(`${msg}; run 'npm ci' in ${dir} yourself`), { code: grpc.status.UNKNOWN }));
         child.on("error", (err) => fail(`could not run npm: ${err.message}`));
         child.on("exit", (code) => (code === 0 ? call.end() : fail(`npm install exited with code ${code}`)));
     };
 
-    about = (
-        _call: grpc.ServerUnaryCall<langproto.AboutRequest, langproto.AboutResponse>,
-        callback: grpc.sendUnaryData<langproto.AboutResponse>,
-    ): void => {
+    about = (_call: grpc.ServerUnaryCall<langproto.AboutRequest, langproto.AboutResponse>, callback: grpc.sendUnaryData<langproto.AboutResponse>): void => {
         const resp = new langproto.AboutResponse().setExecutable(nodeBin).setVersion(process.versions.node);
         resp.getMetadataMap().set("languageHost", `stand-in ${HOST_VERSION} (tools/pulumi-language-nodejs)`);
         callback(null, resp);
@@ -458,23 +427,15 @@ export class LanguageHost {
         callback: grpc.sendUnaryData<langproto.GetProgramDependenciesResponse>,
     ): void => {
         const info = programInfo(call.request.getInfo(), call.request.getPwd() || process.cwd());
-        const deps = programDependencies(info.programDirectory).map(([name, version]) =>
-            new langproto.DependencyInfo().setName(name).setVersion(version),
-        );
+        const deps = programDependencies(info.programDirectory).map(([name, version]) => new langproto.DependencyInfo().setName(name).setVersion(version));
         callback(null, new langproto.GetProgramDependenciesResponse().setDependenciesList(deps));
     };
 
-    runtimeOptionsPrompts = (
-        _call: grpc.ServerUnaryCall<langproto.RuntimeOptionsRequest, langproto.RuntimeOptionsResponse>,
-        callback: grpc.sendUnaryData<langproto.RuntimeOptionsResponse>,
-    ): void => {
+    runtimeOptionsPrompts = (_call: grpc.ServerUnaryCall<langproto.RuntimeOptionsRequest, langproto.RuntimeOptionsResponse>, callback: grpc.sendUnaryData<langproto.RuntimeOptionsResponse>): void => {
         callback(null, new langproto.RuntimeOptionsResponse());
     };
 
-    cancel = (
-        _call: grpc.ServerUnaryCall<emptyproto.Empty, emptyproto.Empty>,
-        callback: grpc.sendUnaryData<emptyproto.Empty>,
-    ): void => {
+    cancel = (_call: grpc.ServerUnaryCall<emptyproto.Empty, emptyproto.Empty>, callback: grpc.sendUnaryData<emptyproto.Empty>): void => {
         for (const child of children) stopChild(child);
         callback(null, new emptyproto.Empty());
     };
@@ -502,20 +463,13 @@ export class LanguageHost {
         };
     }
 
-    template = (_call: unknown, callback: grpc.sendUnaryData<langproto.TemplateResponse>): void =>
-        callback(unimplemented("Template"), null);
-    runPlugin = (call: grpc.ServerWritableStream<langproto.RunPluginRequest, langproto.RunPluginResponse>): void =>
-        void call.emit("error", unimplemented("RunPlugin (Node.js plugins)"));
-    generateProgram = (_call: unknown, callback: grpc.sendUnaryData<langproto.GenerateProgramResponse>): void =>
-        callback(unimplemented("GenerateProgram"), null);
-    generateProject = (_call: unknown, callback: grpc.sendUnaryData<langproto.GenerateProjectResponse>): void =>
-        callback(unimplemented("GenerateProject"), null);
-    generatePackage = (_call: unknown, callback: grpc.sendUnaryData<langproto.GeneratePackageResponse>): void =>
-        callback(unimplemented("GeneratePackage"), null);
-    pack = (_call: unknown, callback: grpc.sendUnaryData<langproto.PackResponse>): void =>
-        callback(unimplemented("Pack"), null);
-    link = (_call: unknown, callback: grpc.sendUnaryData<langproto.LinkResponse>): void =>
-        callback(unimplemented("Link"), null);
+    template = (_call: unknown, callback: grpc.sendUnaryData<langproto.TemplateResponse>): void => callback(unimplemented("Template"), null);
+    runPlugin = (call: grpc.ServerWritableStream<langproto.RunPluginRequest, langproto.RunPluginResponse>): void => void call.emit("error", unimplemented("RunPlugin (Node.js plugins)"));
+    generateProgram = (_call: unknown, callback: grpc.sendUnaryData<langproto.GenerateProgramResponse>): void => callback(unimplemented("GenerateProgram"), null);
+    generateProject = (_call: unknown, callback: grpc.sendUnaryData<langproto.GenerateProjectResponse>): void => callback(unimplemented("GenerateProject"), null);
+    generatePackage = (_call: unknown, callback: grpc.sendUnaryData<langproto.GeneratePackageResponse>): void => callback(unimplemented("GeneratePackage"), null);
+    pack = (_call: unknown, callback: grpc.sendUnaryData<langproto.PackResponse>): void => callback(unimplemented("Pack"), null);
+    link = (_call: unknown, callback: grpc.sendUnaryData<langproto.LinkResponse>): void => callback(unimplemented("Link"), null);
 }
 
 /** `[name, installed version]` for the dependencies in the program's package.json (declared range if not installed). */
@@ -550,9 +504,7 @@ export function serve(host: LanguageHost, port = 0): Promise<{ server: grpc.Serv
     });
     server.addService(langrpc.LanguageRuntimeService, host.implementation());
     return new Promise((resolve, reject) => {
-        server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-            err ? reject(err) : resolve({ server, port: bound }),
-        );
+        server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve({ server, port: bound })));
     });
 }
 

@@ -77,9 +77,7 @@ export class PluginUnderTest {
                 cb(null, new emptyproto.Empty());
             },
         });
-        const enginePort = await new Promise<number>((resolve, reject) =>
-            engine.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-        );
+        const enginePort = await new Promise<number>((resolve, reject) => engine.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
         const proc = child_process.spawn(path.join(BIN_DIR, `pulumi-resource-${name}`), [`127.0.0.1:${enginePort}`], {
             env,
             stdio: ["ignore", "pipe", "pipe"],
@@ -128,7 +126,7 @@ export class PluginUnderTest {
         req.setNews(toStruct(news));
         const res = await unary<provproto.CheckRequest, provproto.CheckResponse>(this.client.check.bind(this.client), req);
         return {
-            inputs: (res.getInputs()?.toJavaScript() ?? {}),
+            inputs: res.getInputs()?.toJavaScript() ?? {},
             failures: res.getFailuresList().map((f) => ({ property: f.getProperty(), reason: f.getReason() })),
         };
     }
@@ -153,7 +151,7 @@ export class PluginUnderTest {
         req.setUrn(urn);
         req.setProperties(toStruct(props));
         const res = await unary<provproto.CreateRequest, provproto.CreateResponse>(this.client.create.bind(this.client), req);
-        return { id: res.getId(), outs: (res.getProperties()?.toJavaScript() ?? {}) };
+        return { id: res.getId(), outs: res.getProperties()?.toJavaScript() ?? {} };
     }
 
     async read(id: string, urn: string, props: Props): Promise<{ id: string; props: Props }> {
@@ -162,7 +160,7 @@ export class PluginUnderTest {
         req.setUrn(urn);
         req.setProperties(toStruct(props));
         const res = await unary<provproto.ReadRequest, provproto.ReadResponse>(this.client.read.bind(this.client), req);
-        return { id: res.getId(), props: (res.getProperties()?.toJavaScript() ?? {}) };
+        return { id: res.getId(), props: res.getProperties()?.toJavaScript() ?? {} };
     }
 
     async update(id: string, urn: string, olds: Props, news: Props): Promise<Props> {
@@ -172,7 +170,7 @@ export class PluginUnderTest {
         req.setOlds(toStruct(olds));
         req.setNews(toStruct(news));
         const res = await unary<provproto.UpdateRequest, provproto.UpdateResponse>(this.client.update.bind(this.client), req);
-        return (res.getProperties()?.toJavaScript() ?? {});
+        return res.getProperties()?.toJavaScript() ?? {};
     }
 
     async delete(id: string, urn: string, props: Props): Promise<void> {

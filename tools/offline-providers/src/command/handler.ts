@@ -9,17 +9,7 @@ import type { Client } from "ssh2";
 import type { Logger } from "../common/engine";
 import { RawMap, UNKNOWN, containsUnknown, deepUnwrap, isUnset, nameFromUrn, unwrap, wasSecret } from "../common/props";
 import type { ResourceHandler } from "../common/serve";
-import {
-    checkCommand,
-    commandError,
-    diffCommand,
-    environmentEntries,
-    previousOutputEnv,
-    setenvRejectedMessage,
-    shouldLog,
-    trimOneNewline,
-    updateCommandKey,
-} from "./logic";
+import { checkCommand, commandError, diffCommand, environmentEntries, previousOutputEnv, setenvRejectedMessage, shouldLog, trimOneNewline, updateCommandKey } from "./logic";
 import { DialHooks, dial, parseConnection, runInSession } from "./ssh";
 
 export { PULUMI_COMMAND_STDERR, PULUMI_COMMAND_STDOUT } from "./logic";

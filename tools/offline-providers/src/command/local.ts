@@ -10,17 +10,7 @@ import type { Logger } from "../common/engine";
 import { RawMap, deepUnwrap, isUnset, unwrap, wasSecret } from "../common/props";
 import { defaultInterpreter, runLocal } from "./exec";
 import { CommandHandlerBase, CommandKey, OrderedLog } from "./handler";
-import {
-    LOCAL_UNSUPPORTED_INPUTS,
-    checkLocalCommand,
-    commandError,
-    diffLocalCommand,
-    environmentEntries,
-    previousOutputEnv,
-    shouldLog,
-    trimOneNewline,
-    unsupportedLocalInputMessage,
-} from "./logic";
+import { LOCAL_UNSUPPORTED_INPUTS, checkLocalCommand, commandError, diffLocalCommand, environmentEntries, previousOutputEnv, shouldLog, trimOneNewline, unsupportedLocalInputMessage } from "./logic";
 
 /** The argv upstream runs: `interpreter` if set and non-empty, else the default, then the command. */
 export function localArgs(interpreter: unknown, cmd: string): string[] {

@@ -8,17 +8,7 @@ import type * as provider from "@pulumi/pulumi/provider";
 import { RawMap, UNKNOWN, deepEqual, deepUnwrap, isUnset, secret, unwrap, wasSecret } from "../common/props";
 
 /** Input properties of command:remote:Command, as the @pulumi/command 1.2.1 SDK sends them. */
-export const COMMAND_INPUTS = [
-    "addPreviousOutputInEnv",
-    "connection",
-    "create",
-    "delete",
-    "environment",
-    "logging",
-    "stdin",
-    "triggers",
-    "update",
-] as const;
+export const COMMAND_INPUTS = ["addPreviousOutputInEnv", "connection", "create", "delete", "environment", "logging", "stdin", "triggers", "update"] as const;
 
 /**
  * Input properties of command:local:Command, as the @pulumi/command 1.2.1 SDK

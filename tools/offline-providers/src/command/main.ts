@@ -73,12 +73,16 @@ export async function serve(args: string[]): Promise<void> {
     const logger = new EngineLogger(engineAddressFromArgs(args));
     const remote = new RemoteCommandHandler(logger);
     const local = new LocalCommandHandler(logger);
-    const p = makeProvider(COMMAND_PLUGIN_VERSION, { "command:remote:Command": remote, "command:local:Command": local }, {
-        schema: COMMAND_SCHEMA,
-        cancel: async () => {
-            await Promise.all([remote.cancel(), local.cancel()]);
+    const p = makeProvider(
+        COMMAND_PLUGIN_VERSION,
+        { "command:remote:Command": remote, "command:local:Command": local },
+        {
+            schema: COMMAND_SCHEMA,
+            cancel: async () => {
+                await Promise.all([remote.cancel(), local.cancel()]);
+            },
         },
-    });
+    );
     await pulumiProvider.main(p, args);
 }
 

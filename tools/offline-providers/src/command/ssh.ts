@@ -187,9 +187,7 @@ function parsePrivateKey(pem: string, passphrase: string | undefined): ReturnTyp
         // ssh2 does not read PKCS#8 ("PRIVATE KEY") or ENCRYPTED PRIVATE KEY, which Go's
         // ssh.ParsePrivateKey does: convert through Node's crypto into the OpenSSH format.
         try {
-            const key = crypto.createPrivateKey(
-                passphrase !== undefined ? { key: pem, format: "pem", passphrase } : { key: pem, format: "pem" },
-            );
+            const key = crypto.createPrivateKey(passphrase !== undefined ? { key: pem, format: "pem", passphrase } : { key: pem, format: "pem" });
             const openssh = opensshPrivateKey(key);
             if (openssh) {
                 parsed = ssh2utils.parseKey(openssh);
@@ -244,8 +242,7 @@ export function prepareAuth(spec: ConnectionSpec): PreparedAuth {
         methods.push({
             type: "keyboard-interactive",
             username: spec.user,
-            prompt: (_n: string, _i: string, _l: string, prompts: unknown[], finish: (answers: string[]) => void) =>
-                finish(prompts.map(() => password)),
+            prompt: (_n: string, _i: string, _l: string, prompts: unknown[], finish: (answers: string[]) => void) => finish(prompts.map(() => password)),
         });
     }
     const agent = spec.agentSocketPath ?? (process.env.SSH_AUTH_SOCK || undefined);

@@ -25,27 +25,17 @@ function asMap(v: unknown): RawMap {
 export function requireNode22(): void {
     const major = Number(process.versions.node.split(".")[0]);
     if (!(major >= 22)) {
-        process.stderr.write(
-            `offline provider stand-in needs Node >= 22, but ${process.execPath} is ${process.version}; ` +
-                "set PULUMI_NODEJS_NODE to a Node 22 binary\n",
-        );
+        process.stderr.write(`offline provider stand-in needs Node >= 22, but ${process.execPath} is ${process.version}; ` + "set PULUMI_NODEJS_NODE to a Node 22 binary\n");
         process.exit(1);
     }
 }
 
-export function makeProvider(
-    version: string,
-    handlers: Record<string, ResourceHandler>,
-    extra: { schema: string; cancel?: () => Promise<void> },
-): provider.Provider {
+export function makeProvider(version: string, handlers: Record<string, ResourceHandler>, extra: { schema: string; cancel?: () => Promise<void> }): provider.Provider {
     const handlerFor = (urn: string): ResourceHandler => {
         const type = typeFromUrn(urn);
         const h = handlers[type];
         if (!h) {
-            throw new Error(
-                `resource type ${type} is not implemented by this offline stand-in provider ` +
-                    `(it implements ${Object.keys(handlers).join(", ")}); see docs/offline-providers.md`,
-            );
+            throw new Error(`resource type ${type} is not implemented by this offline stand-in provider ` + `(it implements ${Object.keys(handlers).join(", ")}); see docs/offline-providers.md`);
         }
         return h;
     };

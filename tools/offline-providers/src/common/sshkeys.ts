@@ -131,11 +131,7 @@ export function sshPublicKeyBlob(key: crypto.KeyObject): Buffer | undefined {
             if (!info.sshCurve) {
                 return undefined;
             }
-            return Buffer.concat([
-                sshString(`ecdsa-sha2-${info.sshCurve}`),
-                sshString(info.sshCurve),
-                sshString(info.point),
-            ]);
+            return Buffer.concat([sshString(`ecdsa-sha2-${info.sshCurve}`), sshString(info.sshCurve), sshString(info.point)]);
         }
     }
 }
@@ -199,14 +195,7 @@ export function opensshPrivateKey(key: crypto.KeyObject, random: (n: number) => 
         case "RSA": {
             const jwk = key.export({ format: "jwk" });
             keyType = "ssh-rsa";
-            rest = Buffer.concat([
-                sshMpint(b64url(jwk.n)),
-                sshMpint(b64url(jwk.e)),
-                sshMpint(b64url(jwk.d)),
-                sshMpint(b64url(jwk.qi)),
-                sshMpint(b64url(jwk.p)),
-                sshMpint(b64url(jwk.q)),
-            ]);
+            rest = Buffer.concat([sshMpint(b64url(jwk.n)), sshMpint(b64url(jwk.e)), sshMpint(b64url(jwk.d)), sshMpint(b64url(jwk.qi)), sshMpint(b64url(jwk.p)), sshMpint(b64url(jwk.q))]);
             break;
         }
         case "ED25519": {
@@ -220,11 +209,7 @@ export function opensshPrivateKey(key: crypto.KeyObject, random: (n: number) => 
         case "ECDSA": {
             const info = ecInfo(publicOf(key));
             keyType = `ecdsa-sha2-${info.sshCurve}`;
-            rest = Buffer.concat([
-                sshString(info.sshCurve as string),
-                sshString(info.point),
-                sshMpint(ecPrivateScalar(key)),
-            ]);
+            rest = Buffer.concat([sshString(info.sshCurve as string), sshString(info.point), sshMpint(ecPrivateScalar(key))]);
             break;
         }
     }
@@ -235,15 +220,7 @@ export function opensshPrivateKey(key: crypto.KeyObject, random: (n: number) => 
         padding.push(i + 1);
     }
     block = Buffer.concat([block, Buffer.from(padding)]);
-    const body = Buffer.concat([
-        Buffer.from("openssh-key-v1\0", "latin1"),
-        sshString("none"),
-        sshString("none"),
-        sshString(""),
-        sshUint32(1),
-        sshString(pubBlob),
-        sshString(block),
-    ]);
+    const body = Buffer.concat([Buffer.from("openssh-key-v1\0", "latin1"), sshString("none"), sshString("none"), sshString(""), sshUint32(1), sshString(pubBlob), sshString(block)]);
     return pem("OPENSSH PRIVATE KEY", body);
 }
 

@@ -8,30 +8,8 @@ import { RawMap, UNKNOWN, containsUnknown, deepUnwrap, isUnset, secret, typeFrom
 import type { ResourceHandler } from "../common/serve";
 import { encodePem, publicOf } from "../common/sshkeys";
 import { generateKey, hashForState, parsePrivateKeyPem, privateKeyAttributes } from "./keys";
-import {
-    CERT_REQUEST,
-    LOCALLY_SIGNED_CERT,
-    PRIVATE_KEY,
-    SELF_SIGNED_CERT,
-    SPECS,
-    checkTls,
-    diffTls,
-    plannedReadyForRenewal,
-    refreshTls,
-    rfc3339,
-    stringList,
-    withDefaults,
-} from "./logic";
-import {
-    Sans,
-    SubjectInput,
-    createCertificate,
-    createCertificateRequest,
-    encodeName,
-    goNameFromSubject,
-    parseCertificate,
-    parseCertificateRequest,
-} from "./x509";
+import { CERT_REQUEST, LOCALLY_SIGNED_CERT, PRIVATE_KEY, SELF_SIGNED_CERT, SPECS, checkTls, diffTls, plannedReadyForRenewal, refreshTls, rfc3339, stringList, withDefaults } from "./logic";
+import { Sans, SubjectInput, createCertificate, createCertificateRequest, encodeName, goNameFromSubject, parseCertificate, parseCertificateRequest } from "./x509";
 
 const EMPTY_NAME = Buffer.from([0x30, 0x00]);
 
@@ -177,9 +155,7 @@ export class TlsHandler implements ResourceHandler {
 
     private createPrivateKey(planned: RawMap): { id: string; computed: RawMap } {
         const algorithm = str(planned.algorithm, "algorithm");
-        const key = withPrefix("Unable to generate Key from configuration", () =>
-            generateKey(algorithm, num(planned.rsaBits, "rsaBits"), str(planned.ecdsaCurve, "ecdsaCurve")),
-        );
+        const key = withPrefix("Unable to generate Key from configuration", () => generateKey(algorithm, num(planned.rsaBits, "rsaBits"), str(planned.ecdsaCurve, "ecdsaCurve")));
         const a = privateKeyAttributes(key);
         return {
             id: a.id,
@@ -230,9 +206,7 @@ export class TlsHandler implements ResourceHandler {
 
     private createRequest(planned: RawMap): { id: string; computed: RawMap } {
         const { key, algorithm } = withPrefix("Failed to parse private key PEM", () => parsePrivateKeyPem(str(planned.privateKeyPem, "privateKeyPem")));
-        const der = withPrefix("Error creating certificate request", () =>
-            createCertificateRequest(encodeName(goNameFromSubject(subjectOf(planned))), sansOf(planned), key),
-        );
+        const der = withPrefix("Error creating certificate request", () => createCertificateRequest(encodeName(goNameFromSubject(subjectOf(planned))), sansOf(planned), key));
         return { id: hashForState(der), computed: { keyAlgorithm: algorithm, certRequestPem: encodePem("CERTIFICATE REQUEST", der) } };
     }
 

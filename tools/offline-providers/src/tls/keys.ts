@@ -3,16 +3,7 @@
 // common_key.go), which the official pulumi-tls provider bridges.
 
 import * as crypto from "node:crypto";
-import {
-    KeyAlgorithm,
-    authorizedKey,
-    encodePem,
-    fingerprintMd5,
-    fingerprintSha256,
-    keyAlgorithm,
-    opensshPrivateKey,
-    publicOf,
-} from "../common/sshkeys";
+import { KeyAlgorithm, authorizedKey, encodePem, fingerprintMd5, fingerprintSha256, keyAlgorithm, opensshPrivateKey, publicOf } from "../common/sshkeys";
 
 export const ALGORITHMS = ["RSA", "ECDSA", "ED25519"] as const;
 export const ECDSA_CURVES = ["P224", "P256", "P384", "P521"] as const;

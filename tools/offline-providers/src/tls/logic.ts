@@ -70,17 +70,7 @@ export const SPECS: Record<string, ResourceSpec> = {
     },
     [LOCALLY_SIGNED_CERT]: {
         ...certCommon,
-        inputs: [
-            "certRequestPem",
-            "caPrivateKeyPem",
-            "caCertPem",
-            "validityPeriodHours",
-            "allowedUses",
-            "earlyRenewalHours",
-            "isCaCertificate",
-            "maxPathLength",
-            "setSubjectKeyId",
-        ],
+        inputs: ["certRequestPem", "caPrivateKeyPem", "caCertPem", "validityPeriodHours", "allowedUses", "earlyRenewalHours", "isCaCertificate", "maxPathLength", "setSubjectKeyId"],
         required: ["certRequestPem", "caPrivateKeyPem", "caCertPem", "validityPeriodHours", "allowedUses"],
         sensitive: ["caPrivateKeyPem"],
         unsupported: ["caPrivateKeyPemWo", "caPrivateKeyPemWoVersion"],
@@ -122,18 +112,7 @@ function inputEqual(a: unknown, b: unknown): boolean {
     return deepEqual(a, b);
 }
 
-const SUBJECT_KEYS = [
-    "commonName",
-    "country",
-    "emailAddress",
-    "locality",
-    "organization",
-    "organizationalUnit",
-    "postalCode",
-    "province",
-    "serialNumber",
-    "streetAddresses",
-];
+const SUBJECT_KEYS = ["commonName", "country", "emailAddress", "locality", "organization", "organizationalUnit", "postalCode", "province", "serialNumber", "streetAddresses"];
 
 function validateInt(failures: provider.CheckFailure[], news: RawMap, k: string, min: number): void {
     const v = unwrap(news[k]);

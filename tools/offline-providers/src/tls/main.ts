@@ -28,11 +28,7 @@ export const TLS_SCHEMA = JSON.stringify({
 
 export async function serve(args: string[]): Promise<void> {
     const handler = new TlsHandler(new EngineLogger(engineAddressFromArgs(args)));
-    const p = makeProvider(
-        TLS_PLUGIN_VERSION,
-        { [PRIVATE_KEY]: handler, [SELF_SIGNED_CERT]: handler, [CERT_REQUEST]: handler, [LOCALLY_SIGNED_CERT]: handler },
-        { schema: TLS_SCHEMA },
-    );
+    const p = makeProvider(TLS_PLUGIN_VERSION, { [PRIVATE_KEY]: handler, [SELF_SIGNED_CERT]: handler, [CERT_REQUEST]: handler, [LOCALLY_SIGNED_CERT]: handler }, { schema: TLS_SCHEMA });
     await pulumiProvider.main(p, args);
 }
 

@@ -144,11 +144,7 @@ export function encodeName(n: GoName): Buffer {
         add([n.serialNumber], OID.serialNumber);
     }
     if (n.emailAddress !== undefined) {
-        rdns.push(
-            new x509.RelativeDistinguishedName([
-                new x509.AttributeTypeAndValue({ type: OID.emailAddress, value: new x509.AttributeValue({ ia5String: n.emailAddress }) }),
-            ]),
-        );
+        rdns.push(new x509.RelativeDistinguishedName([new x509.AttributeTypeAndValue({ type: OID.emailAddress, value: new x509.AttributeValue({ ia5String: n.emailAddress }) })]));
     }
     return ser(new x509.Name(rdns));
 }
@@ -306,8 +302,7 @@ function signatureAlgorithm(signer: crypto.KeyObject): { alg: Buffer; hash: stri
             return { alg: ser(new x509.AlgorithmIdentifier({ algorithm: "1.3.101.112" })), hash: null };
         case "ECDSA": {
             const curve = ecInfo(publicOf(signer)).curve;
-            const [oid, hash] =
-                curve === "P384" ? ["1.2.840.10045.4.3.3", "sha384"] : curve === "P521" ? ["1.2.840.10045.4.3.4", "sha512"] : ["1.2.840.10045.4.3.2", "sha256"];
+            const [oid, hash] = curve === "P384" ? ["1.2.840.10045.4.3.3", "sha384"] : curve === "P521" ? ["1.2.840.10045.4.3.4", "sha512"] : ["1.2.840.10045.4.3.2", "sha256"];
             return { alg: ser(new x509.AlgorithmIdentifier({ algorithm: oid })), hash };
         }
     }
