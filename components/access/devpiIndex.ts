@@ -46,7 +46,8 @@ export class DevpiIndex extends pulumi.ComponentResource {
             `${name}-index`,
             args.host,
             {
-                create: `# verified against ${args.serverRevision}\n` + renderApiScript(args.api, "index-ensure", args.indexName),
+                create: renderApiScript(args.api, "index-ensure", args.indexName),
+                rerunWhen: { label: "verified against", value: args.serverRevision },
                 delete: renderApiScript(args.api, "index-delete", args.indexName),
                 stdin: JSON.stringify(indexSpec(args)),
             },

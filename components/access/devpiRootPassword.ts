@@ -26,7 +26,8 @@ export class DevpiRootPassword extends pulumi.ComponentResource {
             `${name}-set`,
             args.host,
             {
-                create: `# verified against ${args.serverRevision}\n` + renderApiScript(args.api, "root-password"),
+                create: renderApiScript(args.api, "root-password"),
+                rerunWhen: { label: "verified against", value: args.serverRevision },
                 stdin: pulumi.secret(pulumi.output(args.password).apply((password) => JSON.stringify({ password }))),
                 secret: true,
             },

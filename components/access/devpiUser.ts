@@ -31,7 +31,8 @@ export class DevpiUser extends pulumi.ComponentResource {
             `${name}-user`,
             args.host,
             {
-                create: `# verified against ${args.serverRevision}\n` + renderApiScript(args.api, "user-ensure", args.username),
+                create: renderApiScript(args.api, "user-ensure", args.username),
+                rerunWhen: { label: "verified against", value: args.serverRevision },
                 delete: renderApiScript(args.api, "user-delete", args.username),
                 stdin: pulumi.secret(pulumi.output(args.password).apply((password) => JSON.stringify({ password, email: args.email ?? null }))),
                 secret: true,

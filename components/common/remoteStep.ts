@@ -18,6 +18,13 @@ export interface RemoteHost {
 export interface StepArgs {
     /** Script run on create, and again whenever any input changes (it is idempotent). */
     create: pulumi.Input<string>;
+    /**
+     * Re-runs `create` whenever `value` changes although the script itself did not (e.g. the
+     * devpi version it was last checked against, a restart token): rendered as the script's first
+     * line, `# LABEL VALUE`, so the change shows in `pulumi preview --diff` and is an update of
+     * the step, never a replacement (a command's `triggers` would replace it: delete, then create).
+     */
+    rerunWhen?: { label: string; value: pulumi.Input<string> };
     /** Script run when the resource is deleted: it undoes `create`, keeping user data. */
     delete?: pulumi.Input<string>;
     /** Stdin for every script. Secret stdin makes the step secret-aware (no logging). */
@@ -33,7 +40,8 @@ export interface StepArgs {
  * Scripts are given as bash bodies; they are wrapped to run as root with the shared prelude.
  */
 export function remoteStep(name: string, host: RemoteHost, args: StepArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
-    const create = pulumi.output(args.create);
+    const rerun = args.rerunWhen;
+    const create = rerun ? pulumi.all([rerun.value, args.create]).apply(([v, c]) => `# ${rerun.label} ${v}\n${c}`) : pulumi.output(args.create);
     const del = args.delete === undefined ? undefined : pulumi.output(args.delete);
     const stdin = pulumi.all([create, del, args.stdin]).apply(([c, d, payload]) => stepStdin(c, d, payload ?? ""));
     return new command.remote.Command(

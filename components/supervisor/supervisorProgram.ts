@@ -37,18 +37,15 @@ export class SupervisorProgram extends pulumi.ComponentResource {
             `${name}-program`,
             args.host,
             {
-                create: pulumi.output(args.restartToken).apply(
-                    (token) =>
-                        `# restart token ${token}\n` +
-                        renderSupervisorScript({
-                            name: args.program.name,
-                            confPath: this.confPath,
-                            program,
-                            devpiUrl: args.devpiUrl,
-                            logFile: args.program.logFile,
-                            readyTimeout: args.readyTimeout ?? 600,
-                        }),
-                ),
+                create: renderSupervisorScript({
+                    name: args.program.name,
+                    confPath: this.confPath,
+                    program,
+                    devpiUrl: args.devpiUrl,
+                    logFile: args.program.logFile,
+                    readyTimeout: args.readyTimeout ?? 600,
+                }),
+                rerunWhen: { label: "restart token", value: args.restartToken },
                 delete: renderSupervisorRemoveScript({ name: args.program.name, confPath: this.confPath }),
             },
             { parent: this },
