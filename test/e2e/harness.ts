@@ -70,7 +70,7 @@ export function onHost(host: TestHost, command: string): string {
     return execFileSync(path.join(ROOT, "scripts/testhost/exec.sh"), [host.name, "bash", "-c", command], { encoding: "utf8", timeout: 120_000 });
 }
 
-/** The files that make the Pulumi program (what a stack's project directory holds). */
+/** The files that make the Pulumi program (what a stack's project directory holds); config.ts is the single file older commits had instead of config/. */
 export const PROGRAM_FILES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts", "config", "components"];
 
 /**
