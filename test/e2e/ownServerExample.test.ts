@@ -43,7 +43,7 @@ function processesOfServer(): string[] {
 describe("the example that makes its own server, through the npm pack tarball", { timeout: 40 * 60 * 1000 }, () => {
     const it = steps();
     before(async () => {
-        const tgz = execFileSync("npm", ["pack", "--silent", "--pack-destination", work], { cwd: ROOT, encoding: "utf8" }).trim().split("\n").pop()!;
+        const tgz = execFileSync("npm", ["pack", "--silent", "--ignore-scripts=false", "--pack-destination", work], { cwd: ROOT, encoding: "utf8" }).trim().split("\n").pop()!;
         fs.cpSync(path.join(ROOT, "examples/own-server"), example, { recursive: true });
         const pkgFile = path.join(example, "package.json");
         const pkg = JSON.parse(fs.readFileSync(pkgFile, "utf8")) as { dependencies: Record<string, string> };

@@ -154,7 +154,7 @@ describe("certificate expiry and refused traffic", { timeout: 60 * 60 * 1000 }, 
 
     replace("pulumi up --replace of the nginx site leaves the site installed and serving", async () => {
         const e = env!;
-        const urn = `urn:pulumi:${e.stack.name}::devpi::devpi:index:NginxSite$command:remote:Command::nginx-site`;
+        const urn = `urn:pulumi:${e.stack.name}::devpi::devpi:index:Devpi$devpi:index:DevpiHost$devpi:index:NginxSite$command:remote:Command::nginx-site`;
         const t0 = Date.now();
         e.log.clear();
         const r = await e.stack.up({ replace: [urn], onEvent: e.log.onEvent, color: "never" });

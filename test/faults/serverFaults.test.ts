@@ -94,7 +94,7 @@ describe("server-side faults", { timeout: 60 * 60 * 1000 }, () => {
         // A run without changes runs nothing on the server, by design: it is not a monitor.
         const preview = await e.stack.preview({ expectNoChanges: true, color: "never" });
         assert.deepEqual(Object.keys(preview.changeSummary), ["same"]);
-        const healthUrn = `urn:pulumi:${e.stack.name}::devpi::devpi:index:HealthCheck$command:remote:Command::health-https`;
+        const healthUrn = `urn:pulumi:${e.stack.name}::devpi::devpi:index:Devpi$devpi:index:DevpiHost$devpi:index:HealthCheck$command:remote:Command::health-https`;
         e.log.clear();
         let error = "";
         try {
