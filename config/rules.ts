@@ -109,6 +109,16 @@ export const HOSTNAME_RE = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z
 export const ABS_PATH_RE = /^\/[A-Za-z0-9._/+-]*$/;
 export const CRON_FIELD_RE = /^[0-9*,/-]+$/;
 
+/** A server's public name: a fully qualified DNS name, or `localhost`. */
+export function isPublicName(domain: string): boolean {
+    return HOSTNAME_RE.test(domain) && (domain.includes(".") || domain === "localhost");
+}
+export const PUBLIC_NAME_RULE = "must be a fully qualified DNS name such as devpi.example.com";
+
+/** A replica's name: a DNS label (it names resources and the replica's client settings). */
+export const REPLICA_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+export const REPLICA_NAME_RULE = "must be a DNS label: lower-case letters, digits and -, at most 32 characters";
+
 export function isIpAddress(s: string): boolean {
     return /^(\d{1,3})(\.\d{1,3}){3}$/.test(s) ? s.split(".").every((o) => Number(o) <= 255) : /^[0-9a-fA-F:]+$/.test(s) && s.includes(":");
 }

@@ -3,7 +3,7 @@ import * as crypto from "node:crypto";
 import { ConfigError, fail } from "./errors";
 import { REPLICA_KEYS } from "./keys";
 import { Reader, readLocalFile } from "./reader";
-import { HOSTNAME_RE, isIpAddress, UNIX_USER_RE } from "./rules";
+import { HOSTNAME_RE, isIpAddress, isPublicName, PUBLIC_NAME_RULE, REPLICA_NAME_RE, REPLICA_NAME_RULE, UNIX_USER_RE } from "./rules";
 import { checkAcmeNames, checkIssuedBy, checkProvidedCertificate, pemBlocks } from "./tls";
 import { ReplicaConfig, SecretKeyCheck, SshConfig, SslConfig } from "./types";
 
@@ -66,9 +66,7 @@ export function parseSite(
     defaults: { domain?: string; httpPort: number; httpsPort: number; devpiPort: number },
 ): { domain: string; httpPort: number; httpsPort: number; devpiPort: number } {
     const domain = r.str(`${p}domain`, defaults.domain);
-    if (!HOSTNAME_RE.test(domain) || (!domain.includes(".") && domain !== "localhost")) {
-        fail(`${p}domain`, domain, "must be a fully qualified DNS name such as devpi.example.com");
-    }
+    if (!isPublicName(domain)) fail(`${p}domain`, domain, PUBLIC_NAME_RULE);
     const httpPort = r.int(`${p}httpPort`, defaults.httpPort, 1, 65535);
     const httpsPort = r.int(`${p}httpsPort`, defaults.httpsPort, 1, 65535);
     const devpiPort = r.int(`${p}devpiPort`, defaults.devpiPort, 1, 65535);
@@ -128,7 +126,7 @@ export function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaCo
         const ssh = parseSsh(rr, p, { user: primary.ssh.user }, primary);
         const site = parseSite(rr, p, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort });
         const name = rr.str(`${p}name`, site.domain.split(".")[0]);
-        if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(name)) fail(`${p}name`, name, "must be a DNS label: lower-case letters, digits and -, at most 32 characters");
+        if (!REPLICA_NAME_RE.test(name)) fail(`${p}name`, name, REPLICA_NAME_RULE);
         const extraDnsNames = rr.stringList(`${p}extraDnsNames`, (s) => HOSTNAME_RE.test(s), "must be DNS names");
         const extraIpAddresses = rr.stringList(`${p}extraIpAddresses`, isIpAddress, "must be IPv4 or IPv6 addresses");
         const target = `${ssh.host}:${ssh.port}`;

@@ -181,7 +181,8 @@ export class DevpiHost extends pulumi.ComponentResource {
                 caValidityDays: s.ssl.caValidityDays,
                 caRenewBeforeDays: s.ssl.caRenewBeforeDays,
                 providedChainPem: this.spec.providedChainPem,
-                providedKeyPem: this.spec.providedKeyPem === undefined ? undefined : pulumi.secret(this.spec.providedKeyPem),
+                // SslCertificate keeps the key a secret itself.
+                providedKeyPem: this.spec.providedKeyPem,
                 providedCaPem: s.ssl.providedCaPem,
                 ca: primary?.signingCa,
             },

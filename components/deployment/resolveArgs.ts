@@ -8,7 +8,7 @@ import { parseIndexes, parseUsers } from "../../config/access";
 import { ConfigError } from "../../config/errors";
 import { parseServer, parseSslBase } from "../../config/load";
 import { Reader } from "../../config/reader";
-import { checkLayout } from "../../config/rules";
+import { checkLayout, REPLICA_NAME_RE, REPLICA_NAME_RULE } from "../../config/rules";
 import { LETSENCRYPT_DIRECTORY, DevpiConfig, IndexConfig, SslConfig } from "../../config/types";
 import { DevpiArgs, ServerTarget, SshTarget } from "./devpiArgs";
 
@@ -146,9 +146,7 @@ function hostSpecs(args: DevpiArgs, ssl: TlsSettings): HostSpec[] {
     const replicas = args.replicas ?? [];
     const names = new Set<string>();
     for (const r of replicas) {
-        if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(r.name)) {
-            throw new ConfigError(`Devpi: replicas[].name: invalid value ${JSON.stringify(r.name)}: must be a DNS label: lower-case letters, digits and -, at most 32 characters`);
-        }
+        if (!REPLICA_NAME_RE.test(r.name)) throw new ConfigError(`Devpi: replicas[].name: invalid value ${JSON.stringify(r.name)}: ${REPLICA_NAME_RULE}`);
         if (names.has(r.name)) throw new ConfigError(`Devpi: replicas[].name: invalid value ${JSON.stringify(r.name)}: must be unique`);
         names.add(r.name);
     }

@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../../config/errors";
-import { HOSTNAME_RE, isIpAddress } from "../../config/rules";
+import { HOSTNAME_RE, isIpAddress, isPublicName, PUBLIC_NAME_RULE } from "../../config/rules";
 import { HostSpec } from "./resolveArgs";
 
 /** One server's public name, extra names and ports, as plain values. */
@@ -37,7 +37,7 @@ export function validateTarget(label: string, t: SiteTarget, devpiPort: number):
     const bad = (field: string, value: unknown, allowed: string): never => {
         throw new ConfigError(`Devpi ${label}: ${field}: invalid value ${JSON.stringify(value)}: ${allowed}`);
     };
-    if (!HOSTNAME_RE.test(t.domain) || (!t.domain.includes(".") && t.domain !== "localhost")) bad("domain", t.domain, "must be a fully qualified DNS name such as devpi.example.com");
+    if (!isPublicName(t.domain)) bad("domain", t.domain, PUBLIC_NAME_RULE);
     for (const n of t.extraDnsNames) if (!HOSTNAME_RE.test(n)) bad("extraDnsNames", n, "must be DNS names");
     for (const a of t.extraIpAddresses) if (!isIpAddress(a)) bad("extraIpAddresses", a, "must be IPv4 or IPv6 addresses");
     for (const [field, port] of [
