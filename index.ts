@@ -35,3 +35,10 @@ export const restoreCommand = devpi.restoreCommand;
  * Empty rather than undefined, so a stack without replicas shows no "Undefined value" warning.
  */
 export const replicaClients = devpi.replicaClients;
+/**
+ * Per token in devpi:tokens (secret; empty without tokens): the token, the user it acts as and its
+ * expiry. `pulumi stack output --show-secrets tokens` shows them; a CI runner uses one as its
+ * user's password (~/.netrc, twine, `devpi login`). A `pulumi up` inside a token's renewal window
+ * replaces it and revokes the old one.
+ */
+export const tokens = devpi.tokens;

@@ -1,9 +1,9 @@
-/** `devpi:users` and `devpi:indexes`: devpi's users and their indexes. */
+/** `devpi:users`, `devpi:indexes` and `devpi:tokens`: devpi's users, their indexes and scoped tokens. */
 import { MIRROR_INDEX } from "../components/constants";
 import { ConfigError, fail } from "./errors";
 import { Reader } from "./reader";
 import { NAME_RE } from "./rules";
-import { IndexConfig, UserConfig } from "./types";
+import { IndexConfig, TokenConfig, TokenScope, UserConfig } from "./types";
 
 export function parseUsers(r: Reader): UserConfig[] {
     const v = r.json("users");
@@ -103,4 +103,71 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
     };
     for (const i of indexes) visit(i.name, []);
     return indexes;
+}
+
+/** The shortest token lifetime (in days) accepted: one minute. */
+export const MIN_TOKEN_DAYS = 1 / 1440;
+/** The longest: devpi-tokens refuses more than a year to anyone but restrict-modify's users. */
+export const MAX_TOKEN_DAYS = 365;
+const TOKEN_KEYS = ["user", "scope", "indexes", "validDays", "renewBeforeDays"];
+const SCOPES: TokenScope[] = ["read", "upload"];
+
+function tokenDays(key: string, v: unknown, def: number, min: number, max: number, rule: string): number {
+    if (v === undefined) return def;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) fail(key, v, rule);
+    return v;
+}
+
+/**
+ * `devpi:tokens`: a map of token name to {user, scope, indexes, validDays, renewBeforeDays}. The user
+ * must be root or declared; the indexes declared (or root/pypi for reads); an upload token's user must
+ * be allowed to upload to each of its indexes.
+ */
+export function parseTokens(r: Reader, users: UserConfig[], indexes: IndexConfig[]): TokenConfig[] {
+    const v = r.json("tokens");
+    if (v === undefined) return [];
+    if (typeof v !== "object" || v === null || Array.isArray(v)) fail("tokens", v, "must be a map of token name to {user, scope, indexes, validDays, renewBeforeDays}");
+    const known = new Set(["root", ...users.map((u) => u.name)]);
+    const byName = new Map(indexes.map((i) => [i.name, i]));
+    const tokens: TokenConfig[] = [];
+    for (const [name, spec] of Object.entries(v as Record<string, unknown>)) {
+        if (!NAME_RE.test(name)) fail(`tokens.${name}`, name, "token names must match [a-zA-Z0-9][a-zA-Z0-9._-]{0,63}");
+        if (typeof spec !== "object" || spec === null || Array.isArray(spec)) fail(`tokens.${name}`, spec, "must be an object {user, scope, indexes, validDays, renewBeforeDays}");
+        const s = spec as Record<string, unknown>;
+        for (const k of Object.keys(s)) if (!TOKEN_KEYS.includes(k)) fail(`tokens.${name}.${k}`, s[k], `unknown key; allowed: ${TOKEN_KEYS.join(", ")}`);
+        if (typeof s.user !== "string" || !known.has(s.user)) fail(`tokens.${name}.user`, s.user, `must be root or a declared user (declared: ${[...known].join(", ")})`);
+        const user = s.user;
+        const scope = s.scope ?? "read";
+        if (!SCOPES.includes(scope as TokenScope)) fail(`tokens.${name}.scope`, scope, "must be read (install only) or upload (install and upload)");
+        const ixs = s.indexes;
+        if (!Array.isArray(ixs) || ixs.length === 0 || !ixs.every((i) => typeof i === "string")) fail(`tokens.${name}.indexes`, ixs, "must be a non-empty list of USER/INDEX");
+        for (const i of ixs) {
+            const ix = byName.get(i);
+            if (!ix && !(i === MIRROR_INDEX && scope === "read")) {
+                fail(`tokens.${name}.indexes`, i, `must be an index declared in devpi:indexes${scope === "read" ? " or root/pypi" : ""} (declared: ${[...byName.keys()].join(", ") || "none"})`);
+            }
+            if (scope === "upload" && ix && !ix.aclUpload.some((a) => a === user || a === ":AUTHENTICATED:" || a === ":ANONYMOUS:")) {
+                fail(`tokens.${name}.indexes`, i, `user ${user} may not upload to ${i} (its acl_upload: ${ix.aclUpload.join(", ")}), so an upload token for it could not upload`);
+            }
+        }
+        const validDays = tokenDays(
+            `tokens.${name}.validDays`,
+            s.validDays,
+            90,
+            MIN_TOKEN_DAYS,
+            MAX_TOKEN_DAYS,
+            `must be a number of days from ${MIN_TOKEN_DAYS.toFixed(6)} (one minute) to ${MAX_TOKEN_DAYS}`,
+        );
+        const renewBeforeDays = tokenDays(
+            `tokens.${name}.renewBeforeDays`,
+            s.renewBeforeDays,
+            Math.min(30, validDays / 3),
+            0,
+            MAX_TOKEN_DAYS,
+            `must be a number of days, at least 0 and less than validDays (${validDays})`,
+        );
+        if (renewBeforeDays >= validDays) fail(`tokens.${name}.renewBeforeDays`, renewBeforeDays, `must be less than validDays (${validDays})`);
+        tokens.push({ name, user, scope: scope as TokenScope, indexes: ixs, validDays, renewBeforeDays });
+    }
+    return tokens;
 }

@@ -5,7 +5,7 @@
  * (certificate and key paths): bad input throws a {@link ConfigError} naming the key, the bad
  * value and what is allowed, so `pulumi preview`/`up` stop before any server is touched.
  */
-import { parseIndexes, parseUsers } from "./access";
+import { parseIndexes, parseTokens, parseUsers } from "./access";
 import { ConfigError, fail } from "./errors";
 import { KNOWN_KEYS } from "./keys";
 import { Reader, readLocalFile } from "./reader";
@@ -45,6 +45,15 @@ export function parseServer(r: Reader): Omit<DevpiConfig["devpi"], "venvVersions
     if (Number(serverVersion.split(".")[0]) < 6) fail("devpiServerVersion", serverVersion, "must be 6.0 or newer (older servers need Python < 3.9 and other commands)");
     const webVersion = r.str("devpiWebVersion", "5.1.1");
     if (!VERSION_RE.test(webVersion)) fail("devpiWebVersion", webVersion, "must be an exact version such as 5.1.1");
+    const web = r.bool("web", true);
+    const reads = r.str("reads", "anonymous");
+    if (reads !== "anonymous" && reads !== "authenticated") fail("reads", reads, "must be anonymous (anyone may read, devpi's default) or authenticated (devpi users and tokens only)");
+    // devpi-lockdown depends on devpi-web: without it pip would install an unpinned devpi-web anyway.
+    if (reads === "authenticated" && !web) fail("reads", reads, "needs devpi-web (devpi-lockdown, which enforces it, is a devpi-web plugin): remove devpi:web: false");
+    const lockdownVersion = r.str("devpiLockdownVersion", "2.0.0");
+    if (!VERSION_RE.test(lockdownVersion)) fail("devpiLockdownVersion", lockdownVersion, "must be an exact version such as 2.0.0");
+    const tokensVersion = r.str("devpiTokensVersion", "1.1.0");
+    if (!VERSION_RE.test(tokensVersion)) fail("devpiTokensVersion", tokensVersion, "must be an exact version such as 1.1.0");
     const serviceUser = r.str("serviceUser", "devpi");
     if (!UNIX_USER_RE.test(serviceUser) || serviceUser === "root") {
         fail("serviceUser", serviceUser, "must be a non-root Unix user name ([a-z_][a-z0-9_-]{0,31})");
@@ -65,7 +74,10 @@ export function parseServer(r: Reader): Omit<DevpiConfig["devpi"], "venvVersions
         host,
         serverVersion,
         webVersion,
-        web: r.bool("web", true),
+        web,
+        reads,
+        lockdownVersion,
+        tokensVersion,
         serviceUser,
         venvDir: r.path("venvDir", "/opt/devpi/venv", "dir"),
         serverDir: r.path("serverDir", "/srv/devpi/data", "dir+home"),
@@ -177,6 +189,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     if (rootPassword.length < 8) fail("rootPassword", "(secret)", "must be at least 8 characters");
     const users = parseUsers(r);
     const indexes = parseIndexes(r, users);
+    const tokens = parseTokens(r, users, indexes);
     const clientIndex = r.optStr("clientIndex");
     if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
         fail("clientIndex", clientIndex, `must be one of the declared indexes (${indexes.map((i) => i.name).join(", ") || "none declared"})`);
@@ -193,6 +206,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         rootPassword,
         users,
         indexes,
+        tokens,
         clientIncludePassword: r.bool("clientIncludePassword", false),
         clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
         replicas,

@@ -20,6 +20,30 @@ export interface IndexConfig {
     mirrorWhitelist: string[];
 }
 
+/**
+ * Who may read (list, download, browse) the indexes: `anonymous` (anyone who reaches the server, devpi's
+ * default) or `authenticated` (any devpi user or token; nginx asks devpi-lockdown before serving anything).
+ */
+export type ReadAccess = "anonymous" | "authenticated";
+
+/** What a token may do: `read` (install) or `upload` (read and upload). */
+export type TokenScope = "read" | "upload";
+
+/** A devpi-tokens token as declared in `devpi:tokens`, for CI. */
+export interface TokenConfig {
+    /** The key in `devpi:tokens` (and in the `tokens` output). */
+    name: string;
+    /** The devpi user it acts as (root or a declared user). */
+    user: string;
+    scope: TokenScope;
+    /** The indexes (`USER/INDEX`) it may be used on; any other index refuses it. */
+    indexes: string[];
+    /** Lifetime of each token made, in days (fractions allowed, at least one minute). */
+    validDays: number;
+    /** A `pulumi up` this close to the end of its life (in days) makes a new token and revokes the old one. */
+    renewBeforeDays: number;
+}
+
 export type SslMode = "self-signed" | "provided" | "acme";
 
 /** Let's Encrypt's production directory, the default ACME server. */
@@ -96,6 +120,12 @@ export interface DevpiConfig {
         serverVersion: string;
         webVersion: string;
         web: boolean;
+        /** Who may read; `authenticated` installs devpi-lockdown (needs devpi-web). */
+        reads: ReadAccess;
+        /** Exact devpi-lockdown version (installed when reads are `authenticated`). */
+        lockdownVersion: string;
+        /** Exact devpi-tokens version (installed when tokens are declared). */
+        tokensVersion: string;
         serviceUser: string;
         venvDir: string;
         /**
@@ -130,6 +160,8 @@ export interface DevpiConfig {
     rootPassword: string;
     users: UserConfig[];
     indexes: IndexConfig[];
+    /** Scoped tokens for CI, made on the primary. */
+    tokens: TokenConfig[];
     /** Whether the `.pypirc` output carries the password of {@link clientUser}. */
     clientIncludePassword: boolean;
     /** The user whose index the client outputs point at (default: owner of the first index). */

@@ -4,31 +4,40 @@
  * that does not exist.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { IndexConfig } from "../../config/types";
+import { IndexConfig, TokenConfig } from "../../config/types";
 import { RemoteHost } from "../common/remoteStep";
 import { MIRROR_INDEX } from "../constants";
 import { ApiTarget } from "./devpiApi";
 import { DevpiIndex } from "./devpiIndex";
 import { DevpiRootPassword } from "./devpiRootPassword";
+import { DevpiToken } from "./devpiToken";
 import { DevpiUser } from "./devpiUser";
 
-/** Root's password, the users and the indexes to declare. */
+/** Root's password, the users, the indexes and the tokens to declare. */
 export interface AccessSettings {
     rootPassword: pulumi.Input<string>;
     users: { name: string; password: pulumi.Input<string>; email?: string }[];
     indexes: IndexConfig[];
+    tokens: TokenConfig[];
+}
+
+/** What {@link declareAccess} made: the indexes (the health check waits for them) and the tokens by name. */
+export interface DeclaredAccess {
+    indexes: DevpiIndex[];
+    tokens: Map<string, DevpiToken>;
 }
 
 /**
- * Creates root's password, every user and every index, named `namePrefix` + `root-password`,
- * `user-NAME`, `index-OWNER/NAME`, with `opts` (parent, aliases); returns the indexes (the health check
- * waits for them).
+ * Creates root's password, every user, every index and every token, named `namePrefix` +
+ * `root-password`, `user-NAME`, `index-OWNER/NAME`, `token-NAME`, with `opts` (parent, aliases).
+ * A token waits for its user and indexes; `now` (ms) picks its generation (see devpiToken.ts).
  */
 export function declareAccess(
     cfg: AccessSettings,
     h: { remote: RemoteHost; api: ApiTarget; server: { versionKey: string }; supervisor: pulumi.Resource; opts: pulumi.ComponentResourceOptions },
     namePrefix = "",
-): pulumi.Resource[] {
+    now = Date.now(),
+): DeclaredAccess {
     const { remote: host, api, opts } = h;
     const serverRevision = h.server.versionKey;
     const rootPassword = new DevpiRootPassword(`${namePrefix}root-password`, { host, api, serverRevision, password: pulumi.secret(cfg.rootPassword) }, { ...opts, dependsOn: [h.supervisor] });
@@ -56,5 +65,11 @@ export function declareAccess(
         return created;
     };
     cfg.indexes.forEach((i) => createIndex(i.name));
-    return [...indexes.values()];
+    const tokens = new Map(
+        cfg.tokens.map((t) => [
+            t.name,
+            new DevpiToken(`${namePrefix}token-${t.name}`, { host, api, token: t, now }, { ...opts, dependsOn: [users.get(t.user)!, ...t.indexes.flatMap((i) => indexes.get(i) ?? [])] }),
+        ]),
+    );
+    return { indexes: [...indexes.values()], tokens };
 }

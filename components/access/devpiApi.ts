@@ -8,9 +8,10 @@
  * without sending the root password to every step.
  */
 import { shellQuote } from "../common/shell";
+import { TOKEN_PY } from "./devpiTokenApi";
 
 /** The Python program. argv: BASE_URL CREDENTIAL_FILE ACTION [NAME]. Exit 1 with a message on failure. */
-export const DEVPI_API_PY = `import base64, json, os, sys, urllib.error, urllib.request
+export const DEVPI_API_PY = `import base64, json, os, sys, time, urllib.error, urllib.request
 
 BASE, CRED, ACTION = sys.argv[1], sys.argv[2], sys.argv[3]
 NAME = sys.argv[4] if len(sys.argv) > 4 else None
@@ -199,12 +200,16 @@ def index_delete():
     print("index %s deleted (it was empty)" % NAME)
 
 
+${TOKEN_PY}
+
 ACTIONS = {
     "root-password": root_password,
     "user-ensure": user_ensure,
     "user-delete": user_delete,
     "index-ensure": index_ensure,
     "index-delete": index_delete,
+    "token-ensure": token_ensure,
+    "token-delete": token_delete,
 }
 if ACTION not in ACTIONS:
     die("unknown action %s" % ACTION)
@@ -218,7 +223,7 @@ export interface ApiTarget {
     credentialFile: string;
 }
 
-export type ApiAction = "root-password" | "user-ensure" | "user-delete" | "index-ensure" | "index-delete";
+export type ApiAction = "root-password" | "user-ensure" | "user-delete" | "index-ensure" | "index-delete" | "token-ensure" | "token-delete";
 
 /** The script of one API step. Stdin (JSON) is handed through to the Python program. */
 export function renderApiScript(t: ApiTarget, action: ApiAction, name?: string): string {

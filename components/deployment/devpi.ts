@@ -4,12 +4,13 @@
  * the outputs of whatever made the servers.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { declareAccess } from "../access/devpiAccess";
+import { DeclaredAccess, declareAccess } from "../access/devpiAccess";
+import { DevpiToken } from "../access/devpiToken";
 import { BackupSchedule } from "../backup/backupSchedule";
 import { ClientSettings, devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "../client/clientConfig";
 import { CLIENT_CA_PATH, DEVPI_PROGRAM, MIRROR_INDEX } from "../constants";
 import { DevpiArgs, ServerClientSettings } from "./devpiArgs";
-import { DevpiHost } from "./devpiHost";
+import { AccessBuilder, DevpiHost } from "./devpiHost";
 import { primaryLink } from "./primaryLink";
 import { ResolvedDevpi, resolveDevpiArgs } from "./resolveArgs";
 
@@ -57,6 +58,12 @@ export class Devpi extends pulumi.ComponentResource {
     /** The command that runs a backup now, and the one that restores one. */
     public readonly backupCommand: string;
     public readonly restoreCommand: string;
+    /**
+     * Per token name (`access.tokens`): the token, the user it acts as and when it expires (secret).
+     * Use it as that user's password: in ~/.netrc (`machine HOST login USER password TOKEN`), a
+     * keyring, twine's password or `devpi login USER --password`.
+     */
+    public readonly tokens: pulumi.Output<Record<string, { token: string; user: string; expires: string }>>;
     /** Per replica name: its URL, client config, health and certificate. */
     public readonly replicaClients: Record<string, ServerClientSettings>;
     /** The servers, primary first. */
@@ -69,7 +76,12 @@ export class Devpi extends pulumi.ComponentResource {
         super("devpi:index:Devpi", name, {}, opts);
         const namePrefix = name === LEGACY_NAME ? "" : `${name}-`;
         const [primarySpec, ...replicaSpecs] = s.hosts;
-        const primary = new DevpiHost(`${namePrefix}${primarySpec.label}`, { spec: primarySpec, settings: s, namePrefix, access: (h) => declareAccess(s, h, namePrefix) }, { parent: this });
+        let declared: DeclaredAccess | undefined;
+        const access = (h: Parameters<AccessBuilder>[0]): pulumi.Resource[] => {
+            declared = declareAccess(s, h, namePrefix);
+            return declared.indexes;
+        };
+        const primary = new DevpiHost(`${namePrefix}${primarySpec.label}`, { spec: primarySpec, settings: s, namePrefix, access }, { parent: this });
         const backups = new BackupSchedule(
             `${namePrefix}backups`,
             {
@@ -114,6 +126,12 @@ export class Devpi extends pulumi.ComponentResource {
         this.backupCommand = backups.command;
         this.restoreCommand = backups.restoreCommand;
         this.replicaClients = Object.fromEntries(replicas.map((r) => [r.spec.label, replicaClient(s, r)]));
+        const tokens = [...(declared?.tokens ?? new Map<string, DevpiToken>()).entries()];
+        this.tokens = pulumi.secret(
+            pulumi
+                .all(tokens.map(([n, t]) => pulumi.all([t.token, t.expires]).apply(([token, expires]) => [n, { token, expires, user: s.tokens.find((x) => x.name === n)!.user }] as const)))
+                .apply((entries) => Object.fromEntries(entries)),
+        );
         this.registerOutputs({ url: this.url, healthCheck: this.healthCheck, caCertificate: this.caCertificate });
     }
 }

@@ -91,6 +91,10 @@ export interface ServerOptions {
     webVersion?: string;
     /** Install devpi-web (web UI and search). Default true. */
     web?: boolean;
+    /** Exact devpi-lockdown version, installed when `access.reads` is `authenticated`. Default 2.0.0. */
+    lockdownVersion?: string;
+    /** Exact devpi-tokens version, installed when `access.tokens` are declared. Default 1.1.0. */
+    tokensVersion?: string;
     /** The non-root user devpi-server runs as. Default `devpi`. */
     serviceUser?: string;
     /** The service's virtualenv link (root-owned). Default `/opt/devpi/venv`. */
@@ -149,12 +153,36 @@ export interface IndexArgs {
     mirrorWhitelist?: string[];
 }
 
+/** A scoped, expiring devpi-tokens token for CI, made on the primary and exported as a secret. */
+export interface TokenArgs {
+    /** Its name: the key of the `tokens` output. */
+    name: string;
+    /** The devpi user it acts as: root or one of {@link AccessArgs.users}. */
+    user: string;
+    /** `read` (install only) or `upload` (install and upload). Default read. */
+    scope?: "read" | "upload";
+    /** The indexes (`OWNER/NAME`) it works on; every other index refuses it. */
+    indexes: string[];
+    /** Lifetime of each token, in days (fractions allowed, at least one minute, at most 365). Default 90. */
+    validDays?: number;
+    /** A `pulumi up` within this many days of its end makes a new one and revokes the old one. Default min(30, validDays / 3). */
+    renewBeforeDays?: number;
+}
+
 /** Who may do what: root's password, users and their indexes (managed on the primary only). */
 export interface AccessArgs {
     /** devpi's root password (at least 8 characters); kept a Pulumi secret. */
     rootPassword: pulumi.Input<string>;
     users?: UserArgs[];
     indexes?: IndexArgs[];
+    /**
+     * Who may read the indexes: `anonymous` (anyone, devpi's default) or `authenticated` (devpi users
+     * and tokens only, on every path: simple pages, cached pages, release files, web UI, JSON API,
+     * search; enforced by nginx asking devpi-lockdown). Default anonymous.
+     */
+    reads?: "anonymous" | "authenticated";
+    /** Scoped tokens for CI. Default none. */
+    tokens?: TokenArgs[];
 }
 
 /** Scheduled exports on the primary. */

@@ -23,7 +23,7 @@ import { ACME_PATHS } from "../ssl/acmeScripts";
 import { SslCertificate } from "../ssl/sslCertificate";
 import { SupervisorProgram } from "../supervisor/supervisorProgram";
 import { PrimaryLink } from "./primaryLink";
-import { HostSpec, ResolvedDevpi } from "./resolveArgs";
+import { HostSpec, readCredential, ResolvedDevpi, serverPlugins } from "./resolveArgs";
 import { checkTarget, ServerSite } from "./serverSite";
 
 /** The steps that run on the primary between devpi answering and the health check (root password, users, indexes). */
@@ -202,7 +202,7 @@ export class DevpiHost extends pulumi.ComponentResource {
                 versionsDir: d.venvVersionsDir,
                 rootCredentialFile: this.api.credentialFile,
                 legacySecretFile: LEGACY_SECRET_FILE,
-                install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, packageIndex: d.pythonPackageIndex, caBundle: d.upstreamCaBundle },
+                install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, plugins: serverPlugins(s), packageIndex: d.pythonPackageIndex, caBundle: d.upstreamCaBundle },
                 settings: {
                     serverDir: d.serverDir,
                     host: d.host,
@@ -252,6 +252,7 @@ export class DevpiHost extends pulumi.ComponentResource {
                     upstream: `${d.host}:${this.spec.devpiPort}`,
                     serverDir: d.serverDir,
                     maxUploadMb: d.maxUploadMb,
+                    authenticatedReads: d.reads === "authenticated",
                     mirrorPageCacheSeconds: mirrorPageCacheSeconds(d.mirrorCacheExpiry),
                     // Keyed on this host's own data: replication commits a replica's data too, and devpi
                     // answers a write forwarded by a replica once the replica has it.
@@ -310,6 +311,7 @@ export class DevpiHost extends pulumi.ComponentResource {
                     revision: `primary ${primary.serverVersionKey}, replica ${this.server.versionKey}`,
                 },
                 primaryCaPem: primary.caCertPem,
+                readCredential: readCredential(s),
             },
             childOpts(this, [this.supervisor, primary.healthy]),
         );
@@ -335,6 +337,7 @@ export class DevpiHost extends pulumi.ComponentResource {
                 revision: pulumi
                     .all([this.nginx.siteConfig, this.server.restartToken])
                     .apply(([siteConfig, restartToken]) => contentHash(siteConfig, restartToken, JSON.stringify(s.indexes), s.users.map((u) => u.name).join(","))),
+                readCredential: readCredential(s),
                 replicaOf: primary ? { primaryUrl: primary.url, timeout: 120 } : undefined,
             },
             childOpts(this, after),

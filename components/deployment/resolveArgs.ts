@@ -4,12 +4,13 @@
  * the stack key. Inputs not known yet (a VM's address) are checked once they resolve.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { parseIndexes, parseUsers } from "../../config/access";
+import { ReadCredential } from "../common/readCredential";
+import { parseIndexes, parseTokens, parseUsers } from "../../config/access";
 import { ConfigError } from "../../config/errors";
 import { parseServer, parseSslBase } from "../../config/load";
 import { Reader } from "../../config/reader";
 import { checkLayout, REPLICA_NAME_RE, REPLICA_NAME_RULE } from "../../config/rules";
-import { LETSENCRYPT_DIRECTORY, DevpiConfig, IndexConfig, SslConfig } from "../../config/types";
+import { LETSENCRYPT_DIRECTORY, DevpiConfig, IndexConfig, SslConfig, TokenConfig } from "../../config/types";
 import { DevpiArgs, ServerTarget, SshTarget } from "./devpiArgs";
 
 /** devpi-server's settings, validated (as in the stack config). */
@@ -56,6 +57,7 @@ export interface ResolvedDevpi {
     rootPassword: pulumi.Input<string>;
     users: UserSettings[];
     indexes: IndexConfig[];
+    tokens: TokenConfig[];
     clientIndex?: string;
     clientIncludePassword: boolean;
     /** The primary first, then each replica. */
@@ -67,6 +69,10 @@ const ARG_OF_KEY: Record<string, string> = {
     devpiHost: "options.bindAddress",
     devpiServerVersion: "options.serverVersion",
     devpiWebVersion: "options.webVersion",
+    devpiLockdownVersion: "options.lockdownVersion",
+    devpiTokensVersion: "options.tokensVersion",
+    reads: "access.reads",
+    tokens: "access.tokens",
     backupSchedule: "backups.schedule",
     backupKeep: "backups.keep",
     sslMode: "tls.mode",
@@ -97,11 +103,17 @@ function rawOf(args: DevpiArgs): (key: string) => string | undefined {
         (args.access.users ?? []).map((u) => [u.name, { password: typeof u.password === "string" ? u.password : "(input)", ...(u.email === undefined ? {} : { email: u.email }) }]),
     );
     const indexes = Object.fromEntries((args.access.indexes ?? []).map((i) => [i.name, { bases: i.bases, volatile: i.volatile, acl_upload: i.aclUpload, mirror_whitelist: i.mirrorWhitelist }]));
+    const tokens = Object.fromEntries(
+        (args.access.tokens ?? []).map((t) => [t.name, { user: t.user, scope: t.scope, indexes: t.indexes, validDays: t.validDays, renewBeforeDays: t.renewBeforeDays }]),
+    );
     const values: Record<string, unknown> = {
         ...o,
         devpiHost: o.bindAddress,
         devpiServerVersion: o.serverVersion,
         devpiWebVersion: o.webVersion,
+        devpiLockdownVersion: o.lockdownVersion,
+        devpiTokensVersion: o.tokensVersion,
+        reads: args.access.reads,
         backupSchedule: args.backups?.schedule,
         backupKeep: args.backups?.keep,
         sslMode: tls.mode,
@@ -109,6 +121,7 @@ function rawOf(args: DevpiArgs): (key: string) => string | undefined {
         ...windows,
         users: args.access.users?.length ? users : undefined,
         indexes: args.access.indexes?.length ? indexes : undefined,
+        tokens: args.access.tokens?.length ? tokens : undefined,
     };
     return (key) => {
         const v = values[key];
@@ -174,10 +187,9 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
             throw new ConfigError(`devpi:rootPassword: invalid value "(secret)": must be at least 8 characters`);
         }
         parseUsers(r);
-        const indexes = parseIndexes(
-            r,
-            (args.access.users ?? []).map((u) => ({ name: u.name, password: "" })),
-        );
+        const declaredUsers = (args.access.users ?? []).map((u) => ({ name: u.name, password: "" }));
+        const indexes = parseIndexes(r, declaredUsers);
+        const tokens = parseTokens(r, declaredUsers, indexes);
         const clientIndex = args.client?.index;
         if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
             throw new ConfigError(`devpi:clientIndex: invalid value ${JSON.stringify(clientIndex)}: must be one of the declared indexes`);
@@ -189,6 +201,7 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
             rootPassword: args.access.rootPassword,
             users: (args.access.users ?? []).map((u) => ({ name: u.name, password: u.password, email: u.email })),
             indexes,
+            tokens,
             clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
             clientIncludePassword: args.client?.includePassword ?? false,
             hosts: hostSpecs(args, ssl),
@@ -196,4 +209,21 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
     } catch (e) {
         throw asArgError(name, e);
     }
+}
+
+/**
+ * The devpi-server plugins a deployment needs: devpi-lockdown when reads are `authenticated` (it
+ * answers nginx's auth_request), devpi-tokens when tokens are declared. None by default, so a stack
+ * that uses neither keeps its version set.
+ */
+export function serverPlugins(s: Pick<ResolvedDevpi, "devpi" | "tokens">): { name: string; version: string }[] {
+    return [
+        ...(s.devpi.reads === "authenticated" ? [{ name: "devpi-lockdown", version: s.devpi.lockdownVersion }] : []),
+        ...(s.tokens.length > 0 ? [{ name: "devpi-tokens", version: s.devpi.tokensVersion }] : []),
+    ];
+}
+
+/** Whom the steps that read through nginx read as where reads need a user: root (the primary's and every replica's). */
+export function readCredential(s: ResolvedDevpi): ReadCredential | undefined {
+    return s.devpi.reads === "authenticated" ? { user: "root", password: s.rootPassword } : undefined;
 }

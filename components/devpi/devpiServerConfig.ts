@@ -57,6 +57,11 @@ export interface InstallSettings {
     serverVersion: string;
     webVersion: string;
     web: boolean;
+    /**
+     * devpi-server plugins installed beside it at exact versions, e.g. devpi-lockdown (authenticated
+     * reads) and devpi-tokens; part of the version set, so adding or removing one is an upgrade.
+     */
+    plugins?: { name: string; version: string }[];
     /** A PyPI-compatible index to install from (default: pip's own). */
     packageIndex?: string;
     /** CA bundle pip trusts instead of its own (networks that inspect TLS). */
@@ -67,12 +72,16 @@ export interface InstallSettings {
 export function requirements(s: InstallSettings): string[] {
     const reqs = [`devpi-server==${s.serverVersion}`];
     if (s.web) reqs.push(`devpi-web==${s.webVersion}`);
+    for (const p of s.plugins ?? []) reqs.push(`${p.name}==${p.version}`);
     return reqs;
 }
 
-/** The directory name of one installed version set, e.g. `devpi-server-6.20.3_devpi-web-5.1.1`. */
+/**
+ * The directory name of one installed version set, e.g. `devpi-server-6.20.3_devpi-web-5.1.1`
+ * (plus `_NAME-VERSION` per plugin).
+ */
 export function venvKey(s: Omit<InstallSettings, "venvDir">): string {
-    return `devpi-server-${s.serverVersion}` + (s.web ? `_devpi-web-${s.webVersion}` : "");
+    return `devpi-server-${s.serverVersion}` + (s.web ? `_devpi-web-${s.webVersion}` : "") + (s.plugins ?? []).map((p) => `_${p.name}-${p.version}`).join("");
 }
 
 /** Where versions live side by side: `VENVDIR.versions/KEY`; `VENVDIR` is a symlink to the active one. */
@@ -111,7 +120,7 @@ note "installing ${requirements(s).join(" ")} (pip's output: $DEVPI_LOG)"
 run_logged ${shellQuote(`pip install ${requirements(s).join(" ")}`)} ${target}/bin/pip install --disable-pip-version-check --no-input${index} ${reqs}
 exec 9>&-
 if [ ! -e ${venv} ] && [ ! -L ${venv} ]; then set_link ${target} ${venv}; fi
-${target}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(server|web)=='
+${target}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(${["server", "web", ...(s.plugins ?? []).map((p) => p.name.replace(/^devpi-/, ""))].join("|")})=='
 `;
 }
 

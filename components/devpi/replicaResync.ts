@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { caAndCredential, ReadCredential } from "../common/readCredential";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
 import { renderReplicaResyncScript, ReplicaResyncSettings } from "./replicaResyncScript";
 
@@ -7,6 +8,8 @@ export interface ReplicaResyncArgs {
     settings: Omit<ReplicaResyncSettings, "primaryUrl"> & { primaryUrl: pulumi.Input<string> };
     /** CA bundle (PEM) that verifies the primary's certificate; empty means the system roots. */
     primaryCaPem: pulumi.Input<string>;
+    /** Where reads need a user: whom to read the primary's status as (on stdin with the CA). */
+    readCredential?: ReadCredential;
 }
 
 /**
@@ -24,7 +27,10 @@ export class ReplicaResync extends pulumi.ComponentResource {
         const step = remoteStep(
             `${name}-identity`,
             args.host,
-            { create: pulumi.output(args.settings.primaryUrl).apply((primaryUrl) => renderReplicaResyncScript({ ...args.settings, primaryUrl })), stdin: args.primaryCaPem },
+            {
+                create: pulumi.output(args.settings.primaryUrl).apply((primaryUrl) => renderReplicaResyncScript({ ...args.settings, primaryUrl })),
+                ...caAndCredential(args.primaryCaPem, args.readCredential),
+            },
             { parent: this },
         );
         this.result = step.stdout;

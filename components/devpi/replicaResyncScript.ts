@@ -6,6 +6,7 @@
  * goes on serving what it had. The step compares the two identities and, when they differ,
  * starts the replica over from an empty server directory, keeping the old one aside.
  */
+import { READ_CREDENTIAL_PY } from "../common/readCredential";
 import { shellQuote } from "../common/shell";
 
 export interface ReplicaResyncSettings {
@@ -26,20 +27,25 @@ export interface ReplicaResyncSettings {
 }
 
 /**
- * argv: MODE PRIMARY_URL LOCAL_URL TIMEOUT; stdin: the CA bundle that verifies the primary.
+ * argv: MODE PRIMARY_URL LOCAL_URL TIMEOUT; stdin: the CA bundle that verifies the primary, and
+ * where reads need a user, whom to read the primary's status as (see READ_CREDENTIAL_PY).
  * `identity`: waits until the replica knows a primary identity, prints "PRIMARY_UUID FOLLOWED_UUID".
  * `synced`: waits until the replica follows the primary's identity and has reached its serial.
  */
-export const REPLICA_IDENTITY_PY = `import json, ssl, sys, time, urllib.request
+export const REPLICA_IDENTITY_PY = `import base64, json, ssl, sys, time, urllib.request
 mode, primary_url, local_url, timeout = sys.argv[1], sys.argv[2].rstrip("/"), sys.argv[3].rstrip("/"), int(sys.argv[4])
-ca = sys.stdin.read()
+${READ_CREDENTIAL_PY}
 ctx = ssl.create_default_context()
 if ca.strip():
     ctx.load_verify_locations(cadata=ca)
 
 
 def status(url, context=None):
-    req = urllib.request.Request(url + "/+status", headers={"Accept": "application/json"})
+    # The primary (through nginx) may need a user; the replica's own devpi on loopback never does.
+    headers = {"Accept": "application/json"}
+    if auth and context is not None:
+        headers["Authorization"] = auth
+    req = urllib.request.Request(url + "/+status", headers=headers)
     with urllib.request.urlopen(req, timeout=30, context=context) as r:
         return json.load(r)["result"]
 
@@ -87,16 +93,15 @@ sys.exit(1)
  */
 export function renderReplicaResyncScript(s: ReplicaResyncSettings): string {
     const q = shellQuote;
-    const py = (mode: string) => `python3 -c "$identity_py" ${mode} ${q(s.primaryUrl)} ${q(s.devpiUrl)} ${s.timeout} <"$ca"`;
+    const py = (mode: string) => `printf '%s' "$payload" | python3 -c "$identity_py" ${mode} ${q(s.primaryUrl)} ${q(s.devpiUrl)} ${s.timeout}`;
     return `# revision ${s.revision}
 sd=${q(s.serverDir)}
 cfg=${q(s.configFile)}
 user=${q(s.serviceUser)}
 prog=${q(s.program)}
 identity_py=${q(REPLICA_IDENTITY_PY)}
-ca=$(mktemp)
-trap 'rm -f "$ca"' EXIT
-cat >"$ca"
+# Stdin (the CA, maybe a credential) stays in memory: printf is a builtin (no argv, no file).
+payload=$(cat)
 ids=$(${py("identity")})
 read -r primary_uuid followed <<<"$ids"
 if [ -z "$primary_uuid" ] || [ -z "$followed" ]; then echo "could not read the primary's and the replica's identities (got: $ids)" >&2; exit 1; fi

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HealthCheckSettings, renderHealthCheckScript, renderReplicaHealthCheckScript, ReplicaSyncSettings } from "./healthCheckScript";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
+import { caAndCredential, ReadCredential } from "../common/readCredential";
 import { contentHash } from "../common/shell";
 
 export interface HealthCheckArgs {
@@ -12,6 +13,12 @@ export interface HealthCheckArgs {
     caCertPem: pulumi.Input<string>;
     /** Anything whose change should re-run the check (rendered configs, versions). */
     revision: pulumi.Input<string>;
+    /**
+     * Where reads need a user (`devpi:reads authenticated`): the user the check reads as (root),
+     * sent on stdin with the CA (so the step is secret); the check also makes sure an anonymous
+     * read is refused.
+     */
+    readCredential?: ReadCredential;
     /** A replica: it must also have caught up with this primary. */
     replicaOf?: { primaryUrl: pulumi.Input<string>; timeout: number };
 }
@@ -37,7 +44,7 @@ export class HealthCheck extends pulumi.ComponentResource {
                     const sync: ReplicaSyncSettings | undefined = args.replicaOf && primaryUrl !== undefined ? { primaryUrl, timeout: args.replicaOf.timeout } : undefined;
                     return sync ? renderReplicaHealthCheckScript(settings, sync) : renderHealthCheckScript(settings);
                 }),
-                stdin: args.caCertPem,
+                ...caAndCredential(args.caCertPem, args.readCredential),
             },
             { parent: this },
         );

@@ -1,6 +1,7 @@
 /**
  * Renders the end-of-run health check that runs on the server.
  */
+import { READ_CREDENTIAL_PY } from "../common/readCredential";
 import { shellQuote } from "../common/shell";
 
 export interface HealthCheckSettings {
@@ -19,9 +20,9 @@ export interface HealthCheckSettings {
     revision: string;
 }
 
-export const HEALTH_PY = `import hashlib, http.client, json, socket, ssl, sys
+export const HEALTH_PY = `import base64, hashlib, http.client, json, socket, ssl, sys
 domain, http_port, https_port, want_sha, indexes, replication = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "true"
-ca = sys.stdin.read()
+${READ_CREDENTIAL_PY}
 ctx = ssl.create_default_context()
 if ca.strip():
     ctx.load_verify_locations(cadata=ca)
@@ -37,9 +38,12 @@ host = domain if https_port == 443 else "%s:%d" % (domain, https_port)
 problems = []
 
 
-def get(path):
+def get(path, anonymous=False):
     c = Conn(domain, https_port, timeout=30)
-    c.request("GET", path, headers={"Host": host, "Accept": "application/json"})
+    headers = {"Host": host, "Accept": "application/json"}
+    if auth and not anonymous:
+        headers["Authorization"] = auth
+    c.request("GET", path, headers=headers)
     r = c.getresponse()
     body = r.read()
     der = c.sock.getpeercert(binary_form=True)
@@ -62,6 +66,11 @@ try:
         for u, ix in wanted:
             if u == user and ix not in have:
                 problems.append("index %s/%s is missing (GET /%s answered %s)" % (u, ix, user, status))
+    if auth:
+        # Reads need a user here: nginx must refuse an anonymous one (devpi-lockdown answers it).
+        status, _, _ = get("/root", anonymous=True)
+        if status != 401:
+            problems.append("an anonymous read of /root answered %s, not 401: reads are not restricted" % status)
     status, _, _ = get("/+changelog/0")
     if not replication and status != 403:
         problems.append("/+changelog is not blocked (HTTP %s)" % status)
@@ -111,9 +120,9 @@ fi
 `;
 }
 
-export const REPLICA_SYNC_PY = `import http.client, json, socket, ssl, sys, time, urllib.parse
+export const REPLICA_SYNC_PY = `import base64, http.client, json, socket, ssl, sys, time, urllib.parse
 primary_url, domain, https_port, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-ca = sys.stdin.read()
+${READ_CREDENTIAL_PY}
 ctx = ssl.create_default_context()
 if ca.strip():
     ctx.load_verify_locations(cadata=ca)
@@ -125,7 +134,10 @@ class Local(http.client.HTTPSConnection):
 
 
 def status(conn, host):
-    conn.request("GET", "/+status", headers={"Host": host, "Accept": "application/json"})
+    headers = {"Host": host, "Accept": "application/json"}
+    if auth:
+        headers["Authorization"] = auth
+    conn.request("GET", "/+status", headers=headers)
     r = conn.getresponse()
     body = r.read()
     conn.close()
@@ -187,10 +199,9 @@ export function renderReplicaHealthCheckScript(s: HealthCheckSettings, sync: Rep
     const args = [s.domain, String(s.httpPort), String(s.httpsPort), s.certSha256, s.indexes.join(","), String(s.replication)].map(shellQuote).join(" ");
     const syncArgs = [sync.primaryUrl, s.domain, String(s.httpsPort), String(sync.timeout)].map(shellQuote).join(" ");
     return `# revision ${s.revision}
-ca=$(mktemp)
-trap 'rm -f "$ca"' EXIT
-cat >"$ca"
-if ! python3 -c ${shellQuote(REPLICA_SYNC_PY)} ${syncArgs} <"$ca" || ! python3 -c ${shellQuote(HEALTH_PY)} ${args} <"$ca"; then
+# Stdin (the CA, maybe a credential) is fed to both checks from memory (printf is a builtin: no argv, no file).
+payload=$(cat)
+if ! printf '%s' "$payload" | python3 -c ${shellQuote(REPLICA_SYNC_PY)} ${syncArgs} || ! printf '%s' "$payload" | python3 -c ${shellQuote(HEALTH_PY)} ${args}; then
   echo "--- tail of /var/log/nginx/error.log" >&2
   tail -n 20 /var/log/nginx/error.log >&2 || true
   echo "--- tail of ${s.devpiLog}" >&2

@@ -25,6 +25,7 @@ export interface NginxSiteSettings extends PageCacheSettings {
     maxUploadMb: number;
     /** When false, /+changelog (the replication feed, which carries password hashes) is refused. */
     replication: boolean;
+
     /**
      * sslMode acme: certbot's webroot. The HTTP server then answers
      * `/.well-known/acme-challenge/` from it instead of redirecting (HTTP-01 is plain HTTP).
@@ -107,6 +108,55 @@ function refuseChangelog(): string {
 `;
 }
 
+/** Sorts requests into browsers (sent to devpi's login page) and everything else (a 401 with a Basic challenge). */
+function browserMap(): string {
+    return `# Browsers (they ask for HTML first) are sent to the login page when devpi refuses a read;
+# installers (pip, uv), twine and devpi-client get a 401 with a Basic challenge instead.
+map $http_accept $devpi_browser {
+    "~*^text/html" 1;
+    default 0;
+}
+
+`;
+}
+
+/**
+ * devpi decides every read (`devpi:reads authenticated`): nginx's auth_request asks devpi's
+ * /+authcheck (devpi-lockdown) with the request's own headers, in the access phase, so before a
+ * file is served from disk or a page from nginx's caches. devpi answers 200 for a user or a token
+ * that may read what was asked (and always for /+api, /+login and static files), 403 for a
+ * token used outside its indexes, 401 for anyone else.
+ */
+function authRequest(upstream: string): string {
+    return `    # Reads need a devpi user or token (devpi:reads authenticated): nginx asks devpi first,
+    # for every location, release files from disk and cached pages included.
+    auth_request /+authcheck;
+    recursive_error_pages on;
+    error_page 401 = @devpi_unauthorized;
+    location = /+authcheck {
+        internal;
+        auth_request off;
+        proxy_pass http://${upstream};
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header X-Original-URI $request_uri;
+        proxy_set_header Host $http_host;
+        proxy_set_header X-outside-url $scheme://$http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Real-IP $remote_addr;
+    }
+    location @devpi_unauthorized {
+        if ($devpi_browser) {
+            return 302 /+login?goto_url=$request_uri;
+        }
+        add_header WWW-Authenticate 'Basic realm="devpi"' always;
+        default_type application/json;
+        return 401 '{"type": "error", "status": 401, "message": "devpi on this server needs a user or token to read: give credentials (netrc, keyring or in the URL)"}';
+    }
+
+`;
+}
+
 /** The reply to an upload over the limit: devpi's JSON form, naming the limit and the key that sets it. */
 export function uploadTooLargeBody(maxUploadMb: number): string {
     const line = `upload refused: the request is larger than the upload limit of ${maxUploadMb} MiB (devpi:maxUploadMb = ${maxUploadMb}); raise devpi:maxUploadMb and run pulumi up`;
@@ -123,7 +173,7 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     const httpsSuffix = s.httpsPort === 443 ? "" : `:${s.httpsPort}`;
     const caches = renderPageCaches(s, proxyDirectives(s.upstream));
     return `# Managed by Pulumi (devpi). Local edits are overwritten.
-${caches.http}server {
+${s.authenticatedReads ? browserMap() : ""}${caches.http}server {
 ${listen(s.httpPort, s.listenIpv6)}
     server_name ${names};
     server_tokens off;
@@ -161,7 +211,7 @@ ${tlsDirectives(s)}
 
     root ${s.serverDir};
 
-${s.replication ? "" : refuseChangelog()}    # Release files straight from disk; anything not there (or not GET/HEAD) goes to devpi.
+${s.authenticatedReads ? authRequest(s.upstream) : ""}${s.replication ? "" : refuseChangelog()}    # Release files straight from disk; anything not there (or not GET/HEAD) goes to devpi.
     location ~ /\\+f/ {
         error_page 418 = @proxy_to_app;
         if ($request_method !~ ^(GET|HEAD)$) {

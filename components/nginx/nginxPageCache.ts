@@ -7,6 +7,14 @@
 /** The site's page cache settings (part of `NginxSiteSettings`). */
 export interface PageCacheSettings {
     /**
+     * Reads only for devpi users and tokens (`devpi:reads authenticated`): every request, release
+     * files from disk and cached pages included, is first checked by devpi (devpi-lockdown's
+     * `/+authcheck`, through nginx's auth_request). The index page cache then serves requests with
+     * credentials too: each was allowed to read the page before the cache is asked, and devpi's
+     * page is the same for every reader. Default false: anyone may read.
+     */
+    authenticatedReads?: boolean;
+    /**
      * Seconds nginx may keep a simple page of the PyPI mirror (root/pypi) in its own cache; 0 (the
      * default) turns the cache off. Keep it far below devpi's mirrorCacheExpiry: devpi itself serves
      * a mirror page up to that old, so the cache adds at most this much. User indexes are never
@@ -171,11 +179,15 @@ proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_index_pages:10m max_size=256m
         location: cachedPagesLocation({
             comment: `# Pages of indexes users upload to: cached under the generation of devpi's data, which every
     # commit changes (uploads, removals, index changes, replication, imports, restarts), so an upload
-    # is installable the moment it succeeds. Requests with credentials always go to devpi.`,
+    # is installable the moment it succeeds. ${
+        s.authenticatedReads
+            ? "Every request here has credentials, checked by devpi (auth_request)\n    # before the cache is asked; the page is the same for every reader, so they share it."
+            : "Requests with credentials always go to devpi."
+    }`,
             match: "~ ^/[^/]+/[^/]+/\\+simple/",
             zone: "devpi_index_pages",
             key: "$scheme$http_host$request_uri$http_accept$devpi_installer$devpi_generation",
-            skipWhen: "$devpi_page_uncached $http_authorization $http_x_devpi_auth",
+            skipWhen: s.authenticatedReads ? "$devpi_page_uncached" : "$devpi_page_uncached $http_authorization $http_x_devpi_auth",
             seconds,
             lockTimeout: "5s",
             proxy,

@@ -310,6 +310,8 @@ describe("nginx site", () => {
                 keyPath: `${dir}/server.key`,
                 serverDir: `${dir}/data`,
                 replication,
+                // Reads for users only (auth_request before the caches and release files), in one of the two.
+                authenticatedReads: replication,
                 mirrorPageCacheSeconds: replication ? 0 : 30,
                 mirrorPageCacheDir: `${dir}/cache`,
                 indexPageCache: true,

@@ -73,7 +73,7 @@ describe("a replica's re-sync step", () => {
         assert.match(script, /echo "the re-sync failed; putting the replica's old data back"/);
     });
     it("fails, rather than calling two unreadable identities equal, when the identity program fails", () => {
-        assert.match(script, /^ids=\$\(python3 -c "\$identity_py" identity /m);
+        assert.match(script, /^ids=\$\(printf '%s' "\$payload" \| python3 -c "\$identity_py" identity /m);
         assert.match(script, /if \[ -z "\$primary_uuid" \] \|\| \[ -z "\$followed" \]; then/);
     });
 });
