@@ -213,7 +213,7 @@ ${tlsDirectives(s)}
 
 ${s.authenticatedReads ? authRequest(s.upstream) : ""}${s.replication ? "" : refuseChangelog()}    # Release files straight from disk; anything not there (or not GET/HEAD) goes to devpi.
     location ~ /\\+f/ {
-        error_page 418 = @proxy_to_app;
+        error_page 418 = @proxy_to_app;${s.authenticatedReads ? "\n        # A location's error_page replaces the server's: repeat the refusal's.\n        error_page 401 = @devpi_unauthorized;" : ""}
         if ($request_method !~ ^(GET|HEAD)$) {
             return 418;
         }

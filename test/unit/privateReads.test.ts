@@ -233,7 +233,9 @@ describe("the site with reads for users only, run by the real nginx", () => {
 
     it("serves a release file from disk only after devpi allowed the read", async () => {
         const file = "/alice/dev/+f/abc/pkg-1.0.tar.gz";
-        assert.equal((await get(file)).status, 401);
+        const anonymous = await get(file);
+        assert.equal(anonymous.status, 401);
+        assert.match(String(anonymous.headers["www-authenticate"]), /^Basic realm="devpi"/, "the same refusal as elsewhere");
         assert.equal((await get(file, { Authorization: elsewhere })).status, 403);
         const ok = await get(file, { Authorization: alice });
         assert.equal(ok.status, 200);
