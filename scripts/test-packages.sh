@@ -3,10 +3,11 @@
 # scripts/test.sh, so `npm test` works on a fresh Debian machine by itself, as `npm run demo` does).
 #   nginx, libnginx-mod-http-js, supervisor, shellcheck, python3-venv: renderers checked by the real tools
 #   debootstrap, zstd, openssh-*, iproute2: the chroot test hosts; qemu-*, e2fsprogs: the VM test host
-#   pebble (ACME on loopback), wrk (load), faketime (expiry cases), sslscan (TLS policy), openssl
+#   pebble (ACME on loopback), wrk (load), faketime (expiry cases), sslscan (TLS policy), openssl,
+#   chromium (a real browser on the login page of a private index)
 set -euo pipefail
 packages=(nginx libnginx-mod-http-js supervisor shellcheck debootstrap openssl zstd python3-venv openssh-client
-    openssh-server iproute2 qemu-system-x86 qemu-utils e2fsprogs pebble wrk faketime sslscan)
+    openssh-server iproute2 qemu-system-x86 qemu-utils e2fsprogs pebble wrk faketime sslscan chromium)
 need=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")

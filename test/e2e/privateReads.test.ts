@@ -14,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
+import puppeteer from "puppeteer-core";
 import { tokenGeneration } from "../../components/access/devpiToken";
 import { PAGE_GENERATION_SETTLE_MS } from "../../components/nginx/nginxConfig";
 import {
@@ -29,6 +30,7 @@ import {
     onHost,
     ProcessSampler,
     projectCopy,
+    ROOT,
     setReplicaConfig,
     startHost,
     steps,
@@ -46,6 +48,8 @@ const REPLICA_BASE = `https://localhost:${REPLICA.ports.https}`;
 /** A token that lives 0.0014 days (121 s) and is renewed in its last 0.0007 days: a new generation every 60.5 s. */
 const SHORT = { validDays: 0.0014, renewBeforeDays: 0.0007 };
 const UV_VERSION = "0.13.9";
+/** Debian's chromium (scripts/test-packages.sh installs it). */
+const CHROMIUM = "/usr/bin/chromium";
 
 let primary: TestHost;
 let replica: TestHost;
@@ -201,7 +205,7 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
             ["the release file on disk", fileUrl, {}],
             ["the JSON API", `${BASE}/alice/dev`, { Accept: "application/json" }],
             ["a user's JSON", `${BASE}/alice`, { Accept: "application/json" }],
-            ["search", `${BASE}/+search?query=priv`, { Accept: "application/json" }],
+            ["search", `${BASE}/+search?query=priv`, { Accept: "*/*" }],
             ["the PyPI mirror", `${BASE}/root/pypi/+simple/six/`, json],
             ["the replica's page", `${REPLICA_BASE}/alice/dev/+simple/priv-pkg/`, json],
         ] as const) {
@@ -221,6 +225,35 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
         const pip = await pipDownload(`${BASE}/alice/dev/+simple/`, "priv-pkg==1.0.0");
         assert.notEqual(pip.code, 0, "anonymous pip cannot download");
         assert.match(pip.out, /401|credentials|Unauthorized/i, pip.out);
+    });
+
+    it("in a real browser (headless Chromium): the login page, then after logging in the project page", async () => {
+        const shots = path.join(ROOT, ".pulumi-test", "screenshots");
+        fs.mkdirSync(shots, { recursive: true });
+        // The site's certificate is checked by every other step; the browser only has to render.
+        const browser = await puppeteer.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"], acceptInsecureCerts: true });
+        try {
+            const page = await browser.newPage();
+            await page.setViewport({ width: 1024, height: 700 });
+            await page.goto(`${BASE}/alice/dev/priv-pkg`, { waitUntil: "networkidle0" });
+            assert.match(page.url(), /\/\+login\?goto_url=\/alice\/dev\/priv-pkg$/, "sent to the login page");
+            assert.ok(await page.$('form[name="login"] input[name="password"]'), "the login form is shown");
+            const loginShot = path.join(shots, "private-login.png");
+            await page.screenshot({ path: loginShot });
+            assert.ok(fs.statSync(loginShot).size > 5000, "a rendered page, not a blank one");
+            assert.doesNotMatch(await page.content(), /priv-pkg 2\.0\.0|priv_pkg-/, "nothing of the index before logging in");
+            await page.type('input[name="username"]', "alice");
+            await page.type('input[name="password"]', ALICE_PASSWORD);
+            await Promise.all([page.waitForNavigation({ waitUntil: "networkidle0" }), page.click('button[name="submit"]')]);
+            assert.equal(new URL(page.url()).pathname, "/alice/dev/priv-pkg", "back where it was going");
+            const text = await page.$eval("body", (b) => (b as unknown as { innerText: string }).innerText);
+            assert.match(text, /priv-pkg/);
+            assert.match(text, /2\.0\.0/, "the project page lists the uploaded versions");
+            await page.screenshot({ path: path.join(shots, "private-project.png") });
+            console.log(`# screenshots: ${loginShot}, ${path.join(shots, "private-project.png")}`);
+        } finally {
+            await browser.close();
+        }
     });
 
     it("a read token installs from its index only and cannot upload; an upload token uploads", async () => {
