@@ -80,7 +80,7 @@ const basic = (user: string, password: string) => ({ Authorization: `Basic ${Buf
 
 /** pip downloads `spec` from `indexUrl` (no dependencies) into a fresh directory. */
 async function pipDownload(indexUrl: string, spec: string, netrc?: string) {
-    return client(venv, "pip", ["download", "--no-cache-dir", "--no-deps", "-d", fs.mkdtempSync(path.join(work, "dl-")), "--index-url", indexUrl, spec], clientEnv(netrc));
+    return client(venv, "pip", ["download", "--no-input", "--no-cache-dir", "--no-deps", "-d", fs.mkdtempSync(path.join(work, "dl-")), "--index-url", indexUrl, spec], clientEnv(netrc));
 }
 
 async function tokens(): Promise<Record<string, { token: string; user: string; expires: string }>> {
