@@ -112,10 +112,12 @@ export const MAX_TOKEN_DAYS = 365;
 const TOKEN_KEYS = ["user", "scope", "indexes", "validDays", "renewBeforeDays"];
 const SCOPES: TokenScope[] = ["read", "upload"];
 
+/** A number of days; `pulumi config set --path` stores a fraction such as 0.5 as a string, so a numeric string counts. */
 function tokenDays(key: string, v: unknown, def: number, min: number, max: number, rule: string): number {
     if (v === undefined) return def;
-    if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) fail(key, v, rule);
-    return v;
+    const n = typeof v === "string" && /^\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isFinite(n) || n < min || n > max) fail(key, v, rule);
+    return n;
 }
 
 /**

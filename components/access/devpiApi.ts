@@ -11,7 +11,7 @@ import { shellQuote } from "../common/shell";
 import { TOKEN_PY } from "./devpiTokenApi";
 
 /** The Python program. argv: BASE_URL CREDENTIAL_FILE ACTION [NAME]. Exit 1 with a message on failure. */
-export const DEVPI_API_PY = `import base64, json, os, sys, time, urllib.error, urllib.request
+export const DEVPI_API_PY = `import base64, json, os, sys, urllib.error, urllib.request
 
 BASE, CRED, ACTION = sys.argv[1], sys.argv[2], sys.argv[3]
 NAME = sys.argv[4] if len(sys.argv) > 4 else None
@@ -200,21 +200,23 @@ def index_delete():
     print("index %s deleted (it was empty)" % NAME)
 
 
-${TOKEN_PY}
-
 ACTIONS = {
     "root-password": root_password,
     "user-ensure": user_ensure,
     "user-delete": user_delete,
     "index-ensure": index_ensure,
     "index-delete": index_delete,
-    "token-ensure": token_ensure,
-    "token-delete": token_delete,
 }
 if ACTION not in ACTIONS:
     die("unknown action %s" % ACTION)
 ACTIONS[ACTION]()
 `;
+
+/**
+ * The same program with the token actions (devpiTokenApi.ts) added: only token steps run it, so the
+ * other steps' scripts stay as they were before tokens existed.
+ */
+export const DEVPI_TOKEN_API_PY = DEVPI_API_PY.replace("\n\nACTIONS = {\n", `\n\nimport time\n\n${TOKEN_PY}\n\n\nACTIONS = {\n    "token-ensure": token_ensure,\n    "token-delete": token_delete,\n`);
 
 export interface ApiTarget {
     /** devpi-server's loopback URL, e.g. http://127.0.0.1:4040. */
@@ -228,5 +230,6 @@ export type ApiAction = "root-password" | "user-ensure" | "user-delete" | "index
 /** The script of one API step. Stdin (JSON) is handed through to the Python program. */
 export function renderApiScript(t: ApiTarget, action: ApiAction, name?: string): string {
     const args = [t.devpiUrl, t.credentialFile, action, ...(name ? [name] : [])].map(shellQuote).join(" ");
-    return `exec python3 -c ${shellQuote(DEVPI_API_PY)} ${args}\n`;
+    const program = action.startsWith("token-") ? DEVPI_TOKEN_API_PY : DEVPI_API_PY;
+    return `exec python3 -c ${shellQuote(program)} ${args}\n`;
 }

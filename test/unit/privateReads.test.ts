@@ -12,6 +12,7 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { DEVPI_API_PY, DEVPI_TOKEN_API_PY, renderApiScript } from "../../components/access/devpiApi";
 import { TOKEN_PERMISSIONS, tokenGeneration, tokenSpec } from "../../components/access/devpiToken";
 import { DevpiArgs } from "../../components/deployment/devpiArgs";
 import { resolveDevpiArgs, serverPlugins } from "../../components/deployment/resolveArgs";
@@ -85,7 +86,7 @@ describe("devpi:reads and devpi:tokens", () => {
             base({ tokens: { ci: { user: "alice", indexes: ["alice/dev"], validDays: 0.0001 } } }),
             /^devpi:tokens\.ci\.validDays: invalid value 0\.0001: must be a number of days from 0\.000694 \(one minute\) to 365/,
         );
-        rejects(base({ tokens: { ci: { user: "alice", indexes: ["alice/dev"], validDays: "90" } } }), /^devpi:tokens\.ci\.validDays: invalid value "90"/);
+        rejects(base({ tokens: { ci: { user: "alice", indexes: ["alice/dev"], validDays: "ninety" } } }), /^devpi:tokens\.ci\.validDays: invalid value "ninety"/);
         rejects(
             base({ tokens: { ci: { user: "alice", indexes: ["alice/dev"], validDays: 30, renewBeforeDays: 30 } } }),
             /^devpi:tokens\.ci\.renewBeforeDays: invalid value 30: must be less than validDays \(30\)/,
@@ -95,6 +96,21 @@ describe("devpi:reads and devpi:tokens", () => {
             /^devpi:tokens\.ci\.expires: invalid value 5: unknown key; allowed: user, scope, indexes, validDays, renewBeforeDays/,
         );
         rejects(base({ tokens: { "bad name": { user: "alice", indexes: ["alice/dev"] } } }), /^devpi:tokens\.bad name: invalid value "bad name": token names must match/);
+    });
+
+    it("takes the fractions pulumi config set --path stores as strings", () => {
+        const c = load(base({ tokens: { ci: { user: "alice", indexes: ["alice/dev"], validDays: "0.5", renewBeforeDays: "0.25" } } }));
+        assert.deepEqual([c.tokens[0].validDays, c.tokens[0].renewBeforeDays], [0.5, 0.25]);
+    });
+
+    it("token steps run the API program with the token actions; every other step the program as it was", () => {
+        assert.notEqual(DEVPI_TOKEN_API_PY, DEVPI_API_PY);
+        assert.ok(!DEVPI_API_PY.includes("token"), "the other steps' program has no token code (their scripts stay the same)");
+        assert.match(DEVPI_TOKEN_API_PY, /ACTIONS = \{\n {4}"token-ensure": token_ensure,\n {4}"token-delete": token_delete,\n {4}"root-password"/);
+        const r = spawnSync("python3", ["-c", "import ast, sys; ast.parse(sys.stdin.read())"], { input: DEVPI_TOKEN_API_PY, encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(renderApiScript({ devpiUrl: "http://127.0.0.1:4040", credentialFile: "/etc/devpi/root-credential.json" }, "token-ensure", "ci"), /token_ensure/);
+        assert.doesNotMatch(renderApiScript({ devpiUrl: "http://127.0.0.1:4040", credentialFile: "/etc/devpi/root-credential.json" }, "user-ensure", "alice"), /token_ensure/);
     });
 
     it("the component's arguments follow the same rules and name the argument", () => {
