@@ -11,9 +11,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe } from "node:test";
-import { EngineEvent } from "@pulumi/pulumi/automation";
 import { buildPackage, client, fetchWithCa, onHost, steps } from "../e2e/harness";
-import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, killStepTree, killWholeStep, tryUp, until } from "./faultHarness";
+import { aliceClient, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, killStepTree, killWholeStep, startedBySshd, tryUp, until } from "./faultHarness";
 
 const PORTS = FAULT_PORTS(23070);
 const BASE = `https://localhost:${PORTS.https}`;
@@ -36,6 +35,26 @@ async function uploadIsThere(): Promise<void> {
     assert.equal(links.length, 1, project.body.slice(0, 500));
     const file = await fetchWithCa(links[0].href, caFile, { headers: {} });
     assert.equal(file.status, 200, `the release file downloads: ${links[0].href}`);
+}
+
+/**
+ * A `pulumi up` with `watch` looking at the host from its start. The watch does not wait for the
+ * engine's event for the upgrade step: events reach the program late under load (CI once saw the
+ * step over before its event arrived, so nothing was killed), while the host's processes and
+ * directories are there at once. `running()` turns false when the run has ended.
+ */
+async function upWatching(e: FaultEnv, watch: (running: () => boolean) => Promise<void>): Promise<{ ok: boolean; error: string }> {
+    let running = true;
+    const watcher = watch(() => running);
+    const r = await tryUp(e);
+    running = false;
+    await watcher;
+    return r;
+}
+
+/** A process of the upgrade step (started through sshd, so no cron backup) whose command line matches `re`. */
+function stepProcess(e: FaultEnv, re: RegExp): { pid: number; comm: string; args: string } | undefined {
+    return hostProcesses(e.host).find((p) => re.test(p.args) && !p.args.startsWith("runuser") && startedBySshd(e.host, p.pid));
 }
 
 describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, () => {
@@ -63,28 +82,20 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
         const e = env!;
         await e.stack.setAllConfig({ "devpi:devpiServerVersion": { value: NEW }, "devpi:upgradeStrategy": { value: "export-import" } });
         let killed = "";
-        let armed = true;
-        const onEvent = (ev: EngineEvent): void => {
-            e.log.onEvent(ev);
-            if (armed && ev.resourcePreEvent?.metadata.urn.endsWith("::devpi-upgrade")) {
-                armed = false;
-                void (async () => {
-                    const exporting = () => hostProcesses(e.host).find((p) => /\/bin\/devpi-export /.test(p.args) && !p.args.startsWith("runuser"));
-                    if (!(await until(() => exporting() !== undefined, 300_000, 5))) return;
-                    // Killed the moment it runs (polled every 5 ms): a small export can finish
-                    // in well under a second, so waiting longer would race it.
-                    const p = exporting();
-                    if (!p) return;
-                    try {
-                        process.kill(p.pid, "SIGKILL");
-                        killed = `${p.comm}[${p.pid}] ${p.args}`;
-                    } catch {
-                        // it ended first: the assertion on `killed` says so
-                    }
-                })();
+        const r = await upWatching(e, async (running) => {
+            const exporting = () => stepProcess(e, /\/bin\/devpi-export /);
+            if (!(await until(() => !running() || exporting() !== undefined, 300_000, 5))) return;
+            // Killed the moment it runs (polled every 5 ms): a small export can finish
+            // in well under a second, so waiting longer would race it.
+            const p = exporting();
+            if (!p) return;
+            try {
+                process.kill(p.pid, "SIGKILL");
+                killed = `${p.comm}[${p.pid}] ${p.args}`;
+            } catch {
+                // it ended first: the assertion on `killed` says so
             }
-        };
-        const r = await tryUp(e, onEvent);
+        });
         measured.push(`killed: ${killed}`);
         assert.ok(killed, `devpi-export was running and was killed (pulumi up ${r.ok ? "succeeded" : `failed: ${r.error.slice(-1500)}`})`);
         assert.equal(r.ok, false);
@@ -108,23 +119,15 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
     it("the whole upgrade step killed between the move aside and the import: the run fails, the data is aside and marked", async () => {
         const e = env!;
         let killed: string[] = [];
-        let armed = true;
         const dataDir = path.join(e.host.root, "srv/devpi");
-        const onEvent = (ev: EngineEvent): void => {
-            e.log.onEvent(ev);
-            if (armed && ev.resourcePreEvent?.metadata.urn.endsWith("::devpi-upgrade")) {
-                armed = false;
-                void (async () => {
-                    const aside = () => fs.readdirSync(dataDir).some((n) => n.startsWith("data.pre-upgrade-"));
-                    if (!(await until(aside, 300_000, 2))) return;
-                    // The step's shell and everything under it (mkdir, or devpi-import just started) and above it.
-                    const shell = hostProcesses(e.host).find((p) => p.args.startsWith("bash -c ") && p.args.endsWith(" devpi-upgrade"));
-                    if (!shell) return;
-                    killed = killWholeStep(e.host, shell.pid);
-                })();
-            }
-        };
-        const r = await tryUp(e, onEvent);
+        const r = await upWatching(e, async (running) => {
+            const aside = () => fs.readdirSync(dataDir).some((n) => n.startsWith("data.pre-upgrade-"));
+            if (!(await until(() => !running() || aside(), 300_000, 2)) || !aside()) return;
+            // The step's shell and everything under it (mkdir, or devpi-import just started) and above it.
+            const shell = hostProcesses(e.host).find((p) => p.args.startsWith("bash -c ") && p.args.endsWith(" devpi-upgrade"));
+            if (!shell) return;
+            killed = killWholeStep(e.host, shell.pid);
+        });
         measured.push(`killed between move and import: ${killed.join(" ")}`);
         assert.ok(
             killed.some((k) => k.startsWith("bash")),
@@ -138,22 +141,14 @@ describe("devpi-export killed during an upgrade", { timeout: 60 * 60 * 1000 }, (
     it("the next pulumi up repairs that (says so); its upgrade, killed whole during devpi-import, fails with the data aside and marked", async () => {
         const e = env!;
         let killed: string[] = [];
-        let armed = true;
-        const onEvent = (ev: EngineEvent): void => {
-            e.log.onEvent(ev);
-            if (armed && ev.resourcePreEvent?.metadata.urn.endsWith("::devpi-upgrade")) {
-                armed = false;
-                void (async () => {
-                    const importing = () => hostProcesses(e.host).find((p) => /\/bin\/devpi-import /.test(p.args) && !p.args.startsWith("runuser"));
-                    if (!(await until(() => importing() !== undefined, 300_000, 5))) return;
-                    // Some import work first: the new server directory is half-written when killed.
-                    await new Promise((r) => setTimeout(r, 300));
-                    const p = importing();
-                    if (p) killed = killStepTree(e.host, p.pid);
-                })();
-            }
-        };
-        const r = await tryUp(e, onEvent);
+        const r = await upWatching(e, async (running) => {
+            const importing = () => stepProcess(e, /\/bin\/devpi-import /);
+            if (!(await until(() => !running() || importing() !== undefined, 300_000, 5))) return;
+            // Some import work first: the new server directory is half-written when killed.
+            await new Promise((r) => setTimeout(r, 300));
+            const p = importing();
+            if (p) killed = killStepTree(e.host, p.pid);
+        });
         const said = (e.log.text().match(/undid the interrupted upgrade [^\n;]*/) ?? [""])[0];
         measured.push(`repair of the kill between move and import: ${said}`);
         assert.match(
