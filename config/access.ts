@@ -3,7 +3,7 @@ import { MIRROR_INDEX } from "../components/constants";
 import { ConfigError, fail } from "./errors";
 import { Reader } from "./reader";
 import { NAME_RE } from "./rules";
-import { IndexConfig, TokenConfig, TokenScope, UserConfig } from "./types";
+import { IndexConfig, MirrorConfig, TokenConfig, TokenScope, UserConfig } from "./types";
 
 export function parseUsers(r: Reader): UserConfig[] {
     const v = r.json("users");
@@ -34,15 +34,117 @@ export function parseUsers(r: Reader): UserConfig[] {
     return users;
 }
 
+/** PyPI's simple API and project page: root/pypi's upstream when none is configured (devpi-init's own). */
+export const PYPI_SIMPLE_URL = "https://pypi.org/simple/";
+export const PYPI_WEB_URL_FMT = "https://pypi.org/project/{name}/";
+/**
+ * Whether root/pypi downloads PyPI's project list unless configured. Off: a new server does not spend
+ * its first half hour downloading and indexing ~600k names (see the README's mirror section for the
+ * figures and what is asked upstream instead).
+ */
+export const DEFAULT_PROJECT_LIST = false;
+
+const STAGE_KEYS = ["type", "bases", "volatile", "acl_upload", "mirror_whitelist"];
+const MIRROR_KEYS = [
+    "type",
+    "mirror_url",
+    "mirror_web_url_fmt",
+    "mirror_no_project_list",
+    "mirror_use_external_urls",
+    "mirror_ignore_serial_header",
+    "mirror_cache_expiry",
+    "mirror_allow_http",
+    "mirror_username",
+    "mirror_password",
+];
+
+/** root/pypi as devpi-init makes it, with the project-list default: what a stack that does not declare it gets. */
+export function defaultPypiMirror(): IndexConfig {
+    return {
+        name: MIRROR_INDEX,
+        owner: "root",
+        index: "pypi",
+        type: "mirror",
+        bases: [],
+        volatile: true,
+        aclUpload: [],
+        mirrorWhitelist: [],
+        mirror: { url: PYPI_SIMPLE_URL, webUrlFmt: PYPI_WEB_URL_FMT, projectList: DEFAULT_PROJECT_LIST, useExternalUrls: false, ignoreSerialHeader: false },
+    };
+}
+
+/** The `mirror_*` settings of a mirror index (root/pypi: PyPI unless `mirror_url` says otherwise). */
+function parseMirror(name: string, s: Record<string, unknown>): MirrorConfig {
+    const key = (k: string): string => `indexes.${name}.${k}`;
+    const bool = (k: string, def: boolean): boolean => {
+        const v = s[k];
+        if (v === undefined) return def;
+        if (typeof v !== "boolean") fail(key(k), v, "must be true or false");
+        return v;
+    };
+    const isPypi = name === MIRROR_INDEX;
+    if (s.mirror_url === undefined && !isPypi) fail(key("mirror_url"), undefined, "is required for a mirror index: the upstream's simple API, e.g. https://pypi.example.com/simple/");
+    const url = s.mirror_url ?? PYPI_SIMPLE_URL;
+    if (typeof url !== "string") fail(key("mirror_url"), url, "must be a URL");
+    let parsed: URL;
+    try {
+        parsed = new URL(url);
+    } catch {
+        fail(key("mirror_url"), url, "must be an absolute http(s) URL such as https://pypi.example.com/simple/");
+    }
+    const allowHttp = bool("mirror_allow_http", false);
+    if (parsed.protocol !== "https:" && !(parsed.protocol === "http:" && allowHttp)) {
+        fail(key("mirror_url"), url, `must be https:// (plain http:// only with ${key("mirror_allow_http")} set to true: whatever it serves goes to your users unchecked)`);
+    }
+    if (parsed.username || parsed.password) {
+        fail(key("mirror_url"), url.replace(/\/\/[^@/]*@/, "//***@"), "must not carry credentials: devpi shows its mirror_url to anyone who can read the index");
+    }
+    if (parsed.search || parsed.hash) fail(key("mirror_url"), url, "must have no query or fragment");
+    const webUrlFmt = s.mirror_web_url_fmt ?? (isPypi && url === PYPI_SIMPLE_URL ? PYPI_WEB_URL_FMT : undefined);
+    if (webUrlFmt !== undefined && (typeof webUrlFmt !== "string" || !/^https?:\/\/\S+$/.test(webUrlFmt) || !webUrlFmt.includes("{name}"))) {
+        fail(key("mirror_web_url_fmt"), webUrlFmt, "must be an http(s) URL containing {name}, e.g. https://pypi.org/project/{name}/");
+    }
+    const cacheExpiry = s.mirror_cache_expiry;
+    if (cacheExpiry !== undefined && (typeof cacheExpiry !== "number" || !Number.isInteger(cacheExpiry) || cacheExpiry < 0 || cacheExpiry > 31536000)) {
+        fail(key("mirror_cache_expiry"), cacheExpiry, "must be a whole number of seconds from 0 to 31536000");
+    }
+    const useExternalUrls = bool("mirror_use_external_urls", false);
+    const { mirror_username: username, mirror_password: password } = s;
+    if (username !== undefined && (typeof username !== "string" || !/^[^:\s]+$/.test(username))) fail(key("mirror_username"), username, "must be a user name without ':' or spaces");
+    if (password !== undefined && (typeof password !== "string" || password.length === 0 || /[\r\n]/.test(password))) {
+        fail(key("mirror_password"), "(secret)", "must be a non-empty string on one line");
+    }
+    if ((username === undefined) !== (password === undefined)) {
+        fail(key(username === undefined ? "mirror_username" : "mirror_password"), undefined, "mirror_username and mirror_password go together");
+    }
+    if (username !== undefined && useExternalUrls) {
+        fail(key("mirror_use_external_urls"), true, "cannot be used with mirror_username: clients sent to the upstream's files would need its credentials");
+    }
+    return {
+        url: parsed.href,
+        webUrlFmt,
+        projectList: !bool("mirror_no_project_list", !DEFAULT_PROJECT_LIST),
+        useExternalUrls,
+        ignoreSerialHeader: bool("mirror_ignore_serial_header", false),
+        cacheExpiry,
+        ...(username === undefined ? {} : { username, password }),
+    };
+}
+
+/**
+ * `devpi:indexes`: a map of USER/INDEX to its settings. A `stage` index (the default) holds uploads;
+ * a `mirror` index caches another simple-API registry and can be a base; root/pypi may be declared
+ * with mirror settings only. root/pypi is in the result whether declared or not (with PyPI and the
+ * project-list default when not), first.
+ */
 export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
-    const v = r.json("indexes");
-    if (v === undefined) return [];
+    const v = r.json("indexes") ?? {};
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
-        fail("indexes", v, "must be a map of USER/INDEX to {bases, volatile, acl_upload}");
+        fail("indexes", v, "must be a map of USER/INDEX to {bases, volatile, acl_upload} (or {type: mirror, mirror_url, ...})");
     }
     const owners = new Set(["root", ...users.map((u) => u.name)]);
     const entries = Object.entries(v as Record<string, unknown>);
-    const declared = new Set(entries.map(([k]) => k));
+    const declared = new Set([MIRROR_INDEX, ...entries.map(([k]) => k)]);
     const indexes: IndexConfig[] = [];
     for (const [name, spec] of entries) {
         const parts = name.split("/");
@@ -50,17 +152,23 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
             fail(`indexes.${name}`, name, "index names must be USER/INDEX, each part matching [a-zA-Z0-9][a-zA-Z0-9._-]{0,63}");
         }
         const [owner, index] = parts;
-        if (name === MIRROR_INDEX) {
-            fail(`indexes.${name}`, name, "root/pypi is devpi's built-in PyPI mirror and is not managed here");
-        }
         if (!owners.has(owner)) {
             fail(`indexes.${name}`, name, `owner '${owner}' is not a declared user (declared: ${[...owners].join(", ")})`);
         }
         const s = (spec ?? {}) as Record<string, unknown>;
         if (typeof s !== "object" || Array.isArray(s)) fail(`indexes.${name}`, spec, "must be an object");
-        const allowedKeys = ["bases", "volatile", "acl_upload", "mirror_whitelist"];
+        const type = s.type ?? (name === MIRROR_INDEX ? "mirror" : "stage");
+        if (type !== "stage" && type !== "mirror") fail(`indexes.${name}.type`, type, "must be stage (uploads) or mirror (a cache of another registry)");
+        if (name === MIRROR_INDEX && type !== "mirror") fail(`indexes.${name}.type`, type, "root/pypi is devpi's built-in PyPI mirror: only its mirror settings can be set");
+        const allowedKeys = type === "mirror" ? MIRROR_KEYS : STAGE_KEYS;
         for (const k of Object.keys(s)) {
-            if (!allowedKeys.includes(k)) fail(`indexes.${name}.${k}`, s[k], `unknown key; allowed: ${allowedKeys.join(", ")}`);
+            if (allowedKeys.includes(k)) continue;
+            const why = type === "mirror" && STAGE_KEYS.includes(k) ? `a mirror index holds no uploads and has no ${k}` : "unknown key";
+            fail(`indexes.${name}.${k}`, s[k], `${why}; allowed for a ${type} index: ${allowedKeys.join(", ")}`);
+        }
+        if (type === "mirror") {
+            indexes.push({ name, owner, index, type, bases: [], volatile: true, aclUpload: [], mirrorWhitelist: [], mirror: parseMirror(name, s) });
+            continue;
         }
         const list = (k: string, def: string[]): string[] => {
             const x = s[k];
@@ -71,7 +179,7 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
         const bases = list("bases", [MIRROR_INDEX]);
         for (const b of bases) {
             if (b === name) fail(`indexes.${name}.bases`, b, "an index cannot be its own base");
-            if (b !== MIRROR_INDEX && !declared.has(b)) {
+            if (!declared.has(b)) {
                 fail(`indexes.${name}.bases`, b, `must be root/pypi or an index declared in devpi:indexes (declared: ${[...declared].join(", ")})`);
             }
         }
@@ -87,14 +195,14 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
         for (const m of mirrorWhitelist) {
             if (!/^([a-zA-Z0-9][a-zA-Z0-9._-]*|\*)$/.test(m)) fail(`indexes.${name}.mirror_whitelist`, m, "must be project names or *");
         }
-        indexes.push({ name, owner, index, bases, volatile: s.volatile === true, aclUpload, mirrorWhitelist });
+        indexes.push({ name, owner, index, type, bases, volatile: s.volatile === true, aclUpload, mirrorWhitelist });
     }
     // Bases must form no cycle: devpi resolves them recursively.
     const byName = new Map(indexes.map((i) => [i.name, i]));
     const visiting = new Set<string>();
     const done = new Set<string>();
     const visit = (n: string, trail: string[]): void => {
-        if (done.has(n) || n === MIRROR_INDEX) return;
+        if (done.has(n)) return;
         if (visiting.has(n)) fail(`indexes.${n}.bases`, [...trail, n].join(" -> "), "bases must not form a cycle");
         visiting.add(n);
         for (const b of byName.get(n)?.bases ?? []) visit(b, [...trail, n]);
@@ -102,7 +210,14 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
         done.add(n);
     };
     for (const i of indexes) visit(i.name, []);
-    return indexes;
+    const pypi = indexes.find((i) => i.name === MIRROR_INDEX) ?? defaultPypiMirror();
+    return [pypi, ...indexes.filter((i) => i !== pypi)];
+}
+
+/** The index clients use unless told: the first stage index a user owns, else the first stage index, else root/pypi. */
+export function defaultClientIndex(indexes: IndexConfig[]): string {
+    const stages = indexes.filter((i) => i.type === "stage");
+    return (stages.find((i) => i.owner !== "root") ?? stages[0])?.name ?? MIRROR_INDEX;
 }
 
 /** The shortest token lifetime (in days) accepted: one minute. */

@@ -5,7 +5,7 @@
  * (certificate and key paths): bad input throws a {@link ConfigError} naming the key, the bad
  * value and what is allowed, so `pulumi preview`/`up` stop before any server is touched.
  */
-import { parseIndexes, parseTokens, parseUsers } from "./access";
+import { defaultClientIndex, parseIndexes, parseTokens, parseUsers } from "./access";
 import { ConfigError, fail } from "./errors";
 import { KNOWN_KEYS } from "./keys";
 import { Reader, readLocalFile } from "./reader";
@@ -27,6 +27,10 @@ function checkKeys(raw: RawConfigGetter, keys: string[], isSecret?: SecretKeyChe
         const users = raw("users");
         if (users && users.includes('"password"') && !isSecret("users")) {
             throw new ConfigError("devpi:users holds a password in plain text: set each with `pulumi config set --secret --path 'users.NAME.password'`");
+        }
+        const indexes = raw("indexes");
+        if (indexes && indexes.includes('"mirror_password"') && !isSecret("indexes")) {
+            throw new ConfigError(`devpi:indexes holds a mirror_password in plain text: set each with \`pulumi config set --secret --path 'indexes["OWNER/NAME"].mirror_password'\``);
         }
     }
     for (const k of keys) {
@@ -208,7 +212,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         indexes,
         tokens,
         clientIncludePassword: r.bool("clientIncludePassword", false),
-        clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
+        clientIndex: clientIndex ?? defaultClientIndex(indexes),
         replicas,
         warnings,
     };

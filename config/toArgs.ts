@@ -77,7 +77,15 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
         access: {
             rootPassword: pulumi.secret(cfg.rootPassword),
             users: cfg.users.map((u) => ({ name: u.name, password: pulumi.secret(u.password), email: u.email })),
-            indexes: cfg.indexes.map((i) => ({ name: i.name, bases: i.bases, volatile: i.volatile, aclUpload: i.aclUpload, mirrorWhitelist: i.mirrorWhitelist })),
+            indexes: cfg.indexes.map((i) =>
+                i.mirror
+                    ? {
+                          name: i.name,
+                          type: "mirror" as const,
+                          mirror: { ...i.mirror, allowHttp: i.mirror.url.startsWith("http:"), password: i.mirror.password === undefined ? undefined : pulumi.secret(i.mirror.password) },
+                      }
+                    : { name: i.name, bases: i.bases, volatile: i.volatile, aclUpload: i.aclUpload, mirrorWhitelist: i.mirrorWhitelist },
+            ),
             reads: d.reads,
             tokens: cfg.tokens.map((t) => ({ ...t })),
         },

@@ -8,16 +8,49 @@ export interface UserConfig {
     email?: string;
 }
 
+/**
+ * What a mirror index (`type: mirror`, and root/pypi) follows: devpi's own `mirror_*` settings.
+ * Only the set ones are sent; devpi's defaults apply to the rest.
+ */
+export interface MirrorConfig {
+    /** The upstream's simple API, e.g. https://pypi.org/simple/ (devpi's `mirror_url`). */
+    url: string;
+    /** Where the web UI links a project upstream, `{name}` replaced (devpi's `mirror_web_url_fmt`). */
+    webUrlFmt?: string;
+    /**
+     * Whether devpi downloads the upstream's full project list (devpi's `mirror_no_project_list`,
+     * inverted). Off, devpi asks the upstream about each name it does not hold.
+     */
+    projectList: boolean;
+    /** Whether clients are sent to the upstream's own file URLs instead of devpi (`mirror_use_external_urls`). */
+    useExternalUrls: boolean;
+    /** Whether devpi ignores the upstream's `X-PYPI-LAST-SERIAL` (`mirror_ignore_serial_header`), for upstreams that are not PyPI. */
+    ignoreSerialHeader: boolean;
+    /** Seconds a fetched simple page is trusted (`mirror_cache_expiry`); default the server's `mirrorCacheExpiry`. */
+    cacheExpiry?: number;
+    /**
+     * HTTP basic credentials for the upstream. Never given to devpi (which shows its mirror_url to
+     * every reader): nginx on the server's loopback adds them (see components/nginx/mirrorProxy.ts).
+     */
+    username?: string;
+    /** Plain text here; wrapped as a Pulumi secret by the composition root. */
+    password?: string;
+}
+
 /** A devpi index as declared in `devpi:indexes`. */
 export interface IndexConfig {
     /** `USER/INDEX`. */
     name: string;
     owner: string;
     index: string;
+    /** `stage` (uploads) or `mirror` (a cache of another simple-API registry). root/pypi is a mirror. */
+    type: "stage" | "mirror";
     bases: string[];
     volatile: boolean;
     aclUpload: string[];
     mirrorWhitelist: string[];
+    /** Only for mirrors. */
+    mirror?: MirrorConfig;
 }
 
 /**

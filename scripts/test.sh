@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then the end-to-end tests against local Debian test hosts:
-#   - every e2e suite on Debian 13 (trixie) chroot hosts;
+#   - every e2e suite on Debian 13 (trixie) chroot hosts (the mirrors suite beside the others);
 #   - the self-signed suite again on Debian 12 (bookworm);
 #   - the fault-injection suite (SSH cuts, killed CLI, server faults, a hostile service user) on
 #     trixie, and the hostile service user again on bookworm in the seed's layout;
@@ -55,29 +55,42 @@ suite() { # suite NAME RELEASE FILES...
 if [[ $what == all || $what == unit ]]; then
     timed unit node --import tsx --test --test-reporter=spec 'test/unit/**/*.test.ts'
 fi
-# The hostile service user in the seed layout on bookworm has a host and ports of its own: it runs
-# beside the trixie e2e suites (most of their time is spent waiting on SSH, pip and devpi), its
-# output kept until it ends.
-hostile_seed() {
-    local t0=$SECONDS rc=0
-    DEVPI_HOSTILE_LAYOUT=seed node_tests bookworm test/faults/hostileServiceUser.test.ts || rc=1
-    echo "$((SECONDS - t0))" >.pulumi-test/faults-bookworm-seed.time
-    return $rc
+# Suites with hosts and ports of their own that mostly wait (on SSH, pip, devpi, or a clock) run
+# beside the trixie e2e suites, their output kept until they end: the hostile service user in the
+# seed layout on bookworm, and the mirrors suite (5 minutes of it watch a new server idle).
+beside() { # beside NAME RELEASE FILES...: starts them in the background; `joined NAME` waits
+    local name=$1 release=$2
+    shift 2
+    (
+        t0=$SECONDS rc=0
+        node_tests "$release" "$@" || rc=1
+        echo "$((SECONDS - t0))" >".pulumi-test/$name.time"
+        exit $rc
+    ) >".pulumi-test/$name.log" 2>&1 &
+    pids[$name]=$!
 }
+joined() { # joined NAME LABEL: waits for a suite started by `beside`, prints its output and time
+    local name=$1 label=$2
+    wait "${pids[$name]}" || failed+=("$label")
+    times+=("$(printf '%-28s %5ss (beside the e2e suites)' "$name" "$(cat ".pulumi-test/$name.time" 2>/dev/null || echo '?')")")
+    echo "=== $label (ran beside the e2e suites)" >&2
+    cat ".pulumi-test/$name.log" >&2
+}
+declare -A pids=()
 if [[ $what == all || $what == faults ]]; then
-    hostile_seed >.pulumi-test/faults-bookworm-seed.log 2>&1 &
-    hostile_bg=$!
+    DEVPI_HOSTILE_LAYOUT=seed beside faults-bookworm-seed bookworm test/faults/hostileServiceUser.test.ts
 fi
 if [[ $what == all || $what == e2e ]]; then
-    suite e2e trixie 'test/e2e/**/*.test.ts'
+    beside e2e-mirrors trixie test/e2e/mirrors.test.ts
+    e2e_files=()
+    for f in test/e2e/*.test.ts; do [[ $f == test/e2e/mirrors.test.ts ]] || e2e_files+=("$f"); done
+    suite e2e trixie "${e2e_files[@]}"
     suite e2e-bookworm bookworm test/e2e/selfSigned.test.ts
+    joined e2e-mirrors "e2e-mirrors (Debian trixie)"
 fi
 if [[ $what == all || $what == faults ]]; then
     suite faults trixie 'test/faults/**/*.test.ts'
-    wait "$hostile_bg" || failed+=("faults-bookworm-seed (Debian bookworm)")
-    times+=("$(printf '%-28s %5ss (beside the e2e suites)' "faults-bookworm-seed" "$(cat .pulumi-test/faults-bookworm-seed.time 2>/dev/null || echo '?')")")
-    echo "=== faults-bookworm-seed (Debian bookworm, seed layout; ran beside the e2e suites)" >&2
-    cat .pulumi-test/faults-bookworm-seed.log >&2
+    joined faults-bookworm-seed "faults-bookworm-seed (Debian bookworm, seed layout)"
 fi
 if [[ $what == all ]]; then
     timed bench-smoke bash scripts/bench.sh --smoke

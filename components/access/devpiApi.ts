@@ -218,6 +218,73 @@ ACTIONS[ACTION]()
  */
 export const DEVPI_TOKEN_API_PY = DEVPI_API_PY.replace("\n\nACTIONS = {\n", `\n\nimport time\n\n${TOKEN_PY}\n\n\nACTIONS = {\n    "token-ensure": token_ensure,\n    "token-delete": token_delete,\n`);
 
+/**
+ * Mirror indexes (root/pypi and `type: mirror`): stdin is the wanted `mirror_*` settings (only the set
+ * ones). The index is created as a mirror if absent; otherwise the managed keys that differ are
+ * set or dropped (devpi's list form of PATCH) and every other key (title, volatile, custom_data)
+ * is kept. Asked with `no_projects`, so
+ * a mirror's project list is never transferred. Deleting a mirror drops its cache only (a mirror
+ * holds no uploads); root/pypi is never deleted.
+ */
+const MIRROR_PY = `MIRROR_KEYS = ("mirror_url", "mirror_web_url_fmt", "mirror_no_project_list", "mirror_use_external_urls",
+               "mirror_ignore_serial_header", "mirror_cache_expiry")
+
+
+def mirror_ensure():
+    spec = read_stdin()
+    auth = root_auth()
+    status, reply = call("GET", "/" + NAME + "?no_projects=")
+    if status == 404:
+        status, reply = call("PUT", "/" + NAME, dict(spec, type="mirror"), auth)
+        expect(status, reply, (200, 201), "creating mirror index %s" % NAME)
+        print("mirror index %s created: %s" % (NAME, spec["mirror_url"]))
+        return
+    expect(status, reply, (200,), "reading index %s" % NAME)
+    current = reply["result"]
+    if current.get("type") != "mirror":
+        die("index %s exists as a %s index, and devpi cannot turn an index into a mirror: delete it "
+            "(devpi index -y --delete %s) or choose another name" % (NAME, current.get("type"), NAME))
+    changes = sorted(k for k in MIRROR_KEYS if current.get(k) != spec.get(k))
+    if not changes:
+        print("mirror index %s unchanged" % NAME)
+        return
+    # devpi merges a PATCH with a mapping into the config; only its list form can also drop a key.
+    ops = []
+    for k in changes:
+        if k not in spec:
+            ops.append(k + "-=")
+        elif isinstance(spec[k], bool):
+            ops.append("%s=%s" % (k, "True" if spec[k] else "False"))
+        else:
+            ops.append("%s=%s" % (k, spec[k]))
+    status, reply = call("PATCH", "/" + NAME, ops, auth)
+    expect(status, reply, (200,), "updating mirror index %s" % NAME)
+    print("mirror index %s updated: %s" % (NAME, ", ".join(changes)))
+
+
+def mirror_delete():
+    if NAME == "root/pypi":
+        print("root/pypi is kept: it is devpi's own PyPI mirror")
+        return
+    auth = root_auth()
+    status, reply = call("GET", "/" + NAME + "?no_projects=")
+    if status == 404:
+        print("mirror index %s absent" % NAME)
+        return
+    expect(status, reply, (200,), "reading index %s" % NAME)
+    if reply["result"].get("type") != "mirror":
+        print("KEPT index %s: it is a %s index now, not the mirror this step made" % (NAME, reply["result"].get("type")))
+        return
+    status, reply = call("DELETE", "/" + NAME, None, auth)
+    expect(status, reply, (200, 201), "deleting mirror index %s" % NAME)
+    print("mirror index %s deleted (a cache: it held no uploads)" % NAME)`;
+
+/**
+ * The same program with the mirror actions: only mirror index steps run it, so the other steps'
+ * scripts stay as they were before mirrors were managed.
+ */
+export const DEVPI_MIRROR_API_PY = DEVPI_API_PY.replace("\n\nACTIONS = {\n", `\n\n${MIRROR_PY}\n\n\nACTIONS = {\n    "mirror-ensure": mirror_ensure,\n    "mirror-delete": mirror_delete,\n`);
+
 export interface ApiTarget {
     /** devpi-server's loopback URL, e.g. http://127.0.0.1:4040. */
     devpiUrl: string;
@@ -225,11 +292,11 @@ export interface ApiTarget {
     credentialFile: string;
 }
 
-export type ApiAction = "root-password" | "user-ensure" | "user-delete" | "index-ensure" | "index-delete" | "token-ensure" | "token-delete";
+export type ApiAction = "root-password" | "user-ensure" | "user-delete" | "index-ensure" | "index-delete" | "token-ensure" | "token-delete" | "mirror-ensure" | "mirror-delete";
 
 /** The script of one API step. Stdin (JSON) is handed through to the Python program. */
 export function renderApiScript(t: ApiTarget, action: ApiAction, name?: string): string {
     const args = [t.devpiUrl, t.credentialFile, action, ...(name ? [name] : [])].map(shellQuote).join(" ");
-    const program = action.startsWith("token-") ? DEVPI_TOKEN_API_PY : DEVPI_API_PY;
+    const program = action.startsWith("token-") ? DEVPI_TOKEN_API_PY : action.startsWith("mirror-") ? DEVPI_MIRROR_API_PY : DEVPI_API_PY;
     return `exec python3 -c ${shellQuote(program)} ${args}\n`;
 }

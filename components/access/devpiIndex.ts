@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ApiTarget, renderApiScript } from "./devpiApi";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
 import { MIRROR_INDEX } from "../constants";
+import { MirrorConfig } from "../../config/types";
 
 export interface DevpiIndexArgs {
     host: RemoteHost;
@@ -17,6 +18,8 @@ export interface DevpiIndexArgs {
     /** Users allowed to upload. Default: the owner. */
     aclUpload: string[];
     mirrorWhitelist?: string[];
+    /** Set for a mirror index (root/pypi included): what it follows. The upload settings above are then unused. */
+    mirror?: MirrorConfig;
 }
 
 /** The settings sent to devpi for an index (devpi's own key names). */
@@ -29,10 +32,23 @@ export function indexSpec(a: Pick<DevpiIndexArgs, "bases" | "volatile" | "aclUpl
     };
 }
 
+/** The settings sent to devpi for a mirror index: devpi's `mirror_*` keys, only those that differ from devpi's defaults. */
+export function mirrorSpec(m: MirrorConfig): Record<string, unknown> {
+    return {
+        mirror_url: m.url,
+        ...(m.webUrlFmt === undefined ? {} : { mirror_web_url_fmt: m.webUrlFmt }),
+        ...(m.projectList ? {} : { mirror_no_project_list: true }),
+        ...(m.useExternalUrls ? { mirror_use_external_urls: true } : {}),
+        ...(m.ignoreSerialHeader ? { mirror_ignore_serial_header: true } : {}),
+        ...(m.cacheExpiry === undefined ? {} : { mirror_cache_expiry: m.cacheExpiry }),
+    };
+}
+
 /**
  * A devpi index, created or updated over the HTTP API as root. Removing it from config deletes
  * it only when it holds no projects; an index with uploads is always kept, and the step says
- * how to delete it by hand.
+ * how to delete it by hand. A mirror index (root/pypi too) gets its `mirror_*` settings instead;
+ * removing one deletes its cache (root/pypi stays).
  */
 export class DevpiIndex extends pulumi.ComponentResource {
     public readonly indexName: string;
@@ -46,10 +62,10 @@ export class DevpiIndex extends pulumi.ComponentResource {
             `${name}-index`,
             args.host,
             {
-                create: renderApiScript(args.api, "index-ensure", args.indexName),
+                create: renderApiScript(args.api, args.mirror ? "mirror-ensure" : "index-ensure", args.indexName),
                 rerunWhen: { label: "verified against", value: args.serverRevision },
-                delete: renderApiScript(args.api, "index-delete", args.indexName),
-                stdin: JSON.stringify(indexSpec(args)),
+                delete: renderApiScript(args.api, args.mirror ? "mirror-delete" : "index-delete", args.indexName),
+                stdin: JSON.stringify(args.mirror ? mirrorSpec(args.mirror) : indexSpec(args)),
             },
             { parent: this },
         );

@@ -151,6 +151,41 @@ export interface IndexArgs {
     aclUpload?: string[];
     /** Projects that may come from bases' mirrors even when uploaded here. Default none. */
     mirrorWhitelist?: string[];
+    /**
+     * `stage` (uploads; the default) or `mirror` (a cache of another simple-API registry, usable as a
+     * base; it takes {@link IndexArgs.mirror} and none of the upload settings). root/pypi is a mirror.
+     */
+    type?: "stage" | "mirror";
+    /** What a mirror index follows. Required for a mirror other than root/pypi. */
+    mirror?: MirrorArgs;
+}
+
+/** A mirror index's upstream and devpi's `mirror_*` settings for it. */
+export interface MirrorArgs {
+    /** The upstream's simple API (`mirror_url`), https unless {@link MirrorArgs.allowHttp}. root/pypi: default https://pypi.org/simple/. */
+    url?: string;
+    /** Allow a plain http:// upstream. Default false. */
+    allowHttp?: boolean;
+    /** The web UI's link to a project upstream, with `{name}` (`mirror_web_url_fmt`). root/pypi on PyPI: PyPI's project page. */
+    webUrlFmt?: string;
+    /**
+     * Download the upstream's whole project list (the opposite of devpi's `mirror_no_project_list`).
+     * Default false: devpi asks the upstream about each name it does not hold instead (see the README).
+     */
+    projectList?: boolean;
+    /** Send clients to the upstream's file URLs instead of caching the files (`mirror_use_external_urls`). Default false. */
+    useExternalUrls?: boolean;
+    /** For upstreams that are not PyPI and send no usable serial (`mirror_ignore_serial_header`). Default false. */
+    ignoreSerialHeader?: boolean;
+    /** Seconds a fetched page is trusted (`mirror_cache_expiry`). Default the server's `options.mirrorCacheExpiry`. */
+    cacheExpiry?: number;
+    /**
+     * HTTP basic credentials for the upstream (with {@link MirrorArgs.password}). devpi never sees
+     * them: it fetches through nginx on the server's loopback, which adds them.
+     */
+    username?: string;
+    /** Kept a Pulumi secret; travels on stdin into a root-only nginx file. */
+    password?: pulumi.Input<string>;
 }
 
 /** A scoped, expiring devpi-tokens token for CI, made on the primary and exported as a secret. */

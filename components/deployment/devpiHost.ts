@@ -7,6 +7,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { AccessHost } from "../access/devpiAccess";
 import { ApiTarget } from "../access/devpiApi";
 import { RemoteHost } from "../common/remoteStep";
 import { contentHash } from "../common/shell";
@@ -27,7 +28,7 @@ import { HostSpec, readCredential, ResolvedDevpi, serverPlugins } from "./resolv
 import { checkTarget, ServerSite } from "./serverSite";
 
 /** The steps that run on the primary between devpi answering and the health check (root password, users, indexes). */
-export type AccessBuilder = (h: { remote: RemoteHost; api: ApiTarget; server: DevpiServer; supervisor: SupervisorProgram; opts: pulumi.ComponentResourceOptions }) => pulumi.Resource[];
+export type AccessBuilder = (h: AccessHost) => pulumi.Resource[];
 
 export interface DevpiHostArgs {
     spec: HostSpec;
@@ -129,7 +130,8 @@ export class DevpiHost extends pulumi.ComponentResource {
         const served = (tls.ssl ?? acme)!;
         this.served = { certSha256: served.certSha256, notAfter: served.notAfter, issuer: served.issuer };
         this.caCertPem = tls.ssl?.caCertPem ?? pulumi.output(s.ssl.acmeCaBundlePem ?? "");
-        const accessSteps = args.access?.({ remote: this.remote, api: this.api, server: this.server, supervisor: this.supervisor, opts: childOpts(this) }) ?? [];
+        const { remote, api, server, supervisor, nginx } = this;
+        const accessSteps = args.access?.({ remote, api, server, supervisor, nginx, devpiPort: spec.devpiPort, caBundle: s.devpi.upstreamCaBundle ?? SYSTEM_CA_BUNDLE, opts: childOpts(this) }) ?? [];
         const resync = primary ? this.resync(n, s, primary, devpiUrl) : undefined;
         this.health = this.healthCheck(n, s, site, primary, [this.nginx, ...(acme ? [acme] : []), ...(resync ? [resync] : []), ...accessSteps], !!acme);
         this.registerOutputs({ url: this.url, health: this.health.result });
@@ -326,7 +328,7 @@ export class DevpiHost extends pulumi.ComponentResource {
                     domain: t.domain,
                     httpPort: t.httpPort,
                     httpsPort: t.httpsPort,
-                    indexes: [MIRROR_INDEX, ...s.indexes.map((i) => i.name)],
+                    indexes: [...new Set([MIRROR_INDEX, ...s.indexes.map((i) => i.name)])],
                     replication: this.opensReplicationFeed(s),
                     devpiLog: SUPERVISOR_LOG,
                     certbotLog: acme ? ACME_PATHS.log : undefined,

@@ -5,13 +5,13 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ReadCredential } from "../common/readCredential";
-import { parseIndexes, parseTokens, parseUsers } from "../../config/access";
+import { defaultClientIndex, parseIndexes, parseTokens, parseUsers } from "../../config/access";
 import { ConfigError } from "../../config/errors";
 import { parseServer, parseSslBase } from "../../config/load";
 import { Reader } from "../../config/reader";
 import { checkLayout, REPLICA_NAME_RE, REPLICA_NAME_RULE } from "../../config/rules";
 import { LETSENCRYPT_DIRECTORY, DevpiConfig, IndexConfig, SslConfig, TokenConfig } from "../../config/types";
-import { DevpiArgs, ServerTarget, SshTarget } from "./devpiArgs";
+import { DevpiArgs, IndexArgs, ServerTarget, SshTarget } from "./devpiArgs";
 
 /** devpi-server's settings, validated (as in the stack config). */
 export type DevpiSettings = DevpiConfig["devpi"];
@@ -56,7 +56,10 @@ export interface ResolvedDevpi {
     ssl: TlsSettings;
     rootPassword: pulumi.Input<string>;
     users: UserSettings[];
+    /** Mirror passwords are not in here: see {@link ResolvedDevpi.mirrorPasswords}. */
     indexes: IndexConfig[];
+    /** Each credentialed mirror index's upstream password (a secret), by index name. */
+    mirrorPasswords: Map<string, pulumi.Input<string>>;
     tokens: TokenConfig[];
     clientIndex?: string;
     clientIncludePassword: boolean;
@@ -94,6 +97,28 @@ function asArgError(name: string, e: unknown): unknown {
     return new ConfigError(message);
 }
 
+/** An index as the stack reader sees it in `devpi:indexes` (devpi's key names). */
+function rawIndex(i: IndexArgs): Record<string, unknown> {
+    const m = i.mirror;
+    if (i.type !== "mirror" && m === undefined) return { bases: i.bases, volatile: i.volatile, acl_upload: i.aclUpload, mirror_whitelist: i.mirrorWhitelist };
+    return {
+        type: i.type,
+        bases: i.bases,
+        volatile: i.volatile,
+        acl_upload: i.aclUpload,
+        mirror_whitelist: i.mirrorWhitelist,
+        mirror_url: m?.url,
+        mirror_allow_http: m?.allowHttp,
+        mirror_web_url_fmt: m?.webUrlFmt,
+        mirror_no_project_list: m?.projectList === undefined ? undefined : !m.projectList,
+        mirror_use_external_urls: m?.useExternalUrls,
+        mirror_ignore_serial_header: m?.ignoreSerialHeader,
+        mirror_cache_expiry: m?.cacheExpiry,
+        mirror_username: m?.username,
+        mirror_password: m?.password === undefined ? undefined : typeof m.password === "string" ? m.password : "(input)",
+    };
+}
+
 /** The plain values of the args as the stack reader sees raw config (strings; JSON for structures). */
 function rawOf(args: DevpiArgs): (key: string) => string | undefined {
     const o = args.options ?? {};
@@ -102,7 +127,7 @@ function rawOf(args: DevpiArgs): (key: string) => string | undefined {
     const users = Object.fromEntries(
         (args.access.users ?? []).map((u) => [u.name, { password: typeof u.password === "string" ? u.password : "(input)", ...(u.email === undefined ? {} : { email: u.email }) }]),
     );
-    const indexes = Object.fromEntries((args.access.indexes ?? []).map((i) => [i.name, { bases: i.bases, volatile: i.volatile, acl_upload: i.aclUpload, mirror_whitelist: i.mirrorWhitelist }]));
+    const indexes = Object.fromEntries((args.access.indexes ?? []).map((i) => [i.name, rawIndex(i)]));
     const tokens = Object.fromEntries(
         (args.access.tokens ?? []).map((t) => [t.name, { user: t.user, scope: t.scope, indexes: t.indexes, validDays: t.validDays, renewBeforeDays: t.renewBeforeDays }]),
     );
@@ -200,9 +225,11 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
             ssl,
             rootPassword: args.access.rootPassword,
             users: (args.access.users ?? []).map((u) => ({ name: u.name, password: u.password, email: u.email })),
-            indexes,
+            // The parsed copy of a mirror password may be a placeholder: the real one (maybe an Output) is kept apart.
+            indexes: indexes.map((i) => (i.mirror?.password === undefined ? i : { ...i, mirror: { ...i.mirror, password: undefined } })),
+            mirrorPasswords: new Map((args.access.indexes ?? []).flatMap((i) => (i.mirror?.password === undefined ? [] : [[i.name, i.mirror.password] as const]))),
             tokens,
-            clientIndex: clientIndex ?? indexes.find((i) => i.owner !== "root")?.name ?? indexes[0]?.name,
+            clientIndex: clientIndex ?? defaultClientIndex(indexes),
             clientIncludePassword: args.client?.includePassword ?? false,
             hosts: hostSpecs(args, ssl),
         };

@@ -5,8 +5,10 @@
  * create, no replace, no delete); the only new resources are the components themselves
  * (devpi:index:Devpi and one devpi:index:DevpiHost per server), which run nothing. Steps whose
  * scripts changed since then (the health checks and the replica's identity check read with a
- * credential where reads are restricted) are updated in place: they are idempotent checks. A
- * second up is a no-op, and what was uploaded before installs from both servers.
+ * credential where reads are restricted) are updated in place: they are idempotent checks. The
+ * one new step is root/pypi's settings (managed since the mirror settings, so that the project-list
+ * default reaches existing servers too): a DevpiIndex and its command, created. A second up is a
+ * no-op, and what was uploaded before installs from both servers.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -20,9 +22,10 @@ import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, hostC
 const BEFORE_COMPONENT_COMMIT = process.env.DEVPI_E2E_BEFORE_COMPONENT_COMMIT ?? "c98ad1b";
 const PRIMARY = { name: "cmp-p", ports: { ssh: 26301, http: 26380, https: 26390, devpi: 26340 } };
 const REPLICA = { name: "cmp-r1", label: "r1", ports: { ssh: 26302, http: 26381, https: 26391, devpi: 26341 } };
-const COMPONENT_TYPES = ["devpi:index:Devpi", "devpi:index:DevpiHost"];
 /** Checks whose scripts changed since then (they read through nginx with a credential where reads are restricted): re-run in place. */
 const UPDATED_CHECKS = ["health-https", "replica-r1-health-https", "replica-r1-resync-identity"];
+/** What today's program adds besides the components: root/pypi's settings (a component and its step). */
+const NEW_STEPS = ["devpi:index:DevpiIndex index-root/pypi", "command:remote:Command index-root/pypi-index"];
 
 let primary: TestHost;
 let replica: TestHost;
@@ -76,16 +79,20 @@ describe("a stack made before the Devpi component, taken over by it", { timeout:
         log.clear();
         const preview = await stack.preview({ diff: true, color: "never", onEvent: log.onEvent });
         const changed = operations().filter((o) => !o.startsWith("same ") && !(o.startsWith("update ") && UPDATED_CHECKS.includes(o.split(" ")[2])));
-        assert.ok(changed.length > 0 && changed.every((o) => o.startsWith("create ") && COMPONENT_TYPES.includes(o.split(" ")[1])), `${changed.join("\n")}\n${preview.stdout}`);
-        assert.deepEqual(changed.map((o) => o.split(" ").slice(1).join(" ")).sort(), ["devpi:index:Devpi devpi", "devpi:index:DevpiHost primary", "devpi:index:DevpiHost replica-r1"]);
+        assert.ok(changed.length > 0 && changed.every((o) => o.startsWith("create ")), `${changed.join("\n")}\n${preview.stdout}`);
+        assert.deepEqual(
+            changed.map((o) => o.split(" ").slice(1).join(" ")).sort(),
+            ["devpi:index:Devpi devpi", "devpi:index:DevpiHost primary", "devpi:index:DevpiHost replica-r1", ...NEW_STEPS].sort(),
+        );
         const kept = operations().filter((o) => o.startsWith("same ")).length;
         log.clear();
         const result = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });
         assert.equal(result.summary.result, "succeeded");
         const changes = result.summary.resourceChanges ?? {};
         assert.deepEqual(Object.keys(changes).sort(), ["create", "same", "update"], JSON.stringify(changes));
-        assert.equal(changes.create, 3, "the 3 components are the only resources created");
-        assert.deepEqual(log.changed(), UPDATED_CHECKS.map((n) => `update:${n}`).sort(), "only the checks whose scripts changed ran again, in place");
+        assert.equal(changes.create, 5, "the 3 components and root/pypi's settings are the only resources created");
+        assert.deepEqual(log.changed(), [...UPDATED_CHECKS.map((n) => `update:${n}`), "create:index-root/pypi-index"].sort(), "only the checks whose scripts changed ran again, in place");
+        assert.match(log.text(), /mirror index root\/pypi updated: mirror_no_project_list/, "the project-list default reaches the existing server");
         console.log(`# ${kept} resources unchanged in the preview (${changes.same} in the up's summary); created: ${changed.join(", ")}`);
         log.clear();
         const again = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });

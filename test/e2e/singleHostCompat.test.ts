@@ -20,10 +20,11 @@ const HOST = "rep-compat";
 const PORTS = { ssh: 25001, http: 25080, https: 25443, devpi: 25040 };
 /**
  * Steps added since then, created on the existing stack's first up with today's code (nothing
- * else may be created): the second apt run (nginx, supervisor, ... while pip installs devpi).
+ * else may be created): the second apt run (nginx, supervisor, ... while pip installs devpi) and
+ * root/pypi's settings (managed since the mirror settings).
  * With another DEVPI_E2E_SINGLE_HOST_COMMIT, DEVPI_E2E_ADDED_SINCE lists them (comma-separated; empty: none).
  */
-const ADDED_SINCE = process.env.DEVPI_E2E_ADDED_SINCE !== undefined ? process.env.DEVPI_E2E_ADDED_SINCE.split(",").filter(Boolean) : ["host-service-packages"];
+const ADDED_SINCE = process.env.DEVPI_E2E_ADDED_SINCE !== undefined ? process.env.DEVPI_E2E_ADDED_SINCE.split(",").filter(Boolean) : ["host-service-packages", "index-root/pypi-index"];
 
 let host: TestHost;
 let stack: Stack;

@@ -38,7 +38,7 @@ describe("the program's resources", () => {
                 .sort();
         assert.deepEqual(byType("devpi:index:HostPreparation"), ["host"]);
         assert.deepEqual(byType("devpi:index:DevpiUser"), ["user-bz", "user-pk"]);
-        assert.deepEqual(byType("devpi:index:DevpiIndex"), ["index-bz/dev", "index-bz/prod", "index-pk/dev"]);
+        assert.deepEqual(byType("devpi:index:DevpiIndex"), ["index-bz/dev", "index-bz/prod", "index-pk/dev", "index-root/pypi"]);
         assert.deepEqual(byType("command:remote:Command"), [
             "backups-cron",
             "devpi-config",
@@ -52,6 +52,7 @@ describe("the program's resources", () => {
             "index-bz/dev-index",
             "index-bz/prod-index",
             "index-pk/dev-index",
+            "index-root/pypi-index",
             "nginx-site",
             "root-password-set",
             "ssl-files",
@@ -101,9 +102,10 @@ describe("the program's resources", () => {
         assert.deepEqual(deps("nginx"), ["ssl", "supervisor"]);
         assert.deepEqual(deps("root-password"), ["supervisor"]);
         assert.deepEqual(deps("user-bz"), ["root-password"]);
-        assert.deepEqual(deps("index-bz/prod"), ["user-bz"]);
+        assert.deepEqual(deps("index-root/pypi"), ["root-password"], "root/pypi's settings: root's password first");
+        assert.deepEqual(deps("index-bz/prod"), ["index-root/pypi", "user-bz"], "root/pypi's settings before the indexes on it");
         assert.deepEqual(deps("index-bz/dev"), ["index-bz/prod", "user-bz"], "an index waits for its owner and its bases");
-        assert.deepEqual(deps("health"), ["index-bz/dev", "index-bz/prod", "index-pk/dev", "nginx"]);
+        assert.deepEqual(deps("health"), ["index-bz/dev", "index-bz/prod", "index-pk/dev", "index-root/pypi", "nginx"]);
         assert.deepEqual(deps("devpi-config"), ["devpi-venv"]);
         assert.deepEqual(deps("devpi-init"), ["devpi-config"]);
         assert.deepEqual(deps("devpi-upgrade"), ["devpi-init"]);

@@ -57,7 +57,20 @@ describe("loadConfig defaults", () => {
         assert.equal(c.ssh.port, 22);
         assert.equal(c.devpi.restrictModify, "root");
         assert.equal(c.devpi.serverVersion, "6.20.3");
-        assert.deepEqual(c.indexes, [{ name: "bz/dev", owner: "bz", index: "dev", bases: ["root/pypi"], volatile: false, aclUpload: ["bz"], mirrorWhitelist: [] }]);
+        assert.deepEqual(c.indexes, [
+            {
+                name: "root/pypi",
+                owner: "root",
+                index: "pypi",
+                type: "mirror",
+                bases: [],
+                volatile: true,
+                aclUpload: [],
+                mirrorWhitelist: [],
+                mirror: { url: "https://pypi.org/simple/", webUrlFmt: "https://pypi.org/project/{name}/", projectList: false, useExternalUrls: false, ignoreSerialHeader: false },
+            },
+            { name: "bz/dev", owner: "bz", index: "dev", type: "stage", bases: ["root/pypi"], volatile: false, aclUpload: ["bz"], mirrorWhitelist: [] },
+        ]);
         assert.equal(c.clientIndex, "bz/dev");
         assert.equal(c.devpi.venvDir, "/opt/devpi/venv");
         assert.equal(c.devpi.venvVersionsDir, "/opt/devpi/venv.versions");
@@ -87,7 +100,44 @@ describe("loadConfig defaults", () => {
 
     it("accepts devpi's special principals in acl_upload", () => {
         const c = load({ ...base(), indexes: JSON.stringify({ "bz/dev": { acl_upload: ["bz", ":ANONYMOUS:", ":AUTHENTICATED:"] } }) });
-        assert.deepEqual(c.indexes[0].aclUpload, ["bz", ":ANONYMOUS:", ":AUTHENTICATED:"]);
+        assert.deepEqual(c.indexes.find((i) => i.name === "bz/dev")?.aclUpload, ["bz", ":ANONYMOUS:", ":AUTHENTICATED:"]);
+    });
+
+    it("manages root/pypi's upstream and mirror indexes of other registries, usable as bases", () => {
+        const c = load({
+            ...base(),
+            indexes: JSON.stringify({
+                "root/pypi": { mirror_url: "https://proxy.example.com/pypi/simple", mirror_no_project_list: false, mirror_cache_expiry: 600 },
+                "root/gitlab": { type: "mirror", mirror_url: "http://127.0.0.1:9/simple/", mirror_allow_http: true, mirror_ignore_serial_header: true, mirror_use_external_urls: true },
+                "bz/dev": { bases: ["root/gitlab", "root/pypi"] },
+            }),
+        });
+        const byName = new Map(c.indexes.map((i) => [i.name, i]));
+        assert.deepEqual(
+            c.indexes.map((i) => i.name),
+            ["root/pypi", "root/gitlab", "bz/dev"],
+            "root/pypi first",
+        );
+        assert.deepEqual(byName.get("root/pypi")?.mirror, {
+            url: "https://proxy.example.com/pypi/simple",
+            webUrlFmt: undefined,
+            projectList: true,
+            useExternalUrls: false,
+            ignoreSerialHeader: false,
+            cacheExpiry: 600,
+        });
+        assert.deepEqual(byName.get("root/gitlab")?.mirror, {
+            url: "http://127.0.0.1:9/simple/",
+            webUrlFmt: undefined,
+            projectList: false,
+            useExternalUrls: true,
+            ignoreSerialHeader: true,
+            cacheExpiry: undefined,
+        });
+        assert.equal(byName.get("root/gitlab")?.type, "mirror");
+        assert.deepEqual(byName.get("bz/dev")?.bases, ["root/gitlab", "root/pypi"]);
+        assert.equal(c.clientIndex, "bz/dev", "a mirror is never the default client index");
+        assert.equal(load({ ...base(), indexes: JSON.stringify({ "root/gitlab": { type: "mirror", mirror_url: "https://g.example.com/simple/" } }) }).clientIndex, "root/pypi");
     });
 
     it("treats the empty defaults declared in Pulumi.yaml as unset", () => {
@@ -154,10 +204,47 @@ describe("loadConfig rejects bad input before anything runs", () => {
         ["self base", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: ["bz/dev"] } }) }, "its own base"],
         ["base cycle", { ...base(), indexes: JSON.stringify({ "bz/a": { bases: ["bz/b"] }, "bz/b": { bases: ["bz/a"] } }) }, "cycle"],
         ["volatile not boolean", { ...base(), indexes: JSON.stringify({ "bz/dev": { volatile: "False" } }) }, "devpi:indexes.bz/dev.volatile"],
-        ["unknown index key", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: [], type: "mirror" } }) }, "devpi:indexes.bz/dev.type"],
+        ["unknown index key", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: [], colour: "red" } }) }, "devpi:indexes.bz/dev.colour", "unknown key"],
+        ["unknown index type", { ...base(), indexes: JSON.stringify({ "bz/dev": { type: "proxy" } }) }, "devpi:indexes.bz/dev.type", '"proxy"', "stage"],
+        [
+            "a mirror index with uploads configured",
+            { ...base(), indexes: JSON.stringify({ "bz/up": { type: "mirror", mirror_url: "https://up.example.com/simple/", acl_upload: ["bz"] } }) },
+            "devpi:indexes.bz/up.acl_upload",
+            "holds no uploads",
+        ],
+        ["a mirror index without its upstream", { ...base(), indexes: JSON.stringify({ "bz/up": { type: "mirror" } }) }, "devpi:indexes.bz/up.mirror_url", "is required"],
+        [
+            "a plain-http upstream not allowed",
+            { ...base(), indexes: JSON.stringify({ "bz/up": { type: "mirror", mirror_url: "http://up.example.com/simple/" } }) },
+            "devpi:indexes.bz/up.mirror_url",
+            '"http://up.example.com/simple/"',
+            "mirror_allow_http",
+        ],
+        [
+            "credentials in the upstream URL",
+            { ...base(), indexes: JSON.stringify({ "root/pypi": { mirror_url: "https://ci:hunter2@up.example.com/simple/" } }) },
+            "devpi:indexes.root/pypi.mirror_url",
+            "must not carry credentials",
+        ],
+        ["an upstream that is no URL", { ...base(), indexes: JSON.stringify({ "bz/up": { type: "mirror", mirror_url: "up.example.com" } }) }, "devpi:indexes.bz/up.mirror_url", '"up.example.com"'],
+        [
+            "a web URL format without {name}",
+            { ...base(), indexes: JSON.stringify({ "bz/up": { type: "mirror", mirror_url: "https://up.example.com/simple/", mirror_web_url_fmt: "https://up.example.com/" } }) },
+            "devpi:indexes.bz/up.mirror_web_url_fmt",
+            "{name}",
+        ],
+        ["a negative cache expiry", { ...base(), indexes: JSON.stringify({ "root/pypi": { mirror_cache_expiry: -1 } }) }, "devpi:indexes.root/pypi.mirror_cache_expiry", "-1"],
+        [
+            "a project-list flag that is no boolean",
+            { ...base(), indexes: JSON.stringify({ "root/pypi": { mirror_no_project_list: "yes" } }) },
+            "devpi:indexes.root/pypi.mirror_no_project_list",
+            "true or false",
+        ],
+        ["a base that is not declared", { ...base(), indexes: JSON.stringify({ "bz/dev": { bases: ["bz/nowhere"] } }) }, "devpi:indexes.bz/dev.bases", "bz/nowhere"],
         ["acl of unknown user", { ...base(), indexes: JSON.stringify({ "bz/dev": { acl_upload: ["eve"] } }) }, "devpi:indexes.bz/dev.acl_upload", '"eve"'],
         ["acl of a misspelt principal", { ...base(), indexes: JSON.stringify({ "bz/dev": { acl_upload: [":anonymous"] } }) }, "devpi:indexes.bz/dev.acl_upload", '":anonymous"'],
-        ["managing root/pypi", { ...base(), indexes: JSON.stringify({ "root/pypi": {} }) }, "devpi:indexes.root/pypi", "built-in"],
+        ["root/pypi as an upload index", { ...base(), indexes: JSON.stringify({ "root/pypi": { type: "stage" } }) }, "devpi:indexes.root/pypi.type", "built-in PyPI mirror"],
+        ["upload settings on root/pypi", { ...base(), indexes: JSON.stringify({ "root/pypi": { bases: [] } }) }, "devpi:indexes.root/pypi.bases", "holds no uploads"],
         ["indexes not a map", { ...base(), indexes: JSON.stringify(["bz/dev"]) }, "devpi:indexes", "map"],
         ["provided without files", { ...base(), sslMode: "provided" }, "devpi:sslCertificate", "required when devpi:sslMode is provided"],
         ["provided key in self-signed mode", { ...base(), sslPrivateKey: "x" }, "devpi:sslPrivateKey", "only allowed when"],
@@ -277,6 +364,41 @@ describe("secrets stored in plain text", () => {
     });
     it("accepts them encrypted", () => {
         assert.ok(loadConfig((k) => base()[k], Object.keys(base()), new Date(), isSecret(["rootPassword", "sshPrivateKey", "users"])));
+    });
+    it("rejects a plain-text mirror password, and accepts it encrypted", () => {
+        const withMirror: Record<string, string> = {
+            ...base(),
+            indexes: JSON.stringify({ "root/pypi": { mirror_url: "https://art.example.com/simple/", mirror_username: "ci", mirror_password: "s3cret" } }),
+        };
+        const secret = ["rootPassword", "sshPrivateKey", "users"];
+        assert.throws(() => loadConfig((k) => withMirror[k], Object.keys(withMirror), new Date(), isSecret(secret)), /devpi:indexes holds a mirror_password in plain text/);
+        const c = loadConfig((k) => withMirror[k], Object.keys(withMirror), new Date(), isSecret([...secret, "indexes"]));
+        assert.deepEqual(
+            { ...c.indexes[0].mirror },
+            {
+                url: "https://art.example.com/simple/",
+                webUrlFmt: undefined,
+                projectList: false,
+                useExternalUrls: false,
+                ignoreSerialHeader: false,
+                cacheExpiry: undefined,
+                username: "ci",
+                password: "s3cret",
+            },
+        );
+    });
+    it("refuses half a credential, and external URLs with one", () => {
+        const bad = (mirror: Record<string, unknown>, key: string, why: string) => {
+            const v: Record<string, string> = { ...base(), indexes: JSON.stringify({ "root/pypi": { mirror_url: "https://art.example.com/simple/", ...mirror } }) };
+            assert.throws(
+                () => loadConfig((k) => v[k], Object.keys(v), new Date()),
+                (e: Error) => e.message.includes(`devpi:indexes.root/pypi.${key}`) && e.message.includes(why),
+            );
+        };
+        bad({ mirror_username: "ci" }, "mirror_password", "go together");
+        bad({ mirror_password: "x" }, "mirror_username", "go together");
+        bad({ mirror_username: "ci", mirror_password: "x", mirror_use_external_urls: true }, "mirror_use_external_urls", "would need its credentials");
+        bad({ mirror_username: "c:i", mirror_password: "x" }, "mirror_username", "without ':'");
     });
 });
 

@@ -54,6 +54,7 @@ describe("the Devpi component in another program", () => {
             "devpi > BackupSchedule backups",
             "devpi > DevpiHost primary",
             "primary > DevpiIndex index-alice/dev",
+            "primary > DevpiIndex index-root/pypi",
             "primary > DevpiRootPassword root-password",
             "primary > DevpiServer devpi",
             "primary > DevpiUser user-alice",
@@ -74,7 +75,7 @@ describe("the Devpi component in another program", () => {
         const { registered } = await deploy(true);
         assert.deepEqual(registered.get("devpi")!.dependsOn.sort(), ["host-packages", "host-service-user"]);
         assert.deepEqual(registered.get("nginx")!.dependsOn.sort(), ["ssl", "supervisor"]);
-        assert.deepEqual(registered.get("health")!.dependsOn.sort(), ["index-alice/dev", "nginx"]);
+        assert.deepEqual(registered.get("health")!.dependsOn.sort(), ["index-alice/dev", "index-root/pypi", "nginx"]);
         assert.deepEqual(registered.get("root-password")!.dependsOn, ["supervisor"]);
         assert.deepEqual(registered.get("backups")!.dependsOn.sort(), ["devpi", "host"]);
     });

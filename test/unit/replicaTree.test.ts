@@ -85,7 +85,7 @@ describe("one tree per server", () => {
                 .map((r) => r.name)
                 .sort();
         assert.deepEqual(types("devpi:index:DevpiUser"), ["user-bz"]);
-        assert.deepEqual(types("devpi:index:DevpiIndex"), ["index-bz/dev"]);
+        assert.deepEqual(types("devpi:index:DevpiIndex"), ["index-bz/dev", "index-root/pypi"]);
         assert.deepEqual(types("devpi:index:DevpiRootPassword"), ["root-password"]);
         assert.deepEqual(types("devpi:index:BackupSchedule"), ["backups"]);
         assert.deepEqual(types("tls:index/selfSignedCert:SelfSignedCert"), ["ssl-ca"], "one private CA for all servers");
@@ -108,6 +108,7 @@ describe("one tree per server", () => {
             "host-service-packages",
             "host-service-user",
             "index-bz/dev-index",
+            "index-root/pypi-index",
             "nginx-site",
             "root-password-set",
             "ssl-files",
