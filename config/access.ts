@@ -58,6 +58,29 @@ const MIRROR_KEYS = [
     "mirror_password",
 ];
 
+/** The first devpi-server versions that know a mirror key (older ones refuse it as unknown). */
+const MIRROR_KEY_SINCE: Record<string, string> = { mirror_no_project_list: "6.9.0", mirror_ignore_serial_header: "6.17.0" };
+
+/** Whether dotted version `v` is at least `min` (numeric parts). */
+function atLeast(v: string, min: string): boolean {
+    const a = v.split(".").map(Number);
+    const b = min.split(".").map(Number);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+    return true;
+}
+
+/**
+ * Mirror settings the server version cannot take: a key set explicitly is refused, naming it; the
+ * project-list default falls back to devpi's own (a list) where devpi has no switch for it.
+ */
+function fitMirrorToServer(ix: IndexConfig, raw: Record<string, unknown>, serverVersion: string | undefined): IndexConfig {
+    if (!ix.mirror || serverVersion === undefined) return ix;
+    for (const [k, since] of Object.entries(MIRROR_KEY_SINCE)) {
+        if (raw[k] !== undefined && !atLeast(serverVersion, since)) fail(`indexes.${ix.name}.${k}`, raw[k], `needs devpi-server ${since} or newer (devpiServerVersion is ${serverVersion})`);
+    }
+    return atLeast(serverVersion, MIRROR_KEY_SINCE.mirror_no_project_list) ? ix : { ...ix, mirror: { ...ix.mirror, projectList: true } };
+}
+
 /** root/pypi as devpi-init makes it, with the project-list default: what a stack that does not declare it gets. */
 export function defaultPypiMirror(): IndexConfig {
     return {
@@ -135,9 +158,10 @@ function parseMirror(name: string, s: Record<string, unknown>): MirrorConfig {
  * `devpi:indexes`: a map of USER/INDEX to its settings. A `stage` index (the default) holds uploads;
  * a `mirror` index caches another simple-API registry and can be a base; root/pypi may be declared
  * with mirror settings only. root/pypi is in the result whether declared or not (with PyPI and the
- * project-list default when not), first.
+ * project-list default when not), first. With `serverVersion`, mirror keys that version does not
+ * know are refused (see {@link fitMirrorToServer}).
  */
-export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
+export function parseIndexes(r: Reader, users: UserConfig[], serverVersion?: string): IndexConfig[] {
     const v = r.json("indexes") ?? {};
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
         fail("indexes", v, "must be a map of USER/INDEX to {bases, volatile, acl_upload} (or {type: mirror, mirror_url, ...})");
@@ -211,7 +235,8 @@ export function parseIndexes(r: Reader, users: UserConfig[]): IndexConfig[] {
     };
     for (const i of indexes) visit(i.name, []);
     const pypi = indexes.find((i) => i.name === MIRROR_INDEX) ?? defaultPypiMirror();
-    return [pypi, ...indexes.filter((i) => i !== pypi)];
+    const raw = v as Record<string, Record<string, unknown> | undefined>;
+    return [pypi, ...indexes.filter((i) => i !== pypi)].map((i) => fitMirrorToServer(i, raw[i.name] ?? {}, serverVersion));
 }
 
 /** The index clients use unless told: the first stage index a user owns, else the first stage index, else root/pypi. */

@@ -192,7 +192,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     const rootPassword = r.str("rootPassword");
     if (rootPassword.length < 8) fail("rootPassword", "(secret)", "must be at least 8 characters");
     const users = parseUsers(r);
-    const indexes = parseIndexes(r, users);
+    const indexes = parseIndexes(r, users, server.serverVersion);
     const tokens = parseTokens(r, users, indexes);
     const clientIndex = r.optStr("clientIndex");
     if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {

@@ -213,7 +213,7 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
         }
         parseUsers(r);
         const declaredUsers = (args.access.users ?? []).map((u) => ({ name: u.name, password: "" }));
-        const indexes = parseIndexes(r, declaredUsers);
+        const indexes = parseIndexes(r, declaredUsers, server.serverVersion);
         const tokens = parseTokens(r, declaredUsers, indexes);
         const clientIndex = args.client?.index;
         if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {

@@ -140,6 +140,24 @@ describe("loadConfig defaults", () => {
         assert.equal(load({ ...base(), indexes: JSON.stringify({ "root/gitlab": { type: "mirror", mirror_url: "https://g.example.com/simple/" } }) }).clientIndex, "root/pypi");
     });
 
+    it("keeps devpi's project list on servers too old to switch it off, and refuses mirror keys they do not know", () => {
+        assert.equal(load({ ...base(), devpiServerVersion: "6.8.0" }).indexes[0].mirror?.projectList, true, "6.8.0 has no mirror_no_project_list");
+        assert.equal(load({ ...base(), devpiServerVersion: "6.9.0" }).indexes[0].mirror?.projectList, false);
+        assert.throws(
+            () => load({ ...base(), devpiServerVersion: "6.8.0", indexes: JSON.stringify({ "root/pypi": { mirror_no_project_list: true } }) }),
+            /devpi:indexes\.root\/pypi\.mirror_no_project_list: invalid value true: needs devpi-server 6\.9\.0 or newer \(devpiServerVersion is 6\.8\.0\)/,
+        );
+        assert.throws(
+            () =>
+                load({
+                    ...base(),
+                    devpiServerVersion: "6.16.0",
+                    indexes: JSON.stringify({ "root/x": { type: "mirror", mirror_url: "https://x.example.com/simple/", mirror_ignore_serial_header: true } }),
+                }),
+            /devpi:indexes\.root\/x\.mirror_ignore_serial_header: .*needs devpi-server 6\.17\.0/,
+        );
+    });
+
     it("treats the empty defaults declared in Pulumi.yaml as unset", () => {
         const c = load({ ...base(), hostKey: "", insecureSkipHostKeyCheck: "true", sslCertificate: "", sslPrivateKey: "", clientIndex: "", pythonPackageIndex: "" });
         assert.equal(c.ssh.hostKey, undefined);
