@@ -4,7 +4,7 @@
  * script (shellcheck), and where the credentials go (stdin, secret; never a command or devpi).
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
@@ -13,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { DEVPI_MIRROR_API_PY, renderApiScript } from "../../components/access/devpiApi";
 import { mirrorSpec } from "../../components/access/devpiIndex";
 import { PRELUDE } from "../../components/common/shell";
+import { startNginx } from "./realNginx";
 import {
     basicAuthorization,
     loopbackMirrorUrl,
@@ -89,7 +90,7 @@ describe("the mirror proxies, run by the real nginx", () => {
     const proxyPort = 18740;
     let upstream: http.Server;
     let origin = "";
-    let nginx: ReturnType<typeof spawn>;
+    let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
     const seen: { url: string; auth?: string; encoding?: string }[] = [];
 
     before(async () => {
@@ -126,20 +127,11 @@ describe("the mirror proxies, run by the real nginx", () => {
         // The site as rendered; only the auth directory moves into the test's own directory.
         const site = renderMirrorProxySite([u], "/etc/ssl/certs/ca-certificates.crt").split(MIRROR_AUTH_DIR).join(dir);
         fs.writeFileSync(`${dir}/root+company.conf`, `proxy_set_header Authorization "${basicAuthorization("ci", "s3cret")}";\n`);
-        fs.writeFileSync(`${dir}/site.conf`, site);
-        fs.writeFileSync(`${dir}/nginx.conf`, `daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`);
-        const t = spawnSync("nginx", ["-t", "-p", dir, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
-        assert.equal(t.status, 0, t.stderr);
-        nginx = spawn("nginx", ["-p", dir, "-c", `${dir}/nginx.conf`], { stdio: "ignore" });
-        for (let i = 0; i < 50; i++) {
-            if (spawnSync("ss", ["-ltn", `sport = :${proxyPort}`], { encoding: "utf8" }).stdout.includes(`:${proxyPort}`)) break;
-            await new Promise((r) => setTimeout(r, 100));
-        }
+        nginx = await startNginx(dir, site, proxyPort);
     });
 
     after(async () => {
-        nginx?.kill();
-        if (nginx) await new Promise((r) => nginx.once("exit", r));
+        await nginx?.stop();
         upstream?.close();
         fs.rmSync(dir, { recursive: true, force: true });
     });

@@ -5,7 +5,7 @@
  * asking devpi (release files from disk, cached pages) is seen refused or allowed.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { DEVPI_API_PY, DEVPI_TOKEN_API_PY, renderApiScript } from "../../components/access/devpiApi";
 import { TOKEN_PERMISSIONS, tokenGeneration, tokenSpec } from "../../components/access/devpiToken";
 import { DevpiArgs } from "../../components/deployment/devpiArgs";
+import { startNginx } from "./realNginx";
 import { resolveDevpiArgs, serverPlugins } from "../../components/deployment/resolveArgs";
 import { requirements, venvKey } from "../../components/devpi/devpiServerConfig";
 import { PAGE_GENERATION_SETTLE_MS, renderNginxSite, renderPageGenerationModule } from "../../components/nginx/nginxConfig";
@@ -164,7 +165,7 @@ describe("the site with reads for users only, run by the real nginx", () => {
     const alice = `Basic ${Buffer.from("alice:pw").toString("base64")}`;
     const elsewhere = `Basic ${Buffer.from("tok:other").toString("base64")}`;
     let upstream: http.Server;
-    let nginx: ReturnType<typeof spawn>;
+    let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
     const asked: string[] = [];
     let pages = 0;
 
@@ -213,25 +214,12 @@ describe("the site with reads for users only, run by the real nginx", () => {
             indexPageCacheDir: `${dir}/index-cache`,
             pageGenerationModulePath: `${dir}/generation.js`,
         });
-        fs.writeFileSync(`${dir}/site.conf`, site);
-        fs.writeFileSync(
-            `${dir}/nginx.conf`,
-            `load_module /usr/lib/nginx/modules/ngx_http_js_module.so;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  include ${dir}/site.conf;\n}\n`,
-        );
-        const t = spawnSync("nginx", ["-t", "-p", dir, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
-        assert.equal(t.status, 0, t.stderr);
-        nginx = spawn("nginx", ["-p", dir, "-c", `${dir}/nginx.conf`], { stdio: "ignore" });
         // The data must have settled (file times older than PAGE_GENERATION_SETTLE_MS) to be cached.
-        await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 300));
-        for (let i = 0; i < 50; i++) {
-            if (spawnSync("ss", ["-ltn", `sport = :${httpsPort}`], { encoding: "utf8" }).stdout.includes(`:${httpsPort}`)) break;
-            await new Promise((r) => setTimeout(r, 100));
-        }
+        nginx = await startNginx(dir, site, httpsPort, { js: true, settleMs: PAGE_GENERATION_SETTLE_MS + 300 });
     });
 
     after(async () => {
-        nginx?.kill();
-        if (nginx) await new Promise((r) => nginx.once("exit", r));
+        await nginx?.stop();
         upstream?.close();
         fs.rmSync(dir, { recursive: true, force: true });
     });
