@@ -70,13 +70,18 @@ function atLeast(v: string, min: string): boolean {
 }
 
 /**
- * Mirror settings the server version cannot take: a key set explicitly is refused, naming it; the
+ * Mirror settings the server version cannot take: a key set explicitly to what only newer servers
+ * can do is refused, naming it (set to what older servers do anyway, e.g. `false` for
+ * `mirror_ignore_serial_header`, it is accepted: the component's own args carry every key); the
  * project-list default falls back to devpi's own (a list) where devpi has no switch for it.
  */
 function fitMirrorToServer(ix: IndexConfig, raw: Record<string, unknown>, serverVersion: string | undefined): IndexConfig {
     if (!ix.mirror || serverVersion === undefined) return ix;
+    const needsNewer: Record<string, boolean> = { mirror_no_project_list: !ix.mirror.projectList, mirror_ignore_serial_header: ix.mirror.ignoreSerialHeader };
     for (const [k, since] of Object.entries(MIRROR_KEY_SINCE)) {
-        if (raw[k] !== undefined && !atLeast(serverVersion, since)) fail(`indexes.${ix.name}.${k}`, raw[k], `needs devpi-server ${since} or newer (devpiServerVersion is ${serverVersion})`);
+        if (raw[k] !== undefined && needsNewer[k] && !atLeast(serverVersion, since)) {
+            fail(`indexes.${ix.name}.${k}`, raw[k], `needs devpi-server ${since} or newer (devpiServerVersion is ${serverVersion})`);
+        }
     }
     return atLeast(serverVersion, MIRROR_KEY_SINCE.mirror_no_project_list) ? ix : { ...ix, mirror: { ...ix.mirror, projectList: true } };
 }

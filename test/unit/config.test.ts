@@ -5,6 +5,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, KNOWN_KEYS, LEGACY_SECRET_FILE, loadConfig, SYSTEM_DIRS } from "../../config";
+import { devpiArgsFromConfig } from "../../config/toArgs";
+import { resolveDevpiArgs } from "../../components/deployment/resolveArgs";
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 /** A pinned SSH host key (the shape `ssh-keyscan | cut -d' ' -f2-` prints). */
@@ -138,6 +140,21 @@ describe("loadConfig defaults", () => {
         assert.deepEqual(byName.get("bz/dev")?.bases, ["root/gitlab", "root/pypi"]);
         assert.equal(c.clientIndex, "bz/dev", "a mirror is never the default client index");
         assert.equal(load({ ...base(), indexes: JSON.stringify({ "root/gitlab": { type: "mirror", mirror_url: "https://g.example.com/simple/" } }) }).clientIndex, "root/pypi");
+    });
+
+    it("hands the component args it accepts on every server version (the stack adapter fills every mirror key)", () => {
+        // CI (stop 24) saw a stack with devpiServerVersion 6.14.0 refused by the component: the adapter
+        // passes mirror_ignore_serial_header: false, which is what 6.14.0 does anyway.
+        for (const version of ["6.0.0", "6.8.0", "6.9.0", "6.14.0", "6.16.0", "6.17.0", "6.20.3"]) {
+            const args = devpiArgsFromConfig(load({ ...base(), devpiServerVersion: version }));
+            const resolved = resolveDevpiArgs("devpi", args);
+            const pypi = resolved.indexes.find((i) => i.name === "root/pypi");
+            assert.equal(pypi?.mirror?.projectList, /^6\.[0-8]\./.test(version), `project list on ${version}`);
+            assert.equal(pypi?.mirror?.ignoreSerialHeader, false);
+        }
+        const mirrorOn = (version: string) =>
+            devpiArgsFromConfig(load({ ...base(), devpiServerVersion: version, indexes: JSON.stringify({ "root/x": { type: "mirror", mirror_url: "https://x.example.com/simple/", mirror_ignore_serial_header: true } }) }));
+        assert.ok(resolveDevpiArgs("devpi", mirrorOn("6.17.0")).indexes.find((i) => i.name === "root/x")?.mirror?.ignoreSerialHeader);
     });
 
     it("keeps devpi's project list on servers too old to switch it off, and refuses mirror keys they do not know", () => {
