@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then the end-to-end tests against local Debian test hosts:
-#   - every e2e suite on Debian 13 (trixie) chroot hosts (the mirrors suite beside the others);
-#   - the self-signed suite again on Debian 12 (bookworm);
-#   - the fault-injection suite (SSH cuts, killed CLI, server faults, a hostile service user) on
-#     trixie, and the hostile service user again on bookworm in the seed's layout;
-#   - the benchmark's smoke setting (it runs and writes a table under .bench/);
-#   - the systemd suite on a trixie VM (QEMU, systemd as PID 1) with a real reboot.
+#   - every e2e suite on Debian 13 (trixie) chroot hosts, and the self-signed suite again on
+#     Debian 12 (bookworm);
+#   - the mirrors suite, the fault-injection suite (SSH cuts, killed CLI, server faults, a hostile
+#     service user) on trixie and the hostile service user again on bookworm in the seed's layout;
+#   - the systemd suite on a trixie VM (QEMU, systemd as PID 1) with a real reboot;
+#   - the benchmark's smoke setting (it runs and writes a table under .bench/), alone at the end.
 # Needs root on Debian (debootstrap, chroot, QEMU); installs the Debian packages it needs when missing.
 # Every suite runs even when an earlier one failed; the exit status is non-zero if any failed.
 #
 #   scripts/test.sh [all|unit|e2e|faults|systemd]   (default: all; npm run test:<name> runs one)
 #
-# Prints a table of each suite's time at the end.
+# Time (CI must stay within 45 minutes with empty caches): what is built once per machine (the
+# Pulumi CLI, the test hosts' root file systems, the VM image) is built in the background while the
+# unit tests run; then the suites run in two lanes side by side, each suite with its own test hosts
+# and ports: e2e in the foreground, the rest (mirrors, faults, the systemd VM) in the background with
+# its output printed when it ends. Every suite mostly waits (on SSH, pip, devpi, a VM or a clock), so
+# two lanes fill the machine's two cores. Prints a table of each suite's time at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
@@ -19,17 +24,8 @@ case $what in
     all | unit | e2e | faults | systemd) ;;
     *) echo "test.sh: '$what' is not a selection: use all, unit, e2e, faults or systemd" >&2; exit 2 ;;
 esac
-[[ $what == unit ]] || scripts/test-packages.sh
-eval "$(scripts/toolchain.sh)"
-node --version >&2
 started=$SECONDS
-
 mkdir -p .pulumi-test
-if [[ $what == all || $what == systemd ]]; then
-    # The VM image takes minutes to build the first time; build it while the other suites run.
-    scripts/testhost/build-vm-image.sh >.pulumi-test/vm-image.log 2>&1 &
-    vm_image=$!
-fi
 
 failed=()
 times=()
@@ -38,8 +34,44 @@ timed() { # timed NAME COMMAND...: runs it, records its time and whether it fail
     shift
     echo "=== $name" >&2
     "$@" || failed+=("$name")
-    times+=("$(printf '%-28s %5ss' "$name" "$((SECONDS - t0))")")
+    times+=("$(printf '%-36s %5ss' "$name" "$((SECONDS - t0))")")
 }
+prepare() { # prepare NAME COMMAND...: starts a build in the background (log in .pulumi-test/NAME.log)
+    local name=$1
+    shift
+    rm -f ".pulumi-test/$name.rc"
+    ( "$@" >".pulumi-test/$name.log" 2>&1; echo $? >".pulumi-test/$name.rc" ) &
+}
+prepared() { # prepared NAME: waits for a build started by `prepare` (from any subshell); false with its log if it failed
+    local name=$1
+    until [[ -s .pulumi-test/$name.rc ]]; do sleep 1; done
+    [[ $(cat ".pulumi-test/$name.rc") == 0 ]] && return 0
+    cat ".pulumi-test/$name.log" >&2
+    failed+=("$name")
+    return 1
+}
+
+if [[ $what != unit ]]; then
+    scripts/test-packages.sh
+    t0=$SECONDS
+    prepare toolchain scripts/toolchain.sh
+    prepare rootfs bash -c 'scripts/testhost/build-rootfs.sh && DEVPI_TESTHOST_RELEASE=bookworm scripts/testhost/build-rootfs.sh'
+    if [[ $what == all || $what == systemd ]]; then prepare vm-image scripts/testhost/build-vm-image.sh; fi
+fi
+eval "$(scripts/toolchain.sh --node)"
+node --version >&2
+if [[ $what == all || $what == unit ]]; then
+    timed unit node --import tsx --test --test-reporter=spec 'test/unit/**/*.test.ts'
+fi
+if [[ $what != unit ]]; then
+    if ! prepared toolchain || ! prepared rootfs; then
+        echo "FAILED: ${failed[*]}" >&2
+        exit 1
+    fi
+    eval "$(scripts/toolchain.sh)"
+    times+=("$(printf '%-36s %5ss' "(toolchain and root file systems)" "$((SECONDS - t0))")")
+fi
+
 node_tests() { # node_tests RELEASE FILES...: node's test runner, one file at a time, on Debian RELEASE test hosts
     local release=$1
     shift
@@ -52,61 +84,50 @@ suite() { # suite NAME RELEASE FILES...
     timed "$name (Debian $release)" node_tests "$release" "$@"
 }
 
-if [[ $what == all || $what == unit ]]; then
-    timed unit node --import tsx --test --test-reporter=spec 'test/unit/**/*.test.ts'
-fi
-# Suites with hosts and ports of their own that mostly wait (on SSH, pip, devpi, or a clock) run
-# beside the trixie e2e suites, their output kept until they end: the hostile service user in the
-# seed layout on bookworm, and the mirrors suite (5 minutes of it watch a new server idle).
-beside() { # beside NAME RELEASE FILES...: starts them in the background; `joined NAME` waits
-    local name=$1 release=$2
-    shift 2
-    (
-        t0=$SECONDS rc=0
-        node_tests "$release" "$@" || rc=1
-        echo "$((SECONDS - t0))" >".pulumi-test/$name.time"
-        exit $rc
-    ) >".pulumi-test/$name.log" 2>&1 &
-    pids[$name]=$!
+e2e_lane() { # in the foreground
+    if [[ $what == all || $what == e2e ]]; then
+        local e2e_files=()
+        for f in test/e2e/*.test.ts; do [[ $f == test/e2e/mirrors.test.ts ]] || e2e_files+=("$f"); done
+        suite e2e trixie "${e2e_files[@]}"
+        suite e2e-bookworm bookworm test/e2e/selfSigned.test.ts
+    fi
+    if [[ $what == all || $what == faults ]]; then
+        DEVPI_HOSTILE_LAYOUT=seed suite faults-bookworm-seed bookworm test/faults/hostileServiceUser.test.ts
+    fi
 }
-joined() { # joined NAME LABEL: waits for a suite started by `beside`, prints its output and time
-    local name=$1 label=$2
-    wait "${pids[$name]}" || failed+=("$label")
-    times+=("$(printf '%-28s %5ss (beside the e2e suites)' "$name" "$(cat ".pulumi-test/$name.time" 2>/dev/null || echo '?')")")
-    echo "=== $label (ran beside the e2e suites)" >&2
-    cat ".pulumi-test/$name.log" >&2
+other_lane() { # beside the e2e lane, in a subshell: its times and failures go to files
+    local failed=() times=()
+    if [[ $what == all || $what == e2e ]]; then suite e2e-mirrors trixie test/e2e/mirrors.test.ts; fi
+    if [[ $what == all || $what == faults ]]; then suite faults trixie 'test/faults/**/*.test.ts'; fi
+    if [[ $what == all || $what == systemd ]]; then
+        if prepared vm-image; then suite systemd-vm trixie 'test/systemd/**/*.test.ts'; fi
+    fi
+    printf '%s\n' "${times[@]}" >.pulumi-test/lane.times
+    printf '%s\n' "${failed[@]}" >.pulumi-test/lane.failed
 }
-declare -A pids=()
-if [[ $what == all || $what == faults ]]; then
-    DEVPI_HOSTILE_LAYOUT=seed beside faults-bookworm-seed bookworm test/faults/hostileServiceUser.test.ts
-fi
-if [[ $what == all || $what == e2e ]]; then
-    beside e2e-mirrors trixie test/e2e/mirrors.test.ts
-    e2e_files=()
-    for f in test/e2e/*.test.ts; do [[ $f == test/e2e/mirrors.test.ts ]] || e2e_files+=("$f"); done
-    suite e2e trixie "${e2e_files[@]}"
-    suite e2e-bookworm bookworm test/e2e/selfSigned.test.ts
-    joined e2e-mirrors "e2e-mirrors (Debian trixie)"
-fi
-if [[ $what == all || $what == faults ]]; then
-    suite faults trixie 'test/faults/**/*.test.ts'
-    joined faults-bookworm-seed "faults-bookworm-seed (Debian bookworm, seed layout)"
+
+if [[ $what != unit ]]; then
+    rm -f .pulumi-test/lane.times .pulumi-test/lane.failed
+    other_lane >.pulumi-test/lane.log 2>&1 &
+    lane=$!
+    t0=$SECONDS
+    e2e_lane
+    wait "$lane" || true
+    echo "=== the lane beside the e2e suites (it ended $((SECONDS - t0)) s after they began)" >&2
+    cat .pulumi-test/lane.log >&2
+    mapfile -t lane_times < <(sed '/^$/d' .pulumi-test/lane.times 2>/dev/null || echo 'the lane beside: no times (it did not end normally)')
+    mapfile -t lane_failed < <(sed '/^$/d' .pulumi-test/lane.failed 2>/dev/null || echo 'the lane beside')
+    for t in "${lane_times[@]}"; do times+=("$t (beside)"); done
+    failed+=("${lane_failed[@]}")
 fi
 if [[ $what == all ]]; then
+    # Timing figures: alone, after the lanes.
     timed bench-smoke bash scripts/bench.sh --smoke
-fi
-if [[ $what == all || $what == systemd ]]; then
-    if wait "$vm_image"; then
-        suite systemd-vm trixie 'test/systemd/**/*.test.ts'
-    else
-        cat .pulumi-test/vm-image.log >&2
-        failed+=(vm-image)
-    fi
 fi
 
 echo "=== time per suite" >&2
 printf '%s\n' "${times[@]}" >&2
-printf '%-28s %5ss\n' total "$((SECONDS - started))" >&2
+printf '%-36s %5ss\n' total "$((SECONDS - started))" >&2
 if ((${#failed[@]})); then
     echo "FAILED: ${failed[*]}" >&2
     exit 1

