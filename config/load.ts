@@ -5,7 +5,7 @@
  * (certificate and key paths): bad input throws a {@link ConfigError} naming the key, the bad
  * value and what is allowed, so `pulumi preview`/`up` stop before any server is touched.
  */
-import { defaultClientIndex, parseIndexes, parseTokens, parseUsers } from "./access";
+import { checkReadAcls, defaultClientIndex, parseIndexes, parseTokens, parseUsers } from "./access";
 import { ConfigError, fail } from "./errors";
 import { KNOWN_KEYS } from "./keys";
 import { Reader, readLocalFile } from "./reader";
@@ -194,6 +194,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     const users = parseUsers(r);
     const indexes = parseIndexes(r, users, server.serverVersion);
     const tokens = parseTokens(r, users, indexes);
+    checkReadAcls(indexes, tokens, server.reads);
     const clientIndex = r.optStr("clientIndex");
     if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
         fail("clientIndex", clientIndex, `must be one of the declared indexes (${indexes.map((i) => i.name).join(", ") || "none declared"})`);

@@ -84,7 +84,7 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
                           type: "mirror" as const,
                           mirror: { ...i.mirror, allowHttp: i.mirror.url.startsWith("http:"), password: i.mirror.password === undefined ? undefined : pulumi.secret(i.mirror.password) },
                       }
-                    : { name: i.name, bases: i.bases, volatile: i.volatile, aclUpload: i.aclUpload, mirrorWhitelist: i.mirrorWhitelist },
+                    : { name: i.name, bases: i.bases, volatile: i.volatile, aclUpload: i.aclUpload, mirrorWhitelist: i.mirrorWhitelist, ...(i.aclRead ? { aclRead: i.aclRead } : {}) },
             ),
             reads: d.reads,
             tokens: cfg.tokens.map((t) => ({ ...t })),

@@ -49,6 +49,11 @@ export interface IndexConfig {
     volatile: boolean;
     aclUpload: string[];
     mirrorWhitelist: string[];
+    /**
+     * Who may read a stage index (`acl_read`: users or `:AUTHENTICATED:`), besides root; unset:
+     * whoever may read at all (see {@link ReadAccess}). Needs reads `authenticated`.
+     */
+    aclRead?: string[];
     /** Only for mirrors. */
     mirror?: MirrorConfig;
 }

@@ -87,6 +87,8 @@ export function declareAccess(cfg: AccessSettings, h: AccessHost, namePrefix = "
         return { ...ix.mirror, url: loopbackMirrorUrl(u), username: undefined, password: undefined };
     };
 
+    // While any index declares readers the server has the read plugin, and every stage index states its own.
+    const readAcls = cfg.indexes.some((i) => i.aclRead !== undefined);
     const indexes = new Map<string, DevpiIndex>();
     const createIndex = (name: string): DevpiIndex => {
         const existing = indexes.get(name);
@@ -96,7 +98,18 @@ export function declareAccess(cfg: AccessSettings, h: AccessHost, namePrefix = "
         const bases = ix.bases.filter((b) => cfg.indexes.some((i) => i.name === b)).map(createIndex);
         const created = new DevpiIndex(
             `${namePrefix}index-${ix.name}`,
-            { host, api, serverRevision, indexName: ix.name, bases: ix.bases, volatile: ix.volatile, aclUpload: ix.aclUpload, mirrorWhitelist: ix.mirrorWhitelist, mirror: devpiMirror(ix) },
+            {
+                host,
+                api,
+                serverRevision,
+                indexName: ix.name,
+                bases: ix.bases,
+                volatile: ix.volatile,
+                aclUpload: ix.aclUpload,
+                mirrorWhitelist: ix.mirrorWhitelist,
+                aclRead: readAcls ? (ix.aclRead ?? []) : undefined,
+                mirror: devpiMirror(ix),
+            },
             { ...opts, dependsOn: [users.get(ix.owner)!, ...bases, ...(proxy && upstreams.some((u) => u.index === ix.name) ? [proxy] : [])] },
         );
         indexes.set(name, created);

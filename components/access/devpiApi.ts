@@ -9,6 +9,7 @@
  */
 import { shellQuote } from "../common/shell";
 import { TOKEN_PY } from "./devpiTokenApi";
+import { READ_ACL_KEY } from "../devpi/readAclPlugin";
 
 /** The Python program. argv: BASE_URL CREDENTIAL_FILE ACTION [NAME]. Exit 1 with a message on failure. */
 export const DEVPI_API_PY = `import base64, json, os, sys, urllib.error, urllib.request
@@ -280,6 +281,25 @@ def mirror_delete():
     print("mirror index %s deleted (a cache: it held no uploads)" % NAME)`;
 
 /**
+ * Stage index steps' program: index-ensure also manages who may read (`pulumi_acl_read`, see
+ * devpi/readAclPlugin.ts) when the step's stdin has it, and never sends that key back when it does
+ * not: left from an earlier run whose plugin is gone, devpi would refuse it as unknown. Only stage
+ * index steps run it, so the other steps' scripts stay as they were.
+ */
+export const DEVPI_INDEX_API_PY = DEVPI_API_PY.replace(
+    'INDEX_KEYS = ("bases", "volatile", "acl_upload", "mirror_whitelist")',
+    `INDEX_KEYS = ("bases", "volatile", "acl_upload", "mirror_whitelist", "${READ_ACL_KEY}")`,
+)
+    .replace(
+        'merged = {k: current[k] for k in current if k not in ("projects", "name", "user")}',
+        `merged = {k: current[k] for k in current if k not in ("projects", "name", "user") and (k != "${READ_ACL_KEY}" or k in spec)}`,
+    )
+    .replace(
+        'call("PATCH", "/" + NAME, dict(reply["result"], volatile=True), auth)',
+        `call("PATCH", "/" + NAME, dict({k: v for k, v in reply["result"].items() if k != "${READ_ACL_KEY}"}, volatile=True), auth)`,
+    );
+
+/**
  * The same program with the mirror actions: only mirror index steps run it, so the other steps'
  * scripts stay as they were before mirrors were managed.
  */
@@ -297,6 +317,6 @@ export type ApiAction = "root-password" | "user-ensure" | "user-delete" | "index
 /** The script of one API step. Stdin (JSON) is handed through to the Python program. */
 export function renderApiScript(t: ApiTarget, action: ApiAction, name?: string): string {
     const args = [t.devpiUrl, t.credentialFile, action, ...(name ? [name] : [])].map(shellQuote).join(" ");
-    const program = action.startsWith("token-") ? DEVPI_TOKEN_API_PY : action.startsWith("mirror-") ? DEVPI_MIRROR_API_PY : DEVPI_API_PY;
+    const program = action.startsWith("token-") ? DEVPI_TOKEN_API_PY : action.startsWith("mirror-") ? DEVPI_MIRROR_API_PY : action.startsWith("index-") ? DEVPI_INDEX_API_PY : DEVPI_API_PY;
     return `exec python3 -c ${shellQuote(program)} ${args}\n`;
 }

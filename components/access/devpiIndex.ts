@@ -3,6 +3,7 @@ import { ApiTarget, renderApiScript } from "./devpiApi";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
 import { MIRROR_INDEX } from "../constants";
 import { MirrorConfig } from "../../config/types";
+import { READ_ACL_KEY } from "../devpi/readAclPlugin";
 
 export interface DevpiIndexArgs {
     host: RemoteHost;
@@ -18,17 +19,23 @@ export interface DevpiIndexArgs {
     /** Users allowed to upload. Default: the owner. */
     aclUpload: string[];
     mirrorWhitelist?: string[];
+    /**
+     * Who may read (devpi/readAclPlugin.ts): a list (empty: every user who may read at all) when
+     * the server has the read plugin, which it has while any index declares readers; unset otherwise.
+     */
+    aclRead?: string[];
     /** Set for a mirror index (root/pypi included): what it follows. The upload settings above are then unused. */
     mirror?: MirrorConfig;
 }
 
 /** The settings sent to devpi for an index (devpi's own key names). */
-export function indexSpec(a: Pick<DevpiIndexArgs, "bases" | "volatile" | "aclUpload" | "mirrorWhitelist">): Record<string, unknown> {
+export function indexSpec(a: Pick<DevpiIndexArgs, "bases" | "volatile" | "aclUpload" | "mirrorWhitelist" | "aclRead">): Record<string, unknown> {
     return {
         bases: a.bases ?? [MIRROR_INDEX],
         volatile: a.volatile ?? false,
         acl_upload: a.aclUpload,
         mirror_whitelist: a.mirrorWhitelist ?? [],
+        ...(a.aclRead === undefined ? {} : { [READ_ACL_KEY]: a.aclRead }),
     };
 }
 

@@ -152,6 +152,12 @@ export interface IndexArgs {
     /** Projects that may come from bases' mirrors even when uploaded here. Default none. */
     mirrorWhitelist?: string[];
     /**
+     * Who may read this index (users, or `:AUTHENTICATED:`), besides root and restrict-modify's users.
+     * Default: everyone who may read at all. Needs `options.reads: "authenticated"`; the readers of an
+     * index must be able to read its bases, and its uploaders must be among its readers.
+     */
+    aclRead?: string[];
+    /**
      * `stage` (uploads; the default) or `mirror` (a cache of another simple-API registry, usable as a
      * base; it takes {@link IndexArgs.mirror} and none of the upload settings). root/pypi is a mirror.
      */

@@ -24,7 +24,7 @@ import { ACME_PATHS } from "../ssl/acmeScripts";
 import { SslCertificate } from "../ssl/sslCertificate";
 import { SupervisorProgram } from "../supervisor/supervisorProgram";
 import { PrimaryLink } from "./primaryLink";
-import { HostSpec, readCredential, ResolvedDevpi, serverPlugins } from "./resolveArgs";
+import { HostSpec, installSettings, readCredential, ResolvedDevpi } from "./resolveArgs";
 import { checkTarget, ServerSite } from "./serverSite";
 
 /** The steps that run on the primary between devpi answering and the health check (root password, users, indexes). */
@@ -204,7 +204,7 @@ export class DevpiHost extends pulumi.ComponentResource {
                 versionsDir: d.venvVersionsDir,
                 rootCredentialFile: this.api.credentialFile,
                 legacySecretFile: LEGACY_SECRET_FILE,
-                install: { serverVersion: d.serverVersion, webVersion: d.webVersion, web: d.web, plugins: serverPlugins(s), packageIndex: d.pythonPackageIndex, caBundle: d.upstreamCaBundle },
+                install: installSettings(s),
                 settings: {
                     serverDir: d.serverDir,
                     host: d.host,

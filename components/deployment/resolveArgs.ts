@@ -5,7 +5,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ReadCredential } from "../common/readCredential";
-import { defaultClientIndex, parseIndexes, parseTokens, parseUsers } from "../../config/access";
+import { InstallSettings } from "../devpi/devpiServerConfig";
+import { LocalPlugin, readAclPlugin } from "../devpi/readAclPlugin";
+import { checkReadAcls, defaultClientIndex, parseIndexes, parseTokens, parseUsers } from "../../config/access";
 import { ConfigError } from "../../config/errors";
 import { parseServer, parseSslBase } from "../../config/load";
 import { Reader } from "../../config/reader";
@@ -100,12 +102,13 @@ function asArgError(name: string, e: unknown): unknown {
 /** An index as the stack reader sees it in `devpi:indexes` (devpi's key names). */
 function rawIndex(i: IndexArgs): Record<string, unknown> {
     const m = i.mirror;
-    if (i.type !== "mirror" && m === undefined) return { bases: i.bases, volatile: i.volatile, acl_upload: i.aclUpload, mirror_whitelist: i.mirrorWhitelist };
+    if (i.type !== "mirror" && m === undefined) return { bases: i.bases, volatile: i.volatile, acl_upload: i.aclUpload, acl_read: i.aclRead, mirror_whitelist: i.mirrorWhitelist };
     return {
         type: i.type,
         bases: i.bases,
         volatile: i.volatile,
         acl_upload: i.aclUpload,
+        acl_read: i.aclRead,
         mirror_whitelist: i.mirrorWhitelist,
         mirror_url: m?.url,
         mirror_allow_http: m?.allowHttp,
@@ -215,6 +218,7 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
         const declaredUsers = (args.access.users ?? []).map((u) => ({ name: u.name, password: "" }));
         const indexes = parseIndexes(r, declaredUsers, server.serverVersion);
         const tokens = parseTokens(r, declaredUsers, indexes);
+        checkReadAcls(indexes, tokens, server.reads);
         const clientIndex = args.client?.index;
         if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
             throw new ConfigError(`devpi:clientIndex: invalid value ${JSON.stringify(clientIndex)}: must be one of the declared indexes`);
@@ -243,6 +247,25 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
  * answers nginx's auth_request), devpi-tokens when tokens are declared. None by default, so a stack
  * that uses neither keeps its version set.
  */
+/** What goes into the server's virtualenv: the pinned versions and the plugins the settings need. */
+export function installSettings(s: ResolvedDevpi): Omit<InstallSettings, "venvDir"> {
+    const d = s.devpi;
+    return {
+        serverVersion: d.serverVersion,
+        webVersion: d.webVersion,
+        web: d.web,
+        plugins: serverPlugins(s),
+        localPlugins: localPlugins(s),
+        packageIndex: d.pythonPackageIndex,
+        caBundle: d.upstreamCaBundle,
+    };
+}
+
+/** This program's own plugins a deployment needs: the read plugin while any index declares readers. */
+export function localPlugins(s: Pick<ResolvedDevpi, "indexes">): LocalPlugin[] {
+    return s.indexes.some((i) => i.aclRead !== undefined) ? [readAclPlugin()] : [];
+}
+
 export function serverPlugins(s: Pick<ResolvedDevpi, "devpi" | "tokens">): { name: string; version: string }[] {
     return [
         ...(s.devpi.reads === "authenticated" ? [{ name: "devpi-lockdown", version: s.devpi.lockdownVersion }] : []),

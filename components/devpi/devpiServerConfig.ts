@@ -4,6 +4,7 @@
 import * as path from "node:path";
 import { stringify } from "yaml";
 import { shellQuote, writeFileLines } from "../common/shell";
+import { LocalPlugin } from "./readAclPlugin";
 
 export interface DevpiServerSettings {
     serverDir: string;
@@ -62,6 +63,11 @@ export interface InstallSettings {
      * reads) and devpi-tokens; part of the version set, so adding or removing one is an upgrade.
      */
     plugins?: { name: string; version: string }[];
+    /**
+     * Plugins of this program's own (see readAclPlugin.ts), written into the virtualenv's
+     * site-packages after pip; part of the version set like the others.
+     */
+    localPlugins?: LocalPlugin[];
     /** A PyPI-compatible index to install from (default: pip's own). */
     packageIndex?: string;
     /** CA bundle pip trusts instead of its own (networks that inspect TLS). */
@@ -81,7 +87,7 @@ export function requirements(s: InstallSettings): string[] {
  * (plus `_NAME-VERSION` per plugin).
  */
 export function venvKey(s: Omit<InstallSettings, "venvDir">): string {
-    return `devpi-server-${s.serverVersion}` + (s.web ? `_devpi-web-${s.webVersion}` : "") + (s.plugins ?? []).map((p) => `_${p.name}-${p.version}`).join("");
+    return `devpi-server-${s.serverVersion}` + (s.web ? `_devpi-web-${s.webVersion}` : "") + [...(s.plugins ?? []), ...(s.localPlugins ?? [])].map((p) => `_${p.name}-${p.version}`).join("");
 }
 
 /** Where versions live side by side: `VENVDIR.versions/KEY`; `VENVDIR` is a symlink to the active one. */
@@ -118,10 +124,27 @@ fi
 if [ ! -x ${target}/bin/pip ]; then run_logged "python3 -m venv" python3 -m venv --clear ${target}; fi
 note "installing ${requirements(s).join(" ")} (pip's output: $DEVPI_LOG)"
 run_logged ${shellQuote(`pip install ${requirements(s).join(" ")}`)} ${target}/bin/pip install --disable-pip-version-check --no-input${index} ${reqs}
-exec 9>&-
+${renderLocalPlugins(target, s.localPlugins ?? [])}exec 9>&-
 if [ ! -e ${venv} ] && [ ! -L ${venv} ]; then set_link ${target} ${venv}; fi
-${target}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(${["server", "web", ...(s.plugins ?? []).map((p) => p.name.replace(/^devpi-/, ""))].join("|")})=='
+${target}/bin/pip freeze --disable-pip-version-check 2>/dev/null | grep -iE '^devpi-(${["server", "web", ...[...(s.plugins ?? []), ...(s.localPlugins ?? [])].map((p) => p.name.replace(/^devpi-/, ""))].join("|")})=='
 `;
+}
+
+/** Writes the local plugins' files into the (root-owned, just installed) virtualenv's site-packages. */
+function renderLocalPlugins(target: string, plugins: LocalPlugin[]): string {
+    if (plugins.length === 0) return "";
+    const lines = [`site=$(${target}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')`, `[ -d "$site" ] || fail "no site-packages in ${target.replace(/'/g, "")}"`];
+    const dirs = new Set<string>();
+    for (const p of plugins) {
+        for (const [file, content] of Object.entries(p.files)) {
+            const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : "";
+            if (dir && !dirs.has(dir)) lines.push(`install -d -m 0755 "$site"/${shellQuote(dir)}`);
+            dirs.add(dir);
+            lines.push(`printf %s ${shellQuote(Buffer.from(content).toString("base64"))} | base64 -d > "$site"/${shellQuote(file)}`);
+        }
+        lines.push(`note "installed ${p.name} ${p.version} (this program's own plugin)"`);
+    }
+    return lines.join("\n") + "\n";
 }
 
 /** Removes every installed version on destroy; data, secret and backups stay. */

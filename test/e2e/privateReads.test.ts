@@ -4,6 +4,7 @@
  * JSON API, search, project pages; browsers go to the login page), while pip, uv, twine and
  * devpi-client work with credentials (netrc). Scoped tokens (devpi-tokens) read or upload only
  * where declared, are rotated inside their renewal window, expire and are revoked when removed.
+ * Per index (`acl_read`), a user is refused another's index on the same paths, on both servers.
  * Switching back to anonymous restores open reads. No password or token leaks.
  */
 import assert from "node:assert/strict";
@@ -368,6 +369,71 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
             assert.ok(!cli.includes(secret), `${what} not in CLI output`);
             assert.ok(!argv.includes(secret), `${what} not in argv`);
         }
+    });
+
+    it("per index (acl_read): alice reads alice/dev and bob is refused there, on every path and on the replica; removing it reopens", async () => {
+        await stack.setAllConfig({ 'indexes["alice/dev"].acl_read[0]': { value: "alice" }, 'indexes["bob/prod"].acl_read[0]': { value: "bob" } }, true);
+        const result = await up();
+        assert.equal(result.summary.result, "succeeded");
+        assert.match(log.text(), /installed devpi-pulumi-reads 1\.0\.0\+[0-9a-f]{12}/, "the read plugin is installed");
+        assert.match(log.text(), /index alice\/dev updated: pulumi_acl_read/);
+        const alice = basic("alice", ALICE_PASSWORD);
+        const bob = basic("bob", BOB_PASSWORD);
+        const json = { Accept: "application/vnd.pypi.simple.v1+json" };
+        const page = `${BASE}/alice/dev/+simple/priv-pkg/`;
+        // alice warms nginx's cache for her page; bob must still be refused it.
+        await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 500));
+        await get(page, { headers: { ...json, ...alice } });
+        const warm = await get(page, { headers: { ...json, ...alice } });
+        assert.equal(warm.status, 200);
+        assert.equal(warm.headers["x-cache-status"], "HIT");
+        const fileUrl = new URL((JSON.parse(warm.body) as { files: { url: string }[] }).files[0].url, page).toString();
+        assert.equal((await get(fileUrl, { headers: alice })).status, 200, "alice gets her release file");
+        for (const [what, url, headers] of [
+            ["the cached simple page", page, json],
+            ["the index's simple list", `${BASE}/alice/dev/+simple/`, json],
+            ["the release file on disk", fileUrl, {}],
+            ["the JSON API", `${BASE}/alice/dev`, { Accept: "application/json" }],
+            ["the project page", `${BASE}/alice/dev/priv-pkg`, { Accept: "text/html" }],
+            ["search", `${BASE}/+search?query=priv`, { Accept: "text/html" }],
+        ] as const) {
+            const r = await get(url, { headers: { ...headers, ...bob } });
+            assert.equal(r.status, 403, `bob is refused ${what} (${url}): HTTP ${r.status}`);
+            assert.equal((await get(url, { headers })).status, 401, `anonymous: still 401 (the login) for ${what}`);
+        }
+        assert.equal((await get(`${BASE}/bob/prod/+simple/`, { headers: { ...json, ...bob } })).status, 200, "bob reads his own index");
+        assert.equal((await get(`${BASE}/bob/prod/+simple/`, { headers: { ...json, ...alice } })).status, 403, "alice is refused bob/prod");
+        assert.equal((await get(`${BASE}/+search?query=priv`, { headers: basic("root", ROOT_PASSWORD) })).status, 200, "root may search");
+        const bobPip = await pipDownload(`${BASE}/alice/dev/+simple/`, "priv-pkg==2.0.0", netrcFor("bob", BOB_PASSWORD));
+        assert.notEqual(bobPip.code, 0, "bob's pip cannot install from alice/dev");
+        const alicePip = await pipDownload(`${BASE}/alice/dev/+simple/`, "priv-pkg==2.0.0", netrcFor("alice", ALICE_PASSWORD));
+        assert.equal(alicePip.code, 0, alicePip.out);
+        const token = await pipDownload(`${BASE}/alice/dev/+simple/`, "priv-pkg==1.0.0", netrcFor("alice", (await tokens())["ci-read"].token));
+        assert.equal(token.code, 0, `alice's read token still installs: ${token.out}`);
+        // The replica has the plugin and the index settings too.
+        const replicaPage = `${REPLICA_BASE}/alice/dev/+simple/priv-pkg/`;
+        let r = await get(replicaPage, { headers: { ...json, ...bob } });
+        for (let i = 0; i < 30 && r.status !== 403; i++) {
+            await new Promise((res) => setTimeout(res, 1000));
+            r = await get(replicaPage, { headers: { ...json, ...bob } });
+        }
+        assert.equal(r.status, 403, "bob is refused alice/dev on the replica");
+        assert.equal((await get(replicaPage, { headers: { ...json, ...alice } })).status, 200, "alice reads it on the replica");
+        const again = await up();
+        assert.deepEqual(Object.keys(again.summary.resourceChanges ?? {}), ["same"], "a second up changes nothing");
+        // Removing acl_read lets every user read again (the plugin goes with the last one).
+        await stack.removeConfig('indexes["alice/dev"].acl_read', true);
+        await stack.removeConfig('indexes["bob/prod"].acl_read', true);
+        assert.equal((await up()).summary.result, "succeeded");
+        assert.equal((await get(`${BASE}/alice/dev/+simple/`, { headers: { ...json, ...bob } })).status, 200, "bob reads alice/dev again");
+        assert.equal((await get(fileUrl, { headers: bob })).status, 200);
+        assert.equal((await get(`${BASE}/alice/dev/+simple/`, { headers: json })).status, 401, "anonymous still not");
+        // devpi keeps the key the plugin no longer knows; a later settings change must not send it back.
+        await stack.setConfig('indexes["bob/prod"].mirror_whitelist[0]', { value: "six" }, true);
+        assert.equal((await up()).summary.result, "succeeded");
+        assert.match(log.text(), /index bob\/prod updated: mirror_whitelist/);
+        const third = await up();
+        assert.deepEqual(Object.keys(third.summary.resourceChanges ?? {}), ["same"]);
     });
 
     it("switching reads back to anonymous serves everyone again, on the primary and the replica", async () => {

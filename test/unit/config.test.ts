@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, KNOWN_KEYS, LEGACY_SECRET_FILE, loadConfig, SYSTEM_DIRS } from "../../config";
 import { devpiArgsFromConfig } from "../../config/toArgs";
-import { resolveDevpiArgs } from "../../components/deployment/resolveArgs";
+import { localPlugins, resolveDevpiArgs } from "../../components/deployment/resolveArgs";
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 /** A pinned SSH host key (the shape `ssh-keyscan | cut -d' ' -f2-` prints). */
@@ -153,7 +153,13 @@ describe("loadConfig defaults", () => {
             assert.equal(pypi?.mirror?.ignoreSerialHeader, false);
         }
         const mirrorOn = (version: string) =>
-            devpiArgsFromConfig(load({ ...base(), devpiServerVersion: version, indexes: JSON.stringify({ "root/x": { type: "mirror", mirror_url: "https://x.example.com/simple/", mirror_ignore_serial_header: true } }) }));
+            devpiArgsFromConfig(
+                load({
+                    ...base(),
+                    devpiServerVersion: version,
+                    indexes: JSON.stringify({ "root/x": { type: "mirror", mirror_url: "https://x.example.com/simple/", mirror_ignore_serial_header: true } }),
+                }),
+            );
         assert.ok(resolveDevpiArgs("devpi", mirrorOn("6.17.0")).indexes.find((i) => i.name === "root/x")?.mirror?.ignoreSerialHeader);
     });
 
@@ -862,5 +868,49 @@ describe("devpi:hostKey is required unless devpi:insecureSkipHostKeyCheck", () =
     it("refuses a missing hostKey when insecureSkipHostKeyCheck is false, and a non-boolean", () => {
         rejects({ ...base(), hostKey: undefined, insecureSkipHostKeyCheck: "false" }, "devpi:hostKey is required");
         rejects({ ...base(), insecureSkipHostKeyCheck: "yes" }, "devpi:insecureSkipHostKeyCheck", '"yes"', "true or false");
+    });
+});
+
+describe("per-index reads (indexes[...].acl_read)", () => {
+    const users = JSON.stringify({ al: { password: "al-secret-1" }, bz: { password: "bz-secret-1" } });
+    const with_ = (indexes: Record<string, unknown>, extra: Record<string, string> = {}) => ({ ...base(), users, reads: "authenticated", indexes: JSON.stringify(indexes), ...extra });
+
+    it("takes readers for a stage index, and the component gets them through the stack adapter", () => {
+        const c = load(with_({ "al/dev": { acl_read: ["al"] }, "bz/dev": { acl_read: [":AUTHENTICATED:"], bases: ["root/pypi"] }, "bz/open": {} }));
+        const byName = new Map(c.indexes.map((i) => [i.name, i]));
+        assert.deepEqual(byName.get("al/dev")?.aclRead, ["al"]);
+        assert.deepEqual(byName.get("bz/dev")?.aclRead, [":AUTHENTICATED:"]);
+        assert.equal(byName.get("bz/open")?.aclRead, undefined, "unset: every user may read");
+        const resolved = resolveDevpiArgs("devpi", devpiArgsFromConfig(c));
+        assert.deepEqual(resolved.indexes.find((i) => i.name === "al/dev")?.aclRead, ["al"]);
+        assert.deepEqual(
+            localPlugins(resolved).map((p) => p.name),
+            ["devpi-pulumi-reads"],
+        );
+        assert.deepEqual(localPlugins(resolveDevpiArgs("devpi", devpiArgsFromConfig(load(with_({ "al/dev": {} }))))), [], "no readers declared: no plugin");
+    });
+
+    it("refuses what cannot hold, naming the key", () => {
+        rejects(with_({ "al/dev": { acl_read: ["al"] } }, { reads: "anonymous" }), "devpi:indexes.al/dev.acl_read", "needs devpi:reads authenticated");
+        rejects(with_({ "al/dev": { acl_read: [] } }), "devpi:indexes.al/dev.acl_read", "at least one reader");
+        rejects(with_({ "al/dev": { acl_read: ["carol"] } }), "devpi:indexes.al/dev.acl_read", '"carol"', "must name declared users");
+        rejects(with_({ "al/dev": { acl_read: [":ANONYMOUS:"] } }), "devpi:indexes.al/dev.acl_read", "never anonymous per index");
+        rejects(with_({ "al/dev": { acl_read: "al" } }), "devpi:indexes.al/dev.acl_read", "must be a list of strings");
+        rejects(with_({ "al/dev": { acl_read: ["bz"] } }), "devpi:indexes.al/dev.acl_upload", '"al"', "may upload but not read al/dev");
+        rejects(with_({ "al/dev": { acl_read: ["al"], acl_upload: [":AUTHENTICATED:"] } }), "devpi:indexes.al/dev.acl_upload", "may upload but not read");
+        rejects(with_({ "root/pypi": { acl_read: ["al"] } }), "devpi:indexes.root/pypi.acl_read", "readers are set per stage index");
+        rejects(
+            with_({ "al/base": { acl_read: ["al"] }, "bz/dev": { bases: ["al/base"], acl_read: ["bz"] } }),
+            "devpi:indexes.bz/dev.bases",
+            '"al/base"',
+            "bz may read bz/dev",
+            "but not its base al/base",
+        );
+        rejects(with_({ "al/base": { acl_read: ["al"] }, "bz/dev": { bases: ["al/base"] } }), "devpi:indexes.bz/dev.bases", "every user may read bz/dev");
+        rejects(with_({ "al/dev": { acl_read: ["al"] } }, { tokens: JSON.stringify({ ci: { user: "bz", indexes: ["al/dev"] } }) }), "devpi:tokens.ci.indexes", "user bz may not read al/dev");
+        // What may stand: readers of a base that include the index's, root's tokens, :AUTHENTICATED: bases.
+        load(with_({ "al/base": { acl_read: ["al", "bz"] }, "bz/dev": { bases: ["al/base"], acl_read: ["bz"] } }));
+        load(with_({ "al/base": { acl_read: [":AUTHENTICATED:"] }, "bz/dev": { bases: ["al/base"] } }));
+        load(with_({ "al/dev": { acl_read: ["al"] } }, { tokens: JSON.stringify({ ci: { user: "root", indexes: ["al/dev"] } }) }));
     });
 });
