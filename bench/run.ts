@@ -352,33 +352,56 @@ async function main(): Promise<void> {
             });
 
         // ---- B5: simple pages through nginx at 16 and 64 connections ----
+        const B5_PAGES = [
+            ["mirror project root/pypi", `/root/pypi/+simple/${MIRROR_PROJECT}/`],
+            ["user index alice/dev inheriting root/pypi", `/alice/dev/+simple/${MIRROR_PROJECT}/`],
+        ] as const;
+        /** Each page through nginx and from devpi directly, `headers` on both (a credential where reads need one). */
+        const b5Rows = (reads: string, headers: string[]) => {
+            const h = [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate", ...headers];
+            for (const [label, p] of B5_PAGES) {
+                // nginx's copy first, as a page pip asks for all day is: a cold page's first requests wait
+                // on proxy_cache_lock (nginx looks again every 500 ms), which is not what this row measures.
+                warm(`${BASE_IP}${p}`, h);
+                for (const c of SMOKE ? [16] : [16, 64]) {
+                    const n = wrk(`${BASE_IP}${p}`, c, R.loadSeconds, h);
+                    const d = wrk(`${DIRECT}${p}`, c, R.loadSeconds, h);
+                    if (n.non2xx || d.non2xx) throw new Error(`B5: non-2xx answers or socket errors (nginx ${n.non2xx}, direct ${d.non2xx}) on ${p} (${reads})`);
+                    add({
+                        id: "B5",
+                        what: `simple page, ${label}, ${c} connections${reads === "anonymous" ? "" : `, reads ${reads} (alice's password on each request)`}`,
+                        unit: "req/s",
+                        values: [n.rps],
+                        baseline: "same page from devpi on its loopback port (what nginx got before caching)",
+                        baselineValues: [d.rps],
+                        target: reads === "anonymous" ? "≥ 5×, p99 < 100 ms" : "p99 < 100 ms (each request is first asked of devpi's /+authcheck)",
+                        note: `p50/p99 ${n.p50}/${n.p99} ms via nginx vs ${d.p50}/${d.p99} ms direct`,
+                    });
+                }
+            }
+        };
         if (want("B5"))
             await section("B5", () => {
                 execFileSync("curl", ["-sf", "-o", "/dev/null", "-H", `Accept: ${PIP_ACCEPT}`, `${DIRECT}/root/pypi/+simple/${MIRROR_PROJECT}/`]);
-                for (const [label, p] of [
-                    ["mirror project root/pypi", `/root/pypi/+simple/${MIRROR_PROJECT}/`],
-                    ["user index alice/dev inheriting root/pypi", `/alice/dev/+simple/${MIRROR_PROJECT}/`],
-                ]) {
-                    // nginx's copy first, as a page pip asks for all day is: a cold page's first requests wait
-                    // on proxy_cache_lock (nginx looks again every 500 ms), which is not what this row measures.
-                    warm(`${BASE_IP}${p}`, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
-                    for (const c of SMOKE ? [16] : [16, 64]) {
-                        const n = wrk(`${BASE_IP}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
-                        const d = wrk(`${DIRECT}${p}`, c, R.loadSeconds, [`Accept: ${PIP_ACCEPT}`, "Accept-Encoding: gzip, deflate"]);
-                        if (n.non2xx || d.non2xx) throw new Error(`B5: non-2xx answers or socket errors (nginx ${n.non2xx}, direct ${d.non2xx}) on ${p}`);
-                        add({
-                            id: "B5",
-                            what: `simple page, ${label}, ${c} connections`,
-                            unit: "req/s",
-                            values: [n.rps],
-                            baseline: "same page from devpi on its loopback port (what nginx got before caching)",
-                            baselineValues: [d.rps],
-                            target: "≥ 5×, p99 < 100 ms",
-                            note: `p50/p99 ${n.p50}/${n.p99} ms via nginx vs ${d.p50}/${d.p99} ms direct`,
-                        });
-                    }
-                }
+                b5Rows("anonymous", []);
             });
+        // The same pages with reads authenticated (devpi-lockdown; nginx asks devpi before each answer,
+        // cached or not), in the same run; then back to anonymous reads for the sections after it.
+        if (want("B5") && !SMOKE)
+            await section(
+                "B5 authenticated",
+                async () => {
+                    await stack.setConfig("devpi:reads", { value: "authenticated" });
+                    await up(stack);
+                    try {
+                        b5Rows("authenticated", [`Authorization: Basic ${Buffer.from(`alice:${ALICE_PASSWORD}`).toString("base64")}`]);
+                    } finally {
+                        await stack.setConfig("devpi:reads", { value: "anonymous" });
+                        await up(stack);
+                    }
+                },
+                6,
+            );
 
         // ---- B2: no-op up and preview vs an empty program ----
         if (want("B2"))

@@ -22,8 +22,12 @@ import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, hostC
 const BEFORE_COMPONENT_COMMIT = process.env.DEVPI_E2E_BEFORE_COMPONENT_COMMIT ?? "c98ad1b";
 const PRIMARY = { name: "cmp-p", ports: { ssh: 26301, http: 26380, https: 26390, devpi: 26340 } };
 const REPLICA = { name: "cmp-r1", label: "r1", ports: { ssh: 26302, http: 26381, https: 26391, devpi: 26341 } };
-/** Checks whose scripts changed since then (they read through nginx with a credential where reads are restricted): re-run in place. */
-const UPDATED_CHECKS = ["health-https", "replica-r1-health-https", "replica-r1-resync-identity"];
+/**
+ * Steps whose scripts changed since then, re-run in place: the checks (they read through nginx with a
+ * credential where reads are restricted) and the stage index steps (their API program manages per-index
+ * readers; it finds the index unchanged).
+ */
+const UPDATED_CHECKS = ["health-https", "replica-r1-health-https", "replica-r1-resync-identity", "index-alice/dev-index"];
 /** What today's program adds besides the components: root/pypi's settings (a component and its step). */
 const NEW_STEPS = ["devpi:index:DevpiIndex index-root/pypi", "command:remote:Command index-root/pypi-index"];
 
@@ -93,6 +97,7 @@ describe("a stack made before the Devpi component, taken over by it", { timeout:
         assert.equal(changes.create, 5, "the 3 components and root/pypi's settings are the only resources created");
         assert.deepEqual(log.changed(), [...UPDATED_CHECKS.map((n) => `update:${n}`), "create:index-root/pypi-index"].sort(), "only the checks whose scripts changed ran again, in place");
         assert.match(log.text(), /mirror index root\/pypi updated: mirror_no_project_list/, "the project-list default reaches the existing server");
+        assert.match(log.text(), /index alice\/dev unchanged/, "the index step's new program finds nothing to change");
         console.log(`# ${kept} resources unchanged in the preview (${changes.same} in the up's summary); created: ${changed.join(", ")}`);
         log.clear();
         const again = await stack.up({ color: "never", onOutput: log.onOutput, onEvent: log.onEvent });

@@ -399,7 +399,11 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
         ] as const) {
             const r = await get(url, { headers: { ...headers, ...bob } });
             assert.equal(r.status, 403, `bob is refused ${what} (${url}): HTTP ${r.status}`);
-            assert.equal((await get(url, { headers })).status, 401, `anonymous: still 401 (the login) for ${what}`);
+            const anonymous = await get(url, { headers });
+            if (headers.Accept === "text/html") {
+                assert.equal(anonymous.status, 302, `anonymous browser: still sent to the login for ${what}`);
+                assert.match(String(anonymous.headers.location), /\/\+login\?goto_url=/);
+            } else assert.equal(anonymous.status, 401, `anonymous: still 401 (the login) for ${what}`);
         }
         assert.equal((await get(`${BASE}/bob/prod/+simple/`, { headers: { ...json, ...bob } })).status, 200, "bob reads his own index");
         assert.equal((await get(`${BASE}/bob/prod/+simple/`, { headers: { ...json, ...alice } })).status, 403, "alice is refused bob/prod");
