@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then the end-to-end tests against local Debian test hosts:
-#   - every e2e suite on Debian 13 (trixie) chroot hosts, and the self-signed suite again on
-#     Debian 12 (bookworm);
+#   - every e2e suite on Debian 13 (trixie) chroot hosts, and the self-signed and private-reads
+#     suites again on Debian 12 (bookworm);
 #   - the mirrors suite, the fault-injection suite (SSH cuts, killed CLI, server faults, a hostile
 #     service user) on trixie and the hostile service user again on bookworm in the seed's layout;
 #   - the systemd suite on a trixie VM (QEMU, systemd as PID 1) with a real reboot;
@@ -89,16 +89,16 @@ e2e_lane() { # in the foreground
         local e2e_files=()
         for f in test/e2e/*.test.ts; do [[ $f == test/e2e/mirrors.test.ts ]] || e2e_files+=("$f"); done
         suite e2e trixie "${e2e_files[@]}"
-        suite e2e-bookworm bookworm test/e2e/selfSigned.test.ts
-    fi
-    if [[ $what == all || $what == faults ]]; then
-        DEVPI_HOSTILE_LAYOUT=seed suite faults-bookworm-seed bookworm test/faults/hostileServiceUser.test.ts
+        suite e2e-bookworm bookworm test/e2e/selfSigned.test.ts test/e2e/privateReads.test.ts
     fi
 }
 other_lane() { # beside the e2e lane, in a subshell: its times and failures go to files
     local failed=() times=()
     if [[ $what == all || $what == e2e ]]; then suite e2e-mirrors trixie test/e2e/mirrors.test.ts; fi
-    if [[ $what == all || $what == faults ]]; then suite faults trixie 'test/faults/**/*.test.ts'; fi
+    if [[ $what == all || $what == faults ]]; then
+        suite faults trixie 'test/faults/**/*.test.ts'
+        DEVPI_HOSTILE_LAYOUT=seed suite faults-bookworm-seed bookworm test/faults/hostileServiceUser.test.ts
+    fi
     if [[ $what == all || $what == systemd ]]; then
         if prepared vm-image; then suite systemd-vm trixie 'test/systemd/**/*.test.ts'; fi
     fi
