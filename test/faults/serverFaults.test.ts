@@ -70,21 +70,24 @@ describe("server-side faults", { timeout: 60 * 60 * 1000 }, () => {
         assert.deepEqual(Object.keys(preview.changeSummary), ["same"]);
     });
 
-    it("devpi-server killed: supervisor has it serving again within 10 s", async () => {
+    // Supervisor restarts it at once; how long devpi-server then takes to serve depends on the machine's
+    // load: CI (2 cores, a second suite beside this one) once took 10.0 s, the old limit.
+    it("devpi-server killed: supervisor starts a new one at once, serving again within 30 s", async () => {
         const e = env!;
         const before = devpiServerPid(e);
         assert.ok(before, "devpi-server runs");
         const t0 = Date.now();
         process.kill(before, "SIGKILL");
-        assert.ok(await until(() => devpiServerPid(e) !== before, 10_000), "a new devpi-server process");
+        assert.ok(await until(() => devpiServerPid(e) !== before, 10_000), "a new devpi-server process within 10 s");
+        const restarted = (Date.now() - t0) / 1000;
         let back = false;
-        while (!back && Date.now() - t0 < 10_000) {
+        while (!back && Date.now() - t0 < 30_000) {
             back = await answers();
             if (!back) await new Promise((r) => setTimeout(r, 100));
         }
         const seconds = (Date.now() - t0) / 1000;
-        measured.push(`devpi-server SIGKILLed: serving again after ${seconds.toFixed(1)} s`);
-        assert.ok(back, `serving again within 10 s (waited ${seconds.toFixed(1)} s)`);
+        measured.push(`devpi-server SIGKILLed: a new process after ${restarted.toFixed(1)} s, serving again after ${seconds.toFixed(1)} s`);
+        assert.ok(back, `serving again within 30 s (waited ${seconds.toFixed(1)} s)`);
     });
 
     it("nginx stopped by hand: pulumi up leaves it alone; the health check, run on demand, fails naming nginx; starting nginx fixes it", async () => {
