@@ -233,15 +233,24 @@ export class ProcessSampler {
 
 /** A virtualenv on this machine with devpi-client, twine and build, cached across runs. */
 export function clientVenv(): string {
+    return cachedVenv("client-venv-1", ["devpi-client==7.3.0", "twine", "build", "setuptools", "wheel"]);
+}
+
+/**
+ * A virtualenv on this machine under the cache directory, made once with `requirements` (pip).
+ * Suites in both of npm test's lanes ask for the same ones at the same moment on a cold cache:
+ * one makes it under a lock (flock), the others wait and then use it; `.complete` marks it done.
+ */
+export function cachedVenv(name: string, requirements: string[]): string {
     // An empty XDG_CACHE_HOME counts as unset (as in the shell scripts' ${XDG_CACHE_HOME:-...}):
     // a relative cache path would also slip past the ProcessSampler's prefix for this venv.
-    const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "devpi-pulumi", "client-venv-1");
-    if (!fs.existsSync(path.join(dir, ".complete"))) {
-        fs.rmSync(dir, { recursive: true, force: true });
-        execFileSync("python3", ["-m", "venv", dir], { stdio: "inherit" });
-        execFileSync(path.join(dir, "bin/pip"), ["install", "-q", "devpi-client==7.3.0", "twine", "build", "setuptools", "wheel"], { stdio: "inherit", timeout: 10 * 60 * 1000 });
-        fs.writeFileSync(path.join(dir, ".complete"), "");
-    }
+    const cache = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "devpi-pulumi");
+    const dir = path.join(cache, name);
+    if (fs.existsSync(path.join(dir, ".complete"))) return dir;
+    fs.mkdirSync(cache, { recursive: true });
+    // bash -c SCRIPT DIR REQUIREMENT...: $0 is the directory, "$@" the requirements.
+    const make = 'set -e; d=$0; [ -e "$d/.complete" ] && exit 0; rm -rf "$d"; python3 -m venv "$d"; "$d/bin/pip" install -q "$@"; touch "$d/.complete"';
+    execFileSync("flock", [`${dir}.lock`, "bash", "-c", make, dir, ...requirements], { stdio: "inherit", timeout: 10 * 60 * 1000 });
     return dir;
 }
 

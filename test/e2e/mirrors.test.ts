@@ -16,7 +16,24 @@ import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
 import { basicAuthorization } from "../../components/nginx/mirrorProxy";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, filesContaining, hostConfig, onHost, ProcessSampler, projectCopy, startHost, steps, TestHost } from "./harness";
+import {
+    buildPackage,
+    cachedVenv,
+    cleanUp,
+    client,
+    clientVenv,
+    createStack,
+    EventLog,
+    fetchWithCa,
+    filesContaining,
+    hostConfig,
+    onHost,
+    ProcessSampler,
+    projectCopy,
+    startHost,
+    steps,
+    TestHost,
+} from "./harness";
 
 const HOST = { name: "mirr-p", ports: { ssh: 27401, http: 27480, https: 27443, devpi: 27440 } };
 /** The company registry: devpi-server on this machine (loopback), nginx with basic auth in front. */
@@ -27,7 +44,6 @@ const ROOT_PASSWORD = "root-Pw-mirror-8841";
 const ALICE_PASSWORD = "alice-Pw-mirror-1276";
 const BASE = `https://localhost:${HOST.ports.https}`;
 const SERVER_VERSION = "6.20.3";
-const UV_VERSION = "0.13.9";
 /** How long a new server is watched after its first `pulumi up`, and the most of a core it may use on average. */
 const IDLE_WINDOW_S = 300;
 const IDLE_MAX_CORES = 0.1;
@@ -97,20 +113,7 @@ function devpiCpu(): { pid: number; ticks: number } {
 
 /** A virtualenv on this machine with devpi-server (the company registry), cached by version. */
 function companyVenv(): string {
-    const cache = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "devpi-pulumi");
-    const uv = path.join(cache, `uv-${UV_VERSION}`);
-    if (!fs.existsSync(path.join(uv, "bin/uv"))) {
-        execFileSync("python3", ["-m", "venv", uv]);
-        execFileSync(path.join(uv, "bin/pip"), ["install", "-q", `uv==${UV_VERSION}`], { stdio: "inherit", timeout: 10 * 60 * 1000 });
-    }
-    const dir = path.join(cache, `company-devpi-${SERVER_VERSION}`);
-    if (!fs.existsSync(path.join(dir, ".complete"))) {
-        fs.rmSync(dir, { recursive: true, force: true });
-        execFileSync(path.join(uv, "bin/uv"), ["venv", "-q", "--python", "python3", dir], { stdio: "inherit" });
-        execFileSync(path.join(uv, "bin/uv"), ["pip", "install", "-q", "--python", path.join(dir, "bin/python"), `devpi-server==${SERVER_VERSION}`], { stdio: "inherit", timeout: 10 * 60 * 1000 });
-        fs.writeFileSync(path.join(dir, ".complete"), "");
-    }
-    return dir;
+    return cachedVenv(`company-devpi-${SERVER_VERSION}`, [`devpi-server==${SERVER_VERSION}`]);
 }
 
 async function waitFor(url: string, what: string): Promise<void> {

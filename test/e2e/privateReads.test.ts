@@ -8,7 +8,6 @@
  * Switching back to anonymous restores open reads. No password or token leaks.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as os from "node:os";
@@ -20,6 +19,7 @@ import { tokenGeneration } from "../../components/access/devpiToken";
 import { PAGE_GENERATION_SETTLE_MS } from "../../components/nginx/nginxConfig";
 import {
     buildPackage,
+    cachedVenv,
     cleanUp,
     client,
     clientVenv,
@@ -100,11 +100,7 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
     const it = steps();
     before(async () => {
         venv = clientVenv();
-        uv = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "devpi-pulumi", `uv-${UV_VERSION}`);
-        if (!fs.existsSync(path.join(uv, "bin/uv"))) {
-            execFileSync("python3", ["-m", "venv", uv]);
-            execFileSync(path.join(uv, "bin/pip"), ["install", "-q", `uv==${UV_VERSION}`], { stdio: "inherit", timeout: 10 * 60 * 1000 });
-        }
+        uv = cachedVenv(`uv-${UV_VERSION}`, [`uv==${UV_VERSION}`]);
         fs.mkdirSync(dist);
         primary = startHost(PRIMARY.name, PRIMARY.ports.ssh, [PRIMARY.ports.http, PRIMARY.ports.https]);
         replica = startHost(REPLICA.name, REPLICA.ports.ssh, [REPLICA.ports.http, REPLICA.ports.https]);
