@@ -68,10 +68,18 @@ export function killStepTree(host: TestHost, pid: number): string[] {
         if (fs.readlinkSync(`/proc/${p}/root`) !== host.root) break;
         chain.push(p);
     }
-    const names = chain.map((p) => `${fs.readFileSync(`/proc/${p}/comm`, "utf8").trim()}[${p}]`);
-    for (const p of chain) process.kill(p, "SIGSTOP");
-    for (const p of chain) process.kill(p, "SIGKILL");
-    return names;
+    const names = chain.map((p) => `${comm(p)}[${p}]`);
+    const stopped = chain.filter((p) => signal(p, "SIGSTOP"));
+    for (const p of stopped) signal(p, "SIGKILL");
+    return names.filter((_, i) => stopped.includes(chain[i]));
+}
+
+function comm(pid: number): string {
+    try {
+        return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    } catch {
+        return "?";
+    }
 }
 
 /** Every descendant of `pid` (its children, theirs, ...), from /proc. */
@@ -94,11 +102,21 @@ export function descendants(pid: number): number[] {
  * killed (the descendants as "child[pid]").
  */
 export function killWholeStep(host: TestHost, pid: number): string[] {
-    const below = descendants(pid);
-    for (const p of below) process.kill(p, "SIGSTOP");
+    const below = descendants(pid).filter((p) => signal(p, "SIGSTOP"));
     const killed = [...killStepTree(host, pid), ...below.map((p) => `child[${p}]`)];
-    for (const p of below) process.kill(p, "SIGKILL");
+    for (const p of below) signal(p, "SIGKILL");
     return killed;
+}
+
+/** Sends `sig` to `pid`; false when the process has already exited (a short-lived child often has). */
+function signal(pid: number, sig: NodeJS.Signals): boolean {
+    try {
+        process.kill(pid, sig);
+        return true;
+    } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ESRCH") return false;
+        throw e;
+    }
 }
 
 /**
@@ -165,30 +183,30 @@ export const running =
     (host: TestHost): boolean =>
         hostProcesses(host).some((p) => re.test(p.comm));
 
-/** What happened at a cut: whether it fired, what was killed, and when. */
+/** What happened at a cut: whether it fired, what was killed; `ended` stops the watch (set it when the run is over). */
 export interface CutReport {
     fired: boolean;
     killed: string[];
+    ended?: boolean;
 }
 
-/** An EventLog whose onEvent also fires the cut once its step starts. */
+/**
+ * An EventLog handler for a run that is cut at `cut`: from the moment it is made (just before the
+ * run starts) the host is watched, every 5 ms, until `cut.ready` holds (by default: the step's own
+ * script runs, the step runner passing the step's name as the script's $0), and then the SSH
+ * sessions and `alsoKill` are killed. Not from the engine's event for the step: on a busy machine
+ * that event can arrive after a short step has already ended (CI, stop 25: "cut too late").
+ * Set `report.ended` when the run is over, so that the watch ends with it.
+ */
 export function cuttingLog(log: EventLog, host: TestHost, cut: CutPoint, report: CutReport): (e: EngineEvent) => void {
-    let armed = true;
-    return (e) => {
-        log.onEvent(e);
-        if (armed && e.resourcePreEvent?.metadata.urn.endsWith(`::${cut.step}`)) {
-            armed = false;
-            // By default, cut once the step's own script runs on the host (the step runner passes
-            // the step's name as the script's $0), polling every 5 ms: short steps are quick.
-            const ready = cut.ready ?? ((h: TestHost) => hostProcesses(h).some((p) => p.args.startsWith("bash -c ") && p.args.endsWith(` ${cut.step}`)));
-            void (async () => {
-                const ok = await until(() => ready(host), 120_000, 5);
-                if (!ok) return;
-                report.killed = cutSessions(host, cut.alsoKill);
-                report.fired = report.killed.length > 0;
-            })();
-        }
-    };
+    const ready = cut.ready ?? ((h: TestHost) => hostProcesses(h).some((p) => p.args.startsWith("bash -c ") && p.args.endsWith(` ${cut.step}`)));
+    void (async () => {
+        const ok = await until(() => report.ended === true || ready(host), 30 * 60_000, 5);
+        if (!ok || report.ended) return;
+        report.killed = cutSessions(host, cut.alsoKill);
+        report.fired = report.killed.length > 0;
+    })();
+    return (e) => log.onEvent(e);
 }
 
 /** Holds an fcntl() lock (as apt/dpkg do) on `file` inside the host for `seconds`, as a process of the host. */

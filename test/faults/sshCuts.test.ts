@@ -38,6 +38,7 @@ async function converges(e: FaultEnv, label: string): Promise<void> {
 async function cutRun(e: FaultEnv, cut: CutPoint): Promise<string> {
     const report: CutReport = { fired: false, killed: [] };
     const r = await tryUp(e, cuttingLog(e.log, e.host, cut, report));
+    report.ended = true;
     table.push(`${cut.label}: killed ${report.killed.join(" ") || "nothing"}; run ${r.ok ? "SUCCEEDED (cut too late)" : "failed"}`);
     assert.ok(report.fired, `the cut "${cut.label}" fired`);
     assert.equal(r.ok, false, `the run cut at "${cut.label}" fails`);
