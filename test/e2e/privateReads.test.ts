@@ -96,6 +96,16 @@ async function twineUpload(user: string, password: string, index: string, file: 
     return client(venv, "twine", ["upload", "--config-file", pypirc, "-r", "devpi", "--cert", caFile, file], clientEnv());
 }
 
+/** `page` requested twice by an authorised reader once its generation has settled: the second answer, from nginx's cache. */
+async function warmedByAlice(page: string, json: Record<string, string>, alice: Record<string, string>) {
+    await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 500));
+    await get(page, { headers: { ...json, ...alice } });
+    const warm = await get(page, { headers: { ...json, ...alice } });
+    assert.equal(warm.status, 200);
+    assert.equal(warm.headers["x-cache-status"], "HIT", "an authenticated reader is served from nginx's cache");
+    return warm;
+}
+
 describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 * 1000 }, () => {
     const it = steps();
     before(async () => {
@@ -185,11 +195,7 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
         const json = { Accept: "application/vnd.pypi.simple.v1+json" };
         const page = `${BASE}/alice/dev/+simple/priv-pkg/`;
         // An authorised client warms nginx's page cache first.
-        await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 500));
-        await get(page, { headers: { ...json, ...alice } });
-        const warm = await get(page, { headers: { ...json, ...alice } });
-        assert.equal(warm.status, 200);
-        assert.equal(warm.headers["x-cache-status"], "HIT", "an authenticated reader is served from nginx's cache");
+        const warm = await warmedByAlice(page, json, alice);
         const file = (JSON.parse(warm.body) as { files: { url: string }[] }).files[0].url;
         const fileUrl = new URL(file, page).toString();
         const fromDisk = await get(fileUrl, { headers: alice });
@@ -378,11 +384,7 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
         const json = { Accept: "application/vnd.pypi.simple.v1+json" };
         const page = `${BASE}/alice/dev/+simple/priv-pkg/`;
         // alice warms nginx's cache for her page; bob must still be refused it.
-        await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 500));
-        await get(page, { headers: { ...json, ...alice } });
-        const warm = await get(page, { headers: { ...json, ...alice } });
-        assert.equal(warm.status, 200);
-        assert.equal(warm.headers["x-cache-status"], "HIT");
+        const warm = await warmedByAlice(page, json, alice);
         const fileUrl = new URL((JSON.parse(warm.body) as { files: { url: string }[] }).files[0].url, page).toString();
         assert.equal((await get(fileUrl, { headers: alice })).status, 200, "alice gets her release file");
         for (const [what, url, headers] of [
