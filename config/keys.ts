@@ -19,6 +19,7 @@ export const KNOWN_KEYS = [
     "devpiWebVersion",
     "web",
     "reads",
+    "authCacheSeconds",
     "devpiLockdownVersion",
     "devpiTokensVersion",
     "serviceUser",

@@ -54,6 +54,7 @@ export function parseServer(r: Reader): Omit<DevpiConfig["devpi"], "venvVersions
     if (reads !== "anonymous" && reads !== "authenticated") fail("reads", reads, "must be anonymous (anyone may read, devpi's default) or authenticated (devpi users and tokens only)");
     // devpi-lockdown depends on devpi-web: without it pip would install an unpinned devpi-web anyway.
     if (reads === "authenticated" && !web) fail("reads", reads, "needs devpi-web (devpi-lockdown, which enforces it, is a devpi-web plugin): remove devpi:web: false");
+    const authCacheSeconds = r.int("authCacheSeconds", 30, 0, 600);
     const lockdownVersion = r.str("devpiLockdownVersion", "2.0.0");
     if (!VERSION_RE.test(lockdownVersion)) fail("devpiLockdownVersion", lockdownVersion, "must be an exact version such as 2.0.0");
     const tokensVersion = r.str("devpiTokensVersion", "1.1.0");
@@ -80,6 +81,7 @@ export function parseServer(r: Reader): Omit<DevpiConfig["devpi"], "venvVersions
         webVersion,
         web,
         reads,
+        authCacheSeconds,
         lockdownVersion,
         tokensVersion,
         serviceUser,

@@ -87,6 +87,7 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
                     : { name: i.name, bases: i.bases, volatile: i.volatile, aclUpload: i.aclUpload, mirrorWhitelist: i.mirrorWhitelist, ...(i.aclRead ? { aclRead: i.aclRead } : {}) },
             ),
             reads: d.reads,
+            authCacheSeconds: d.authCacheSeconds,
             tokens: cfg.tokens.map((t) => ({ ...t })),
         },
         backups: { schedule: d.backupSchedule, keep: d.backupKeep },

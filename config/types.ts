@@ -160,6 +160,11 @@ export interface DevpiConfig {
         web: boolean;
         /** Who may read; `authenticated` installs devpi-lockdown (needs devpi-web). */
         reads: ReadAccess;
+        /**
+         * Seconds nginx may reuse devpi's yes to one credential for one URL (reads `authenticated`;
+         * 0: devpi is asked every time). Any change devpi commits asks again at once.
+         */
+        authCacheSeconds: number;
         /** Exact devpi-lockdown version (installed when reads are `authenticated`). */
         lockdownVersion: string;
         /** Exact devpi-tokens version (installed when tokens are declared). */

@@ -222,6 +222,14 @@ export interface AccessArgs {
      * search; enforced by nginx asking devpi-lockdown). Default anonymous.
      */
     reads?: "anonymous" | "authenticated";
+    /**
+     * With reads `authenticated`: seconds nginx may reuse devpi's yes to one credential for one URL
+     * (devpi checks a password hash on every read, a tenth of a second of CPU). The cache's key holds
+     * an HMAC of the credential (never the credential) and the generation of devpi's data, so any
+     * change devpi commits (passwords, users, tokens, readers) takes effect at once; only expiry (a
+     * token's, a login's) may be honoured this much later. 0 asks devpi every time. Default 30, at most 600.
+     */
+    authCacheSeconds?: number;
     /** Scoped tokens for CI. Default none. */
     tokens?: TokenArgs[];
 }

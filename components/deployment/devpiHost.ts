@@ -255,6 +255,7 @@ export class DevpiHost extends pulumi.ComponentResource {
                     serverDir: d.serverDir,
                     maxUploadMb: d.maxUploadMb,
                     authenticatedReads: d.reads === "authenticated",
+                    authCacheSeconds: d.authCacheSeconds,
                     mirrorPageCacheSeconds: mirrorPageCacheSeconds(d.mirrorCacheExpiry),
                     // Keyed on this host's own data: replication commits a replica's data too, and devpi
                     // answers a write forwarded by a replica once the replica has it.

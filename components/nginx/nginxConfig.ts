@@ -3,12 +3,15 @@
  * are rendered in nginxPageCache.ts (re-exported here).
  */
 import { shellQuote, writeFileLines } from "../common/shell";
+import { AuthCacheSettings, authCacheDirectives, authCacheHttp, authCacheOn, renderAuthCacheSecretLines } from "./nginxAuthCache";
 import { PageCacheSettings, renderPageCaches } from "./nginxPageCache";
 
 export { mirrorPageCacheSeconds, PAGE_GENERATION_MODULE_PATH, PAGE_GENERATION_SETTLE_MS, renderPageGenerationModule } from "./nginxPageCache";
 export type { PageCacheSettings } from "./nginxPageCache";
+export { AUTH_CACHE_MODULE_PATH, AUTH_CACHE_SECRET_PATH, authCacheOn, renderAuthCacheModule, renderAuthCacheSecretLines } from "./nginxAuthCache";
+export type { AuthCacheSettings } from "./nginxAuthCache";
 
-export interface NginxSiteSettings extends PageCacheSettings {
+export interface NginxSiteSettings extends PageCacheSettings, AuthCacheSettings {
     domain: string;
     /** Extra names the certificate carries; nginx answers to them too. */
     extraNames: string[];
@@ -127,7 +130,7 @@ map $http_accept $devpi_browser {
  * that may read what was asked (and always for /+api, /+login and static files), 403 for a
  * token used outside its indexes, 401 for anyone else.
  */
-function authRequest(upstream: string): string {
+function authRequest(upstream: string, cache: string): string {
     return `    # Reads need a devpi user or token (devpi:reads authenticated): nginx asks devpi first,
     # for every location, release files from disk and cached pages included.
     auth_request /+authcheck;
@@ -144,7 +147,7 @@ function authRequest(upstream: string): string {
         proxy_set_header X-outside-url $scheme://$http_host;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Real-IP $remote_addr;
-    }
+${cache}    }
     location @devpi_unauthorized {
         if ($devpi_browser) {
             return 302 /+login?goto_url=$request_uri;
@@ -171,9 +174,9 @@ export function uploadTooLargeBody(maxUploadMb: number): string {
 export function renderNginxSite(s: NginxSiteSettings): string {
     const names = [s.domain, ...s.extraNames].join(" ");
     const httpsSuffix = s.httpsPort === 443 ? "" : `:${s.httpsPort}`;
-    const caches = renderPageCaches(s, proxyDirectives(s.upstream));
+    const caches = renderPageCaches(s, proxyDirectives(s.upstream), { generation: authCacheOn(s) });
     return `# Managed by Pulumi (devpi). Local edits are overwritten.
-${s.authenticatedReads ? browserMap() : ""}${caches.http}server {
+${s.authenticatedReads ? browserMap() : ""}${caches.http}${authCacheHttp(s)}server {
 ${listen(s.httpPort, s.listenIpv6)}
     server_name ${names};
     server_tokens off;
@@ -211,7 +214,7 @@ ${tlsDirectives(s)}
 
     root ${s.serverDir};
 
-${s.authenticatedReads ? authRequest(s.upstream) : ""}${s.replication ? "" : refuseChangelog()}    # Release files straight from disk; anything not there (or not GET/HEAD) goes to devpi.
+${s.authenticatedReads ? authRequest(s.upstream, authCacheDirectives(s)) : ""}${s.replication ? "" : refuseChangelog()}    # Release files straight from disk; anything not there (or not GET/HEAD) goes to devpi.
     location ~ /\\+f/ {
         error_page 418 = @proxy_to_app;${s.authenticatedReads ? "\n        # A location's error_page replaces the server's: repeat the refusal's.\n        error_page 401 = @devpi_unauthorized;" : ""}
         if ($request_method !~ ^(GET|HEAD)$) {
@@ -240,6 +243,8 @@ export interface NginxScriptSettings {
     extraFiles?: { path: string; content: string }[];
     /** Changes when the certificate changes, so the step re-runs and nginx reloads. */
     certFingerprint: string;
+    /** The auth cache's secret file, made when missing (see {@link renderAuthCacheSecretLines}). */
+    authCacheSecretPath?: string;
 }
 
 /**
@@ -252,13 +257,13 @@ export function renderNginxScript(s: NginxScriptSettings): string {
     return `# certificate sha256 ${s.certFingerprint}
 backup=""
 if [ -f ${site} ]; then backup=$(mktemp); cp -p ${site} "$backup"; fi
-${(s.extraFiles ?? [])
-    .map(
-        (f) => `extra_state=$(${writeFileLines(f.path, "0644", "root:root", f.content)})
+${s.authCacheSecretPath ? renderAuthCacheSecretLines(s.authCacheSecretPath) : ""}${(s.extraFiles ?? [])
+        .map(
+            (f) => `extra_state=$(${writeFileLines(f.path, "0644", "root:root", f.content)})
 note "${f.path} $extra_state"
 `,
-    )
-    .join("")}state=$(${writeFileLines(s.sitePath, "0644", "root:root", s.site)})
+        )
+        .join("")}state=$(${writeFileLines(s.sitePath, "0644", "root:root", s.site)})
 ln -sfn ${site} ${shellQuote(s.enabledPath)}
 if ! out=$(nginx -t 2>&1); then
   if [ -n "$backup" ]; then mv -f "$backup" ${site}; else rm -f ${site} ${shellQuote(s.enabledPath)}; fi

@@ -67,10 +67,25 @@ export interface RenderedPageCaches {
  * The page caches of `s`; `proxy` is the site's directives that send a request to devpi, repeated
  * in each cached location.
  */
-export function renderPageCaches(s: PageCacheSettings, proxy: string): RenderedPageCaches {
+export function renderPageCaches(s: PageCacheSettings, proxy: string, opts: { generation?: boolean } = {}): RenderedPageCaches {
     const mirror = mirrorPageCache(s, proxy);
     const index = indexPageCache(s, proxy);
-    return { http: `${installerClassMap(s)}${mirror.zone}${index.zone}`, locations: `${mirror.location}${index.location}` };
+    // The index cache's zone defines the generation's variables; without it, opts.generation does.
+    const generation = index.zone === "" && opts.generation === true ? `# The generation of devpi's data (empty: nothing is looked up or stored under it).\n${generationVariables(s)}\n` : "";
+    return { http: `${installerClassMap(s)}${mirror.zone}${generation}${index.zone}`, locations: `${mirror.location}${index.location}` };
+}
+
+/**
+ * `$devpi_generation` (the generation of devpi's data, from the njs module) and
+ * `$devpi_page_uncached` (1 when it is empty): keys of the index page cache and of the auth cache.
+ */
+function generationVariables(s: PageCacheSettings): string {
+    return `js_import devpi_pages from ${s.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH};
+js_set $devpi_generation devpi_pages.generation;
+map $devpi_generation $devpi_page_uncached {
+    "" 1;
+    default "";
+}`;
 }
 
 /**
@@ -167,12 +182,7 @@ function indexPageCache(s: PageCacheSettings, proxy: string): { zone: string; lo
     const dir = s.indexPageCacheDir ?? "/var/lib/nginx/devpi-index-pages";
     return {
         zone: `# Simple pages of the other indexes, under the generation of devpi's data (empty: not cached).
-js_import devpi_pages from ${s.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH};
-js_set $devpi_generation devpi_pages.generation;
-map $devpi_generation $devpi_page_uncached {
-    "" 1;
-    default "";
-}
+${generationVariables(s)}
 proxy_cache_path ${dir} levels=1:2 keys_zone=devpi_index_pages:10m max_size=256m inactive=2m use_temp_path=off;
 
 `,

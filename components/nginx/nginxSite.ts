@@ -1,5 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
-import { NginxSiteSettings, PAGE_GENERATION_MODULE_PATH, renderNginxRemoveScript, renderNginxScript, renderNginxSite, renderPageGenerationModule } from "./nginxConfig";
+import {
+    AUTH_CACHE_MODULE_PATH,
+    AUTH_CACHE_SECRET_PATH,
+    authCacheOn,
+    NginxSiteSettings,
+    PAGE_GENERATION_MODULE_PATH,
+    renderAuthCacheModule,
+    renderNginxRemoveScript,
+    renderNginxScript,
+    renderNginxSite,
+    renderPageGenerationModule,
+} from "./nginxConfig";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
 
 export interface NginxSiteArgs {
@@ -15,7 +26,9 @@ export interface NginxSiteArgs {
 /**
  * `/etc/nginx/sites-available/devpi` (enabled by symlink): HTTPS in front of devpi, HTTP
  * redirecting to it, release files from disk; with `site.indexPageCache`, also the njs module
- * (`/etc/nginx/devpi-page-generation.js`) its index page cache keys on. A config that fails
+ * (`/etc/nginx/devpi-page-generation.js`) its index page cache keys on; with reads for users only and
+ * `site.authCacheSeconds`, the auth cache's njs module (`/etc/nginx/devpi-authcheck.js`) and its
+ * secret (`/etc/nginx/devpi-authcheck-secret.conf`, made on the server, root's only). A config that fails
  * `nginx -t` never replaces the running one; nginx is started when down and reloaded when up.
  * Destroy removes the site and the module.
  */
@@ -32,17 +45,31 @@ export class NginxSite extends pulumi.ComponentResource {
         this.configPath = `/etc/nginx/sites-available/${siteName}`;
         const enabledPath = `/etc/nginx/sites-enabled/${siteName}`;
         const site = pulumi.output(args.site);
-        const modulePath = site.apply((s) => s.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH);
-        this.siteConfig = pulumi.all([site, modulePath]).apply(([s, m]) => renderNginxSite({ ...s, pageGenerationModulePath: m }));
-        const extraFiles = pulumi.all([site, modulePath]).apply(([s, m]) => (s.indexPageCache ? [{ path: m, content: renderPageGenerationModule(s.serverDir) }] : []));
+        const resolved = site.apply((s) => ({
+            ...s,
+            pageGenerationModulePath: s.pageGenerationModulePath ?? PAGE_GENERATION_MODULE_PATH,
+            authCacheModulePath: s.authCacheModulePath ?? AUTH_CACHE_MODULE_PATH,
+            authCacheSecretPath: s.authCacheSecretPath ?? AUTH_CACHE_SECRET_PATH,
+        }));
+        this.siteConfig = resolved.apply(renderNginxSite);
+        const extraFiles = resolved.apply((s) => [
+            ...(s.indexPageCache || authCacheOn(s) ? [{ path: s.pageGenerationModulePath, content: renderPageGenerationModule(s.serverDir) }] : []),
+            ...(authCacheOn(s) ? [{ path: s.authCacheModulePath, content: renderAuthCacheModule() }] : []),
+        ]);
+        const secretPath = resolved.apply((s) => (authCacheOn(s) ? s.authCacheSecretPath : undefined));
         const step = remoteStep(
             `${name}-site`,
             args.host,
             {
                 create: pulumi
-                    .all([args.certSha256, this.siteConfig, extraFiles])
-                    .apply(([certFingerprint, siteConfig, files]) => renderNginxScript({ sitePath: this.configPath, enabledPath, site: siteConfig, extraFiles: files, certFingerprint })),
-                delete: extraFiles.apply((files) => renderNginxRemoveScript({ sitePath: this.configPath, enabledPath, extraPaths: files.map((f) => f.path) })),
+                    .all([args.certSha256, this.siteConfig, extraFiles, secretPath])
+                    .apply(([certFingerprint, siteConfig, files, authCacheSecretPath]) =>
+                        renderNginxScript({ sitePath: this.configPath, enabledPath, site: siteConfig, extraFiles: files, certFingerprint, authCacheSecretPath }),
+                    ),
+                // The auth cache's secret goes with the site.
+                delete: pulumi
+                    .all([extraFiles, secretPath])
+                    .apply(([files, secret]) => renderNginxRemoveScript({ sitePath: this.configPath, enabledPath, extraPaths: [...files.map((f) => f.path), ...(secret ? [secret] : [])] })),
             },
             { parent: this },
         );

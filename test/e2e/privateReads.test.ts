@@ -16,6 +16,7 @@ import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
 import puppeteer from "puppeteer-core";
 import { tokenGeneration } from "../../components/access/devpiToken";
+import { SUPERVISOR_LOG } from "../../components/constants";
 import { PAGE_GENERATION_SETTLE_MS } from "../../components/nginx/nginxConfig";
 import {
     buildPackage,
@@ -231,6 +232,29 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
         assert.match(pip.out, /401|Unauthorized|No matching distribution found for priv-pkg==1\.0\.0/i, pip.out);
     });
 
+    it("nginx keeps devpi's yes to a password for a URL under an HMAC (never the password): repeated reads ask devpi once", async () => {
+        const alice = basic("alice", ALICE_PASSWORD);
+        const page = `${BASE}/alice/dev/+simple/priv-pkg/`;
+        const json = { Accept: "application/vnd.pypi.simple.v1+json" };
+        const authchecks = () => Number(onHost(primary, `grep -c 'GET /+authcheck' ${SUPERVISOR_LOG} || true`).trim());
+        assert.equal((await get(page, { headers: { ...json, ...alice } })).status, 200);
+        // Nothing is kept while devpi's data settles after a commit.
+        await new Promise((r) => setTimeout(r, PAGE_GENERATION_SETTLE_MS + 500));
+        const before = authchecks();
+        const started = Date.now();
+        for (let i = 0; i < 20; i++) assert.equal((await get(page, { headers: { ...json, ...alice } })).status, 200);
+        const seconds = (Date.now() - started) / 1000;
+        const asked = authchecks() - before;
+        assert.ok(asked <= 1, `20 reads with alice's password asked devpi ${asked} times`);
+        for (let i = 0; i < 5; i++) assert.equal((await get(page, { headers: json })).status, 401);
+        assert.equal(authchecks() - before - asked, 5, "every anonymous request asks devpi");
+        console.log(`# auth cache: 20 reads with a password in ${seconds.toFixed(2)} s, devpi asked ${asked} time(s)`);
+        const files = onHost(primary, "stat -c '%U %a' /etc/nginx/devpi-authcheck-secret.conf; find /var/lib/nginx/devpi-authcheck -type f -exec cat {} +");
+        assert.match(files, /^root 600\n/, "the secret is root's only");
+        assert.match(files, /KEY: [0-9a-f]{64}\/alice\/dev\/\+simple\/priv-pkg\//, "keys start with the credential's HMAC");
+        for (const secret of [ALICE_PASSWORD, alice.Authorization.slice(6)]) assert.ok(!files.includes(secret), "no credential in the cache's files");
+    });
+
     it("in a real browser (headless Chromium): the login page, then after logging in the project page", async () => {
         const shots = path.join(ROOT, ".pulumi-test", "screenshots");
         fs.mkdirSync(shots, { recursive: true });
@@ -338,8 +362,13 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
         // Expiry: devpi refuses it once its time is up.
         const wait = Date.parse(second.expires) - Date.now() + 1500;
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const expired = await get(`${BASE}/alice/dev/+simple/`, { headers: basic("alice", second.token) });
-        assert.equal(expired.status, 403, "an expired token is refused");
+        // nginx may reuse devpi's last yes to it for up to authCacheSeconds (default 30) + 1 more.
+        let expired = 0;
+        for (const until = Date.now() + 32_000; Date.now() < until; await new Promise((r) => setTimeout(r, 1000))) {
+            expired = (await get(`${BASE}/alice/dev/+simple/`, { headers: basic("alice", second.token) })).status;
+            if (expired === 403) break;
+        }
+        assert.equal(expired, 403, "an expired token is refused within authCacheSeconds");
         // Removed from the config: revoked (a fresh one, so the refusal is the revocation's doing).
         const g2 = gen();
         while (gen() === g2) await new Promise((r) => setTimeout(r, 500));

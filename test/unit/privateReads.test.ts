@@ -50,6 +50,7 @@ describe("devpi:reads and devpi:tokens", () => {
     it("defaults: anonymous reads, no tokens, no plugins (a stack made before keeps its version set)", () => {
         const c = load(base());
         assert.equal(c.devpi.reads, "anonymous");
+        assert.equal(c.devpi.authCacheSeconds, 30, "nginx reuses devpi's yes for 30 s (only with authenticated reads)");
         assert.deepEqual(c.tokens, []);
         assert.deepEqual(serverPlugins(c), []);
         assert.equal(venvKey({ serverVersion: "6.20.3", webVersion: "5.1.1", web: true, plugins: serverPlugins(c) }), "devpi-server-6.20.3_devpi-web-5.1.1");
@@ -70,6 +71,8 @@ describe("devpi:reads and devpi:tokens", () => {
     it("refuses bad input before any server is touched, naming the key, the value and what is allowed", () => {
         rejects(base({ reads: "private" }), /^devpi:reads: invalid value "private": must be anonymous .* or authenticated/);
         rejects(base({ reads: "authenticated", web: "false" }), /^devpi:reads: invalid value "authenticated": needs devpi-web/);
+        rejects(base({ reads: "authenticated", authCacheSeconds: "-1" }), /^devpi:authCacheSeconds: invalid value -1: must be an integer from 0 to 600/);
+        rejects(base({ reads: "authenticated", authCacheSeconds: "3600" }), /^devpi:authCacheSeconds: invalid value 3600: must be an integer from 0 to 600/);
         rejects(base({ devpiLockdownVersion: "latest" }), /^devpi:devpiLockdownVersion: invalid value "latest": must be an exact version/);
         rejects(base({ tokens: { ci: { user: "carol", indexes: ["alice/dev"] } } }), /^devpi:tokens\.ci\.user: invalid value "carol": must be root or a declared user \(declared: root, alice, bob\)/);
         rejects(base({ tokens: { ci: { user: "alice", scope: "admin", indexes: ["alice/dev"] } } }), /^devpi:tokens\.ci\.scope: invalid value "admin": must be read .* or upload/);
