@@ -42,3 +42,10 @@ export const replicaClients = devpi.replicaClients;
  * replaces it and revokes the old one.
  */
 export const tokens = devpi.tokens;
+/**
+ * Per server (`primary`, then each replica's name): where node-exporter serves its metrics, on the
+ * server's loopback (devpi:metricsAddress). Empty with devpi:metrics false.
+ */
+export const metricsEndpoints = devpi.metricsEndpoints;
+/** Prometheus alert rules for those metrics (`pulumi stack output alertRules > devpi-alerts.yml`). */
+export const alertRules = devpi.alertRules;

@@ -12,6 +12,15 @@ export const DEVPI_PROGRAM = "devpi";
 /** Where supervisor writes devpi-server's output. */
 export const SUPERVISOR_LOG = "/var/log/supervisor/devpi.log";
 
+/** The directory node-exporter's textfile collector reads (the service user's; devpi-metrics writes it). */
+export const TEXTFILE_DIR = "/var/lib/devpi-metrics";
+
+/** The scheduled backup's last result (`ok|failed EPOCH`), written by devpi-backup for devpi-metrics. */
+export const BACKUP_RESULT_FILE = `${TEXTFILE_DIR}/backup-result`;
+
+/** nginx's stub_status socket (the site's), read by devpi-metrics. */
+export const NGINX_STATUS_SOCKET = "/run/devpi-nginx-status.sock";
+
 /** Debian's CA bundle: what outbound HTTPS trusts unless `upstreamCaBundle` is set. */
 export const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 

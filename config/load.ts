@@ -10,7 +10,7 @@ import { ConfigError, fail } from "./errors";
 import { KNOWN_KEYS } from "./keys";
 import { Reader, readLocalFile } from "./reader";
 import { checkLayout, isIpAddress, HOSTNAME_RE, NAME_RE, UNIX_USER_RE, validateCron, VERSION_RE } from "./rules";
-import { parseReplicas, parseSite, parseSsh } from "./servers";
+import { DEFAULT_METRICS_ADDRESS, parseReplicas, parseSite, parseSsh } from "./servers";
 import { checkIssuedBy, checkProvidedCertificate, parseAcme } from "./tls";
 import { DevpiConfig, RawConfigGetter, SecretKeyCheck, SslConfig } from "./types";
 
@@ -82,6 +82,7 @@ export function parseServer(r: Reader): Omit<DevpiConfig["devpi"], "venvVersions
         web,
         reads,
         authCacheSeconds,
+        metrics: r.bool("metrics", true),
         lockdownVersion,
         tokensVersion,
         serviceUser,
@@ -186,7 +187,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     const warnings: string[] = [];
     const insecureSkipHostKeyCheck = r.bool("insecureSkipHostKeyCheck", false);
     const ssh = parseSsh(r, "", { user: "root" }, { insecureSkipHostKeyCheck, warnings });
-    const { domain, httpPort, httpsPort, devpiPort } = parseSite(r, "", { httpPort: 80, httpsPort: 443, devpiPort: 4040 });
+    const { domain, httpPort, httpsPort, devpiPort, metricsAddress } = parseSite(r, "", { httpPort: 80, httpsPort: 443, devpiPort: 4040, metricsAddress: DEFAULT_METRICS_ADDRESS });
     const server = parseServer(r);
     const ssl = parseSsl(r, domain, now, warnings);
     const venvVersionsDir = checkLayout({ ...server, sslDir: ssl.dir });
@@ -201,12 +202,13 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
         fail("clientIndex", clientIndex, `must be one of the declared indexes (${indexes.map((i) => i.name).join(", ") || "none declared"})`);
     }
-    const replicas = parseReplicas(r, { ssh, domain, httpPort, httpsPort, devpiPort, ssl, now, isSecret, warnings, insecureSkipHostKeyCheck });
+    const replicas = parseReplicas(r, { ssh, domain, httpPort, httpsPort, devpiPort, metricsAddress, ssl, now, isSecret, warnings, insecureSkipHostKeyCheck });
     return {
         ssh,
         domain,
         httpPort,
         httpsPort,
+        metricsAddress,
         listenIpv6: r.bool("listenIpv6", true),
         devpi: { ...server, port: devpiPort, venvVersionsDir },
         ssl,

@@ -59,12 +59,29 @@ export function parseSsh(r: Reader, p: string, defaults: { user: string }, polic
     return { host, port, user, privateKey, hostKey };
 }
 
+/** node-exporter's address unless set: loopback only (scrape through an SSH tunnel or a local Prometheus). */
+export const DEFAULT_METRICS_ADDRESS = "127.0.0.1:9100";
+
+/**
+ * What is wrong with a metrics address (undefined: nothing): it must be `127.X.Y.Z:PORT`. Metrics
+ * say what the server holds and does; exposing them beyond loopback needs an allow-list, which the
+ * program does not make yet, so it refuses rather than open them to the world.
+ */
+export function metricsAddressProblem(address: string, otherPorts: number[]): string | undefined {
+    const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(address);
+    if (!m || m.slice(1, 4).some((x) => Number(x) > 255) || Number(m[4]) < 1 || Number(m[4]) > 65535) {
+        return "must be a loopback address and port, 127.X.Y.Z:PORT (e.g. 127.0.0.1:9100): metrics are served on loopback only; scrape them through an SSH tunnel or a Prometheus on the server";
+    }
+    if (otherPorts.includes(Number(m[4]))) return `its port must differ from httpPort, httpsPort and devpiPort (${otherPorts.join(", ")})`;
+    return undefined;
+}
+
 /** One server's public name and ports under `P` (P: "" or "replicas[i]."). */
 export function parseSite(
     r: Reader,
     p: string,
-    defaults: { domain?: string; httpPort: number; httpsPort: number; devpiPort: number },
-): { domain: string; httpPort: number; httpsPort: number; devpiPort: number } {
+    defaults: { domain?: string; httpPort: number; httpsPort: number; devpiPort: number; metricsAddress: string },
+): { domain: string; httpPort: number; httpsPort: number; devpiPort: number; metricsAddress: string } {
     const domain = r.str(`${p}domain`, defaults.domain);
     if (!isPublicName(domain)) fail(`${p}domain`, domain, PUBLIC_NAME_RULE);
     const httpPort = r.int(`${p}httpPort`, defaults.httpPort, 1, 65535);
@@ -72,7 +89,10 @@ export function parseSite(
     const devpiPort = r.int(`${p}devpiPort`, defaults.devpiPort, 1, 65535);
     if (httpPort === httpsPort) fail(`${p}httpsPort`, httpsPort, "must differ from httpPort");
     if (devpiPort === httpPort || devpiPort === httpsPort) fail(`${p}devpiPort`, devpiPort, "must differ from httpPort and httpsPort");
-    return { domain, httpPort, httpsPort, devpiPort };
+    const metricsAddress = r.str(`${p}metricsAddress`, defaults.metricsAddress);
+    const problem = metricsAddressProblem(metricsAddress, [httpPort, httpsPort, devpiPort]);
+    if (problem) fail(`${p}metricsAddress`, metricsAddress, problem);
+    return { domain, httpPort, httpsPort, devpiPort, metricsAddress };
 }
 
 export interface PrimaryForReplicas {
@@ -81,6 +101,7 @@ export interface PrimaryForReplicas {
     httpPort: number;
     httpsPort: number;
     devpiPort: number;
+    metricsAddress: string;
     ssl: SslConfig;
     now: Date;
     /** Warnings found while reading the replicas are added here. */
@@ -124,7 +145,7 @@ export function parseReplicas(r: Reader, primary: PrimaryForReplicas): ReplicaCo
             return typeof x === "string" ? x : typeof x === "number" || typeof x === "boolean" ? String(x) : JSON.stringify(x);
         });
         const ssh = parseSsh(rr, p, { user: primary.ssh.user }, primary);
-        const site = parseSite(rr, p, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort });
+        const site = parseSite(rr, p, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort, metricsAddress: primary.metricsAddress });
         const name = rr.str(`${p}name`, site.domain.split(".")[0]);
         if (!REPLICA_NAME_RE.test(name)) fail(`${p}name`, name, REPLICA_NAME_RULE);
         const extraDnsNames = rr.stringList(`${p}extraDnsNames`, (s) => HOSTNAME_RE.test(s), "must be DNS names");

@@ -37,6 +37,7 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
             httpPort: cfg.httpPort,
             httpsPort: cfg.httpsPort,
             devpiPort: d.port,
+            metricsAddress: cfg.metricsAddress,
         },
         replicas: cfg.replicas.map((r) => ({
             name: r.name,
@@ -47,6 +48,7 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
             httpPort: r.httpPort,
             httpsPort: r.httpsPort,
             devpiPort: r.devpiPort,
+            metricsAddress: r.metricsAddress,
             certificate: r.providedChainPem && r.providedKeyPem ? { chainPem: r.providedChainPem, keyPem: pulumi.secret(r.providedKeyPem) } : undefined,
         })),
         tls: tlsArgs(cfg),
@@ -54,6 +56,7 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
             serverVersion: d.serverVersion,
             webVersion: d.webVersion,
             web: d.web,
+            metrics: d.metrics,
             lockdownVersion: d.lockdownVersion,
             tokensVersion: d.tokensVersion,
             serviceUser: d.serviceUser,

@@ -139,6 +139,8 @@ export interface ReplicaConfig {
     httpPort: number;
     httpsPort: number;
     devpiPort: number;
+    /** node-exporter's loopback address (HOST:PORT). */
+    metricsAddress: string;
     /** Provided mode: this replica's own chain and key; absent means the primary's (shared) certificate. */
     providedChainPem?: string;
     providedKeyPem?: string;
@@ -150,6 +152,8 @@ export interface DevpiConfig {
     domain: string;
     httpPort: number;
     httpsPort: number;
+    /** node-exporter's loopback address (HOST:PORT) on the primary. */
+    metricsAddress: string;
     /** Whether nginx also listens on IPv6. */
     listenIpv6: boolean;
     devpi: {
@@ -165,6 +169,8 @@ export interface DevpiConfig {
          * 0: devpi is asked every time). Any change devpi commits asks again at once.
          */
         authCacheSeconds: number;
+        /** Prometheus metrics on every server (node-exporter and devpi-metrics). */
+        metrics: boolean;
         /** Exact devpi-lockdown version (installed when reads are `authenticated`). */
         lockdownVersion: string;
         /** Exact devpi-tokens version (installed when tokens are declared). */

@@ -4,10 +4,11 @@
 #   nginx, libnginx-mod-http-js, supervisor, shellcheck, python3-venv: renderers checked by the real tools
 #   debootstrap, zstd, openssh-*, iproute2: the chroot test hosts; qemu-*, e2fsprogs: the VM test host
 #   pebble (ACME on loopback), wrk (load), faketime (expiry cases), sslscan (TLS policy), openssl,
-#   chromium (a real browser on the login page of a private index)
+#   chromium (a real browser on the login page of a private index), prometheus (promtool and a real
+#   Prometheus scraping the test hosts' metrics)
 set -euo pipefail
 packages=(nginx libnginx-mod-http-js supervisor shellcheck debootstrap openssl zstd python3-venv openssh-client
-    openssh-server iproute2 qemu-system-x86 qemu-utils e2fsprogs pebble wrk faketime sslscan chromium)
+    openssh-server iproute2 qemu-system-x86 qemu-utils e2fsprogs pebble wrk faketime sslscan chromium prometheus)
 need=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
@@ -23,3 +24,5 @@ apt-get update -q >&2
 apt-get install -y -q --no-install-recommends "${need[@]}" >&2
 # Debian's postinst starts nginx on port 80; the tests bring their own nginx configs and ports.
 service nginx stop >/dev/null 2>&1 || true
+# Nor Debian's Prometheus (port 9090, scraping localhost:9100): the tests start their own.
+service prometheus stop >/dev/null 2>&1 || true

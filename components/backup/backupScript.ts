@@ -3,7 +3,9 @@
  * keeps the newest N, and the cron entry that runs it as the service user.
  */
 import { renderDataLock } from "../common/dataLock";
+import * as path from "node:path";
 import { shellQuote, writeFileLines } from "../common/shell";
+import { BACKUP_RESULT_FILE } from "../constants";
 
 export interface BackupSettings {
     venvDir: string;
@@ -28,10 +30,19 @@ dest=${dir}/devpi-export-"$stamp"
 partial=${dir}/.partial-"$stamp"
 # A failure says why in one line, on stderr and in the system log (journalctl -t devpi-backup),
 # removes its partial export (it only takes space), and leaves every older backup alone.
+# The last run's result, for devpi-metrics (devpi_backup_last_run_success), kept outside the backup
+# directory: a full backup file system must not hide its own failure.
+result() {
+  [ -d ${shellQuote(path.posix.dirname(BACKUP_RESULT_FILE))} ] || return 0
+  if printf '%s %s\\n' "$1" "$(date +%s)" >${shellQuote(BACKUP_RESULT_FILE + ".tmp")} 2>/dev/null; then
+    mv -f -- ${shellQuote(BACKUP_RESULT_FILE + ".tmp")} ${shellQuote(BACKUP_RESULT_FILE)} 2>/dev/null || true
+  fi
+}
 fail() {
   printf 'devpi-backup failed: %s\\n' "$1" >&2
   logger -t devpi-backup -p user.err "failed: $1" 2>/dev/null || true
   rm -rf -- "$partial"
+  result failed
   exit 1
 }
 ${renderDataLock(s.backupDir, "fail")}rm -rf -- ${dir}/.partial-*
@@ -42,6 +53,7 @@ if ! out=$(${shellQuote(s.venvDir)}/bin/devpi-export -c ${shellQuote(s.configFil
 fi
 mv -- "$partial" "$dest" || fail "could not rename $partial to $dest"
 find ${dir} -maxdepth 1 -name 'devpi-export-*' -type d | sort | head -n -${s.keep} | xargs -r rm -rf --
+result ok
 echo "$dest"
 `;
 }

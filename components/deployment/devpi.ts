@@ -7,6 +7,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { DeclaredAccess, declareAccess } from "../access/devpiAccess";
 import { DevpiToken } from "../access/devpiToken";
 import { BackupSchedule } from "../backup/backupSchedule";
+import { hostMetrics } from "../metrics/hostMetrics";
+import { cronIntervalHours, renderAlertRules } from "../metrics/alertRules";
 import { ClientSettings, devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "../client/clientConfig";
 import { CLIENT_CA_PATH, DEVPI_PROGRAM, MIRROR_INDEX } from "../constants";
 import { DevpiArgs, ServerClientSettings } from "./devpiArgs";
@@ -68,6 +70,10 @@ export class Devpi extends pulumi.ComponentResource {
     public readonly replicaClients: Record<string, ServerClientSettings>;
     /** The servers, primary first. */
     public readonly hosts: DevpiHost[];
+    /** Per server (`primary` and each replica's name): where node-exporter serves its metrics (loopback; `options.metrics`). */
+    public readonly metricsEndpoints: pulumi.Output<Record<string, string>>;
+    /** Prometheus alert rules for those metrics (a rules file), with this deployment's backup schedule and certificate window. */
+    public readonly alertRules: string;
 
     constructor(name: string, args: DevpiArgs, opts?: pulumi.ComponentResourceOptions) {
         // Checked before anything is registered: bad arguments leave no trace in the deployment.
@@ -102,6 +108,9 @@ export class Devpi extends pulumi.ComponentResource {
         // Replicas follow the primary and do not wait for each other.
         const replicas = replicaSpecs.map((spec) => new DevpiHost(`${namePrefix}replica-${spec.label}`, { spec, settings: s, namePrefix, primary: primaryLink(primary) }, { parent: this }));
         this.hosts = [primary, ...replicas];
+        const metrics = s.devpi.metrics ? this.hosts.map((h, i) => hostMetrics(h, s, namePrefix, i === 0)) : [];
+        this.metricsEndpoints = pulumi.output(Object.fromEntries(metrics.map((m, i) => [this.hosts[i].spec.label, m.endpoint])));
+        this.alertRules = renderAlertRules({ backupIntervalHours: cronIntervalHours(s.devpi.backupSchedule), certRenewBeforeDays: s.ssl.mode === "acme" ? 30 : s.ssl.certRenewBeforeDays });
 
         const client = clientFor(s, primary.url);
         const clientOwner = s.indexes.find((i) => i.name === s.clientIndex)?.owner ?? "root";

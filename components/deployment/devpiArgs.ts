@@ -38,6 +38,11 @@ export interface ServerTarget {
     httpsPort?: pulumi.Input<number>;
     /** devpi-server's port on the bind address, behind nginx. Default 4040 (a replica: the primary's). */
     devpiPort?: number;
+    /**
+     * Where node-exporter serves this server's metrics: a loopback address and port, 127.X.Y.Z:PORT.
+     * Default 127.0.0.1:9100 (a replica: the primary's). See `options.metrics`.
+     */
+    metricsAddress?: string;
 }
 
 /** A server that follows the primary through devpi's replication. */
@@ -91,6 +96,12 @@ export interface ServerOptions {
     webVersion?: string;
     /** Install devpi-web (web UI and search). Default true. */
     web?: boolean;
+    /**
+     * Prometheus metrics on every server: Debian's prometheus-node-exporter (on each server's
+     * `metricsAddress`, loopback) with its textfile collector fed every minute by devpi-metrics
+     * (devpi's /+status, replication, backups, the served certificate, free space, nginx). Default true.
+     */
+    metrics?: boolean;
     /** Exact devpi-lockdown version, installed when `access.reads` is `authenticated`. Default 2.0.0. */
     lockdownVersion?: string;
     /** Exact devpi-tokens version, installed when `access.tokens` are declared. Default 1.1.0. */

@@ -11,7 +11,7 @@ import { AccessHost } from "../access/devpiAccess";
 import { ApiTarget } from "../access/devpiApi";
 import { RemoteHost } from "../common/remoteStep";
 import { contentHash } from "../common/shell";
-import { DEVPI_PROGRAM, LEGACY_SECRET_FILE, MIRROR_INDEX, SUPERVISOR_LOG, SYSTEM_CA_BUNDLE } from "../constants";
+import { DEVPI_PROGRAM, LEGACY_SECRET_FILE, MIRROR_INDEX, NGINX_STATUS_SOCKET, SUPERVISOR_LOG, SYSTEM_CA_BUNDLE } from "../constants";
 import { DevpiServer } from "../devpi/devpiServer";
 import { ReplicaResync } from "../devpi/replicaResync";
 import { HealthCheck } from "../health/healthCheck";
@@ -254,6 +254,7 @@ export class DevpiHost extends pulumi.ComponentResource {
                     upstream: `${d.host}:${this.spec.devpiPort}`,
                     serverDir: d.serverDir,
                     maxUploadMb: d.maxUploadMb,
+                    statusSocket: d.metrics ? NGINX_STATUS_SOCKET : undefined,
                     authenticatedReads: d.reads === "authenticated",
                     authCacheSeconds: d.authCacheSeconds,
                     mirrorPageCacheSeconds: mirrorPageCacheSeconds(d.mirrorCacheExpiry),

@@ -11,6 +11,7 @@ import { checkReadAcls, defaultClientIndex, parseIndexes, parseTokens, parseUser
 import { ConfigError } from "../../config/errors";
 import { parseServer, parseSslBase } from "../../config/load";
 import { Reader } from "../../config/reader";
+import { DEFAULT_METRICS_ADDRESS, metricsAddressProblem } from "../../config/servers";
 import { checkLayout, REPLICA_NAME_RE, REPLICA_NAME_RULE } from "../../config/rules";
 import { LETSENCRYPT_DIRECTORY, DevpiConfig, IndexConfig, SslConfig, TokenConfig } from "../../config/types";
 import { DevpiArgs, IndexArgs, ServerTarget, SshTarget } from "./devpiArgs";
@@ -39,6 +40,8 @@ export interface HostSpec {
     httpPort: pulumi.Input<number>;
     httpsPort: pulumi.Input<number>;
     devpiPort: number;
+    /** node-exporter's loopback address (HOST:PORT). */
+    metricsAddress: string;
     /** Provided TLS: this server's chain and key. */
     providedChainPem?: pulumi.Input<string>;
     providedKeyPem?: pulumi.Input<string>;
@@ -171,7 +174,7 @@ function resolveTls(args: DevpiArgs, r: Reader): TlsSettings {
     return common;
 }
 
-function hostSpec(target: ServerTarget, defaults: { httpPort: pulumi.Input<number>; httpsPort: pulumi.Input<number>; devpiPort: number; user: pulumi.Input<string> }) {
+function hostSpec(target: ServerTarget, defaults: { httpPort: pulumi.Input<number>; httpsPort: pulumi.Input<number>; devpiPort: number; metricsAddress: string; user: pulumi.Input<string> }) {
     return {
         ssh: { host: target.ssh.host, port: target.ssh.port ?? 22, user: target.ssh.user ?? defaults.user, privateKey: target.ssh.privateKey, hostKey: target.ssh.hostKey },
         domain: target.domain,
@@ -180,12 +183,13 @@ function hostSpec(target: ServerTarget, defaults: { httpPort: pulumi.Input<numbe
         httpPort: target.httpPort ?? defaults.httpPort,
         httpsPort: target.httpsPort ?? defaults.httpsPort,
         devpiPort: target.devpiPort ?? defaults.devpiPort,
+        metricsAddress: target.metricsAddress ?? defaults.metricsAddress,
     };
 }
 
 /** The primary first, then every replica; replicas default to the primary's ports, SSH user and (provided) certificate. */
 function hostSpecs(args: DevpiArgs, ssl: TlsSettings): HostSpec[] {
-    const primary = hostSpec(args.server, { httpPort: 80, httpsPort: 443, devpiPort: 4040, user: "root" });
+    const primary = hostSpec(args.server, { httpPort: 80, httpsPort: 443, devpiPort: 4040, metricsAddress: DEFAULT_METRICS_ADDRESS, user: "root" });
     const replicas = args.replicas ?? [];
     const names = new Set<string>();
     for (const r of replicas) {
@@ -193,13 +197,17 @@ function hostSpecs(args: DevpiArgs, ssl: TlsSettings): HostSpec[] {
         if (names.has(r.name)) throw new ConfigError(`Devpi: replicas[].name: invalid value ${JSON.stringify(r.name)}: must be unique`);
         names.add(r.name);
     }
+    for (const [where, spec] of [["server", primary] as const, ...replicas.map((r) => [`replicas[${r.name}]`, hostSpec(r, { ...primary, user: primary.ssh.user })] as const)]) {
+        const problem = metricsAddressProblem(spec.metricsAddress, [spec.devpiPort]);
+        if (problem) throw new ConfigError(`Devpi: ${where}.metricsAddress: invalid value ${JSON.stringify(spec.metricsAddress)}: ${problem}`);
+    }
     return [
         { label: "primary", prefix: "", role: replicas.length > 0 ? "primary" : "standalone", ...primary, providedChainPem: ssl.providedChainPem, providedKeyPem: ssl.providedKeyPem },
         ...replicas.map((r): HostSpec => ({
             label: r.name,
             prefix: `replica-${r.name}-`,
             role: "replica",
-            ...hostSpec(r, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort, user: primary.ssh.user }),
+            ...hostSpec(r, { httpPort: primary.httpPort, httpsPort: primary.httpsPort, devpiPort: primary.devpiPort, metricsAddress: primary.metricsAddress, user: primary.ssh.user }),
             providedChainPem: r.certificate?.chainPem ?? ssl.providedChainPem,
             providedKeyPem: r.certificate ? pulumi.secret(r.certificate.keyPem) : ssl.providedKeyPem,
         })),

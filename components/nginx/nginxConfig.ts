@@ -26,6 +26,8 @@ export interface NginxSiteSettings extends PageCacheSettings, AuthCacheSettings 
     serverDir: string;
     /** Same limit as devpi-server's max-request-body-size. */
     maxUploadMb: number;
+    /** nginx's stub_status on this unix socket (for devpi-metrics); absent: none. */
+    statusSocket?: string;
     /** When false, /+changelog (the replication feed, which carries password hashes) is refused. */
     replication: boolean;
 
@@ -230,6 +232,23 @@ ${proxyDirectives(s.upstream)}
 
     location @proxy_to_app {
 ${proxyDirectives(s.upstream)}
+    }
+}
+${s.statusSocket ? statusServer(s.statusSocket) : ""}`;
+}
+
+/** nginx's counters (stub_status) for devpi-metrics, on a unix socket: local processes only. */
+function statusServer(socket: string): string {
+    return `
+# nginx's counters for devpi-metrics: a unix socket, so only local processes reach them.
+server {
+    listen unix:${socket};
+    access_log off;
+    location = /stub_status {
+        stub_status;
+    }
+    location / {
+        return 404;
     }
 }
 `;

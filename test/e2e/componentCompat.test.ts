@@ -16,7 +16,23 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, hostConfig, programAt, setReplicaConfig, startHost, steps, stopHost, TestHost } from "./harness";
+import {
+    buildPackage,
+    cleanUp,
+    client,
+    clientVenv,
+    createStack,
+    EventLog,
+    hostConfig,
+    METRICS_KEYS,
+    programAt,
+    setReplicaConfig,
+    startHost,
+    steps,
+    stopHost,
+    TestHost,
+    testMetricsAddress,
+} from "./harness";
 
 /** main before the component (the last commit of the stack-config-only program). */
 const BEFORE_COMPONENT_COMMIT = process.env.DEVPI_E2E_BEFORE_COMPONENT_COMMIT ?? "c98ad1b";
@@ -25,11 +41,19 @@ const REPLICA = { name: "cmp-r1", label: "r1", ports: { ssh: 26302, http: 26381,
 /**
  * Steps whose scripts changed since then, re-run in place: the checks (they read through nginx with a
  * credential where reads are restricted) and the stage index steps (their API program manages per-index
- * readers; it finds the index unchanged).
+ * readers; it finds the index unchanged), nginx's site (it gained the stub_status socket devpi-metrics
+ * reads) and the backup's (it records its result for devpi-metrics).
  */
-const UPDATED_CHECKS = ["health-https", "replica-r1-health-https", "replica-r1-resync-identity", "index-alice/dev-index"];
-/** What today's program adds besides the components: root/pypi's settings (a component and its step). */
-const NEW_STEPS = ["devpi:index:DevpiIndex index-root/pypi", "command:remote:Command index-root/pypi-index"];
+const UPDATED_CHECKS = ["health-https", "replica-r1-health-https", "replica-r1-resync-identity", "index-alice/dev-index", "nginx-site", "replica-r1-nginx-site", "backups-cron"];
+/** What today's program adds besides the components: root/pypi's settings (a component and its step), each server's metrics. */
+const NEW_STEPS = [
+    "devpi:index:DevpiIndex index-root/pypi",
+    "command:remote:Command index-root/pypi-index",
+    "devpi:index:HostMetrics metrics",
+    "command:remote:Command metrics-exporter",
+    "devpi:index:HostMetrics replica-r1-metrics",
+    "command:remote:Command replica-r1-metrics-exporter",
+];
 
 let primary: TestHost;
 let replica: TestHost;
@@ -56,10 +80,11 @@ describe("a stack made before the Devpi component, taken over by it", { timeout:
         replica = startHost(REPLICA.name, REPLICA.ports.ssh, [REPLICA.ports.https]);
         fs.mkdirSync(path.join(work, "state"));
         stack = await createStack("component-compat", project, path.join(work, "state"));
-        await stack.setAllConfig({ ...hostConfig(primary, PRIMARY.ports), "devpi:rootPassword": { value: "root-Pw-cmp-1", secret: true } });
+        const legacy = Object.fromEntries(Object.entries(hostConfig(primary, PRIMARY.ports)).filter(([k]) => !METRICS_KEYS.includes(k)));
+        await stack.setAllConfig({ ...legacy, "devpi:rootPassword": { value: "root-Pw-cmp-1", secret: true } });
         await stack.setConfig("users.alice.password", { value: "alice-Pw-cmp-2", secret: true }, true);
         await stack.setConfig('indexes["alice/dev"].volatile', { value: "false" }, true);
-        await setReplicaConfig(stack, 0, replica, { name: REPLICA.label, domain: "localhost", ports: REPLICA.ports });
+        await setReplicaConfig(stack, 0, replica, { name: REPLICA.label, domain: "localhost", ports: REPLICA.ports }, { legacy: true });
     });
     after(async () => {
         if (process.env.DEVPI_E2E_KEEP !== "1") stopHost(REPLICA.name);
@@ -80,6 +105,9 @@ describe("a stack made before the Devpi component, taken over by it", { timeout:
 
     it("today's program: the preview and the up create only the components and replace or delete nothing; a second up is a no-op", async () => {
         programAt(project, undefined);
+        // Keys today's program knows (the old one refused them): each test host's own metrics address.
+        await stack.setConfig("devpi:metricsAddress", { value: testMetricsAddress(primary) });
+        await stack.setConfig("replicas[0].metricsAddress", { value: testMetricsAddress(replica) }, true);
         log.clear();
         const preview = await stack.preview({ diff: true, color: "never", onEvent: log.onEvent });
         const changed = operations().filter((o) => !o.startsWith("same ") && !(o.startsWith("update ") && UPDATED_CHECKS.includes(o.split(" ")[2])));
@@ -94,8 +122,12 @@ describe("a stack made before the Devpi component, taken over by it", { timeout:
         assert.equal(result.summary.result, "succeeded");
         const changes = result.summary.resourceChanges ?? {};
         assert.deepEqual(Object.keys(changes).sort(), ["create", "same", "update"], JSON.stringify(changes));
-        assert.equal(changes.create, 5, "the 3 components and root/pypi's settings are the only resources created");
-        assert.deepEqual(log.changed(), [...UPDATED_CHECKS.map((n) => `update:${n}`), "create:index-root/pypi-index"].sort(), "only the checks whose scripts changed ran again, in place");
+        assert.equal(changes.create, 9, "the 3 components, root/pypi's settings and each server's metrics are the only resources created");
+        assert.deepEqual(
+            log.changed(),
+            [...UPDATED_CHECKS.map((n) => `update:${n}`), "create:index-root/pypi-index", "create:metrics-exporter", "create:replica-r1-metrics-exporter"].sort(),
+            "only the checks whose scripts changed ran again, in place",
+        );
         assert.match(log.text(), /mirror index root\/pypi updated: mirror_no_project_list/, "the project-list default reaches the existing server");
         assert.match(log.text(), /index alice\/dev unchanged/, "the index step's new program finds nothing to change");
         console.log(`# ${kept} resources unchanged in the preview (${changes.same} in the up's summary); created: ${changed.join(", ")}`);

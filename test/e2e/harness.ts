@@ -350,16 +350,28 @@ export function hostConfig(host: TestHost, ports: Ports, keyAs: "file" | "secret
         "devpi:httpPort": { value: String(ports.http) },
         "devpi:httpsPort": { value: String(ports.https) },
         "devpi:devpiPort": { value: String(ports.devpi) },
+        "devpi:metricsAddress": { value: testMetricsAddress(host) },
         "devpi:listenIpv6": { value: "false" },
         "devpi:upstreamCaBundle": { value: "/etc/ssl/certs/ca-certificates.crt" },
     };
 }
 
 /**
+ * node-exporter's address on a test host: chroot test hosts share the machine's loopback, so each
+ * gets its own loopback address (127.X.Y.1, from its unique SSH port) with Prometheus's usual port.
+ */
+export function testMetricsAddress(host: TestHost): string {
+    return `127.${(host.sshPort >> 8) & 255}.${host.sshPort & 255}.1:9100`;
+}
+
+/** Config keys a program older than the metrics (issue 20) refuses: the compat tests set them after switching to today's. */
+export const METRICS_KEYS = ["devpi:metricsAddress"];
+
+/**
  * Sets `devpi:replicas[i]` to follow test host `host`: its SSH access (key file, pinned host
  * key), `name`, `domain` and ports, each key set by path as a user would.
  */
-export async function setReplicaConfig(stack: Stack, i: number, host: TestHost, replica: { name: string; domain: string; ports: Ports }): Promise<void> {
+export async function setReplicaConfig(stack: Stack, i: number, host: TestHost, replica: { name: string; domain: string; ports: Ports }, opts: { legacy?: boolean } = {}): Promise<void> {
     const entry: Record<string, string> = {
         name: replica.name,
         host: host.sshHost,
@@ -371,6 +383,7 @@ export async function setReplicaConfig(stack: Stack, i: number, host: TestHost, 
         httpPort: String(replica.ports.http),
         httpsPort: String(replica.ports.https),
         devpiPort: String(replica.ports.devpi),
+        ...(opts.legacy ? {} : { metricsAddress: testMetricsAddress(host) }),
     };
     for (const [k, v] of Object.entries(entry)) await stack.setConfig(`replicas[${i}].${k}`, { value: v }, true);
 }

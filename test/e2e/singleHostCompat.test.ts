@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, onHost, programAt, startHost, steps, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, METRICS_KEYS, onHost, programAt, startHost, steps, TestHost, testMetricsAddress } from "./harness";
 
 /** The single-server program to compare with: main just before devpi:replicas was merged. */
 const SINGLE_HOST_COMMIT = process.env.DEVPI_E2E_SINGLE_HOST_COMMIT ?? "9b790fb";
@@ -21,10 +21,11 @@ const PORTS = { ssh: 25001, http: 25080, https: 25443, devpi: 25040 };
 /**
  * Steps added since then, created on the existing stack's first up with today's code (nothing
  * else may be created): the second apt run (nginx, supervisor, ... while pip installs devpi) and
- * root/pypi's settings (managed since the mirror settings).
+ * root/pypi's settings (managed since the mirror settings) and the server's metrics.
  * With another DEVPI_E2E_SINGLE_HOST_COMMIT, DEVPI_E2E_ADDED_SINCE lists them (comma-separated; empty: none).
  */
-const ADDED_SINCE = process.env.DEVPI_E2E_ADDED_SINCE !== undefined ? process.env.DEVPI_E2E_ADDED_SINCE.split(",").filter(Boolean) : ["host-service-packages", "index-root/pypi-index"];
+const ADDED_SINCE =
+    process.env.DEVPI_E2E_ADDED_SINCE !== undefined ? process.env.DEVPI_E2E_ADDED_SINCE.split(",").filter(Boolean) : ["host-service-packages", "index-root/pypi-index", "metrics-exporter"];
 
 let host: TestHost;
 let stack: Stack;
@@ -44,7 +45,7 @@ describe("an existing single-server stack after the per-host refactor", { timeou
         fs.mkdirSync(path.join(work, "state"));
         stack = await createStack("compat", project, path.join(work, "state"));
         await stack.setAllConfig({
-            ...hostConfig(host, PORTS),
+            ...Object.fromEntries(Object.entries(hostConfig(host, PORTS)).filter(([k]) => !METRICS_KEYS.includes(k))),
             "devpi:rootPassword": { value: "root-Pw-compat-1", secret: true },
         });
         await stack.setConfig("users.alice.password", { value: "alice-Pw-compat-2", secret: true }, true);
@@ -67,13 +68,14 @@ describe("an existing single-server stack after the per-host refactor", { timeou
 
     it("today's program keeps every resource: nothing deleted or replaced, only new steps created; a second up runs nothing", async () => {
         programAt(project, undefined);
+        await stack.setConfig("devpi:metricsAddress", { value: testMetricsAddress(host) });
         log.clear();
         const preview = await stack.preview({ diff: true, color: "never", onEvent: log.onEvent });
         const ops = Object.keys(preview.changeSummary).filter((op) => op !== "same" && op !== "update" && op !== "create");
         assert.deepEqual(ops, [], preview.stdout);
         assert.deepEqual(
             log.changed().filter((c) => c.startsWith("create:")),
-            ADDED_SINCE.map((n) => `create:${n}`),
+            ADDED_SINCE.map((n) => `create:${n}`).sort(),
             preview.stdout,
         );
         log.clear();

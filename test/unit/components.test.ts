@@ -53,6 +53,7 @@ describe("the program's resources", () => {
             "index-bz/prod-index",
             "index-pk/dev-index",
             "index-root/pypi-index",
+            "metrics-exporter",
             "nginx-site",
             "root-password-set",
             "ssl-files",
@@ -88,6 +89,7 @@ describe("the program's resources", () => {
             "index-bz/dev-index": "index-bz/dev",
             "health-https": "health",
             "backups-cron": "backups",
+            "metrics-exporter": "metrics",
         };
         for (const [child, parent] of Object.entries(expectParent)) {
             assert.equal(registered.get(child)?.parent, parent, `${child}'s parent`);

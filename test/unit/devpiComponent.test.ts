@@ -59,12 +59,14 @@ describe("the Devpi component in another program", () => {
             "primary > DevpiServer devpi",
             "primary > DevpiUser user-alice",
             "primary > HealthCheck health",
+            "primary > HostMetrics metrics",
             "primary > HostPreparation host",
             "primary > NginxSite nginx",
             "primary > SslCertificate ssl",
             "primary > SupervisorProgram supervisor",
         ]);
-        for (const c of components.filter((r) => !["Devpi", "DevpiHost"].includes(r.type.replace("devpi:index:", "")))) {
+        // HostMetrics came after the component: it never was a root child.
+        for (const c of components.filter((r) => !["Devpi", "DevpiHost", "HostMetrics"].includes(r.type.replace("devpi:index:", "")))) {
             assert.equal(c.aliases, 1, `${c.name}: aliased to its place at the stack's root`);
         }
         const steps = [...registered.values()].filter((r) => r.type === "command:remote:Command");
@@ -78,6 +80,7 @@ describe("the Devpi component in another program", () => {
         assert.deepEqual(registered.get("health")!.dependsOn.sort(), ["index-alice/dev", "index-root/pypi", "nginx"]);
         assert.deepEqual(registered.get("root-password")!.dependsOn, ["supervisor"]);
         assert.deepEqual(registered.get("backups")!.dependsOn.sort(), ["devpi", "host"]);
+        assert.deepEqual(registered.get("metrics")!.dependsOn.sort(), ["nginx", "supervisor"], "metrics once supervisord runs and nginx serves its counters");
     });
 
     it("in a preview, the VM's unknown address and host key leave the connection unknown, and the rest rendered", async () => {

@@ -1,0 +1,79 @@
+import * as pulumi from "@pulumi/pulumi";
+import { RemoteHost, remoteStep } from "../common/remoteStep";
+import type { DevpiHost } from "../deployment/devpiHost";
+import type { ResolvedDevpi } from "../deployment/resolveArgs";
+import { MetricsCollectorSettings, renderMetricsCollector } from "./metricsCollector";
+import { BACKUP_RESULT_FILE, NGINX_STATUS_SOCKET, TEXTFILE_DIR } from "../constants";
+import { renderMetricsRemoveScript, renderMetricsScript } from "./metricsScript";
+
+export interface HostMetricsArgs {
+    host: RemoteHost;
+    /** node-exporter's listen address, HOST:PORT on loopback (e.g. 127.0.0.1:9100). */
+    listen: pulumi.Input<string>;
+    serviceUser: string;
+    /** What the collector reads; the socket and output file are fixed (see metricsScript.ts). */
+    collector: pulumi.Input<Omit<MetricsCollectorSettings, "nginxStatusSocket" | "outFile" | "intervalSeconds" | "backupResultFile">>;
+}
+
+/**
+ * Prometheus metrics of one server: Debian's prometheus-node-exporter on `listen` (run by
+ * supervisor as `prometheus`; Debian's own unit is masked on systemd hosts) with its textfile
+ * collector fed every minute by devpi-metrics (`/usr/local/lib/devpi-pulumi/devpi-metrics.py`,
+ * root's, run as the service user): devpi's /+status, replication, backups, the served
+ * certificate, free space, nginx's stub_status. Destroy stops both and removes our files.
+ */
+export class HostMetrics extends pulumi.ComponentResource {
+    /** Where node-exporter serves /metrics. */
+    public readonly endpoint: pulumi.Output<string>;
+
+    constructor(name: string, args: HostMetricsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("devpi:index:HostMetrics", name, {}, opts);
+        const step = remoteStep(
+            `${name}-exporter`,
+            args.host,
+            {
+                create: pulumi.all([args.listen, args.collector]).apply(([listen, c]) =>
+                    renderMetricsScript({
+                        listen,
+                        serviceUser: args.serviceUser,
+                        collector: renderMetricsCollector({
+                            ...c,
+                            nginxStatusSocket: NGINX_STATUS_SOCKET,
+                            outFile: `${TEXTFILE_DIR}/devpi.prom`,
+                            backupResultFile: BACKUP_RESULT_FILE,
+                            intervalSeconds: 60,
+                        }),
+                    }),
+                ),
+                delete: renderMetricsRemoveScript(),
+            },
+            { parent: this },
+        );
+        this.endpoint = pulumi.all([args.listen, step.stdout]).apply(([listen]) => `http://${listen}/metrics`);
+        this.registerOutputs({ endpoint: this.endpoint });
+    }
+}
+
+/**
+ * The metrics of one of the deployment's servers, named `NAMEPREFIX + host prefix + metrics`
+ * (`backups`: the primary, where backups are taken).
+ */
+export function hostMetrics(h: DevpiHost, s: ResolvedDevpi, namePrefix: string, backups: boolean): HostMetrics {
+    return new HostMetrics(
+        `${namePrefix}${h.spec.prefix}metrics`,
+        {
+            host: h.remote,
+            listen: h.spec.metricsAddress,
+            serviceUser: s.devpi.serviceUser,
+            collector: pulumi.all([h.spec.domain, h.spec.httpsPort]).apply(([domain, httpsPort]) => ({
+                devpiUrl: h.api.devpiUrl,
+                httpsPort,
+                domain,
+                serverDir: s.devpi.serverDir,
+                backupDir: backups ? s.devpi.backupDir : undefined,
+            })),
+        },
+        // supervisord runs (the host's program step), nginx serves its counters.
+        { parent: h, dependsOn: [h.supervisor, h.nginx] },
+    );
+}
