@@ -98,7 +98,7 @@ export interface ServerOptions {
     web?: boolean;
     /**
      * Prometheus metrics on every server: Debian's prometheus-node-exporter (on each server's
-     * `metricsAddress`, loopback) with its textfile collector fed every minute by devpi-metrics
+     * `metricsAddress`, loopback) with its textfile collector fed every 15 s by devpi-metrics
      * (devpi's /+status, replication, backups, the served certificate, free space, nginx). Default true.
      */
     metrics?: boolean;

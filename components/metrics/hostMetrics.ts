@@ -6,6 +6,9 @@ import { MetricsCollectorSettings, renderMetricsCollector } from "./metricsColle
 import { BACKUP_RESULT_FILE, NGINX_STATUS_SOCKET, TEXTFILE_DIR } from "../constants";
 import { renderMetricsRemoveScript, renderMetricsScript } from "./metricsScript";
 
+/** Seconds between two collections: Prometheus's usual scrape interval, so a scrape sees devpi go down. */
+export const COLLECTOR_INTERVAL_SECONDS = 15;
+
 export interface HostMetricsArgs {
     host: RemoteHost;
     /** node-exporter's listen address, HOST:PORT on loopback (e.g. 127.0.0.1:9100). */
@@ -18,7 +21,7 @@ export interface HostMetricsArgs {
 /**
  * Prometheus metrics of one server: Debian's prometheus-node-exporter on `listen` (run by
  * supervisor as `prometheus`; Debian's own unit is masked on systemd hosts) with its textfile
- * collector fed every minute by devpi-metrics (`/usr/local/lib/devpi-pulumi/devpi-metrics.py`,
+ * collector fed every 15 s by devpi-metrics (`/usr/local/lib/devpi-pulumi/devpi-metrics.py`,
  * root's, run as the service user): devpi's /+status, replication, backups, the served
  * certificate, free space, nginx's stub_status. Destroy stops both and removes our files.
  */
@@ -41,7 +44,7 @@ export class HostMetrics extends pulumi.ComponentResource {
                             nginxStatusSocket: NGINX_STATUS_SOCKET,
                             outFile: `${TEXTFILE_DIR}/devpi.prom`,
                             backupResultFile: BACKUP_RESULT_FILE,
-                            intervalSeconds: 60,
+                            intervalSeconds: COLLECTOR_INTERVAL_SECONDS,
                         }),
                     }),
                 ),

@@ -1,6 +1,6 @@
 /**
  * Renders devpi-metrics, the collector that feeds node-exporter's textfile collector with devpi's
- * state every minute: a Python program (python3 is on every server), run by supervisor as the
+ * state every 15 s: a Python program (python3 is on every server), run by supervisor as the
  * service user, which writes one file in Prometheus's text format.
  */
 
@@ -51,7 +51,7 @@ export const COLLECTOR_METRICS: Record<string, string> = {
 };
 
 /** The collector's code after its settings (DEVPI_URL, ..., HELP; see {@link renderMetricsCollector}). */
-const COLLECTOR_PY = `state = {"in_sync_at": None}
+const COLLECTOR_PY = `state = {"in_sync_at": None, "sizes": {}, "certificate": (None, None)}
 
 
 class Metrics:
@@ -134,7 +134,10 @@ def collect_backups(m):
             m.add("devpi_backup_last_success_timestamp_seconds", calendar.timegm(stamp))
         except ValueError:
             m.add("devpi_backup_last_success_timestamp_seconds", os.lstat(newest).st_mtime)
-        m.add("devpi_backup_last_size_bytes", tree_size(newest))
+        # An export never changes once renamed into place: its size is measured once.
+        if newest not in state["sizes"]:
+            state["sizes"] = {newest: tree_size(newest)}
+        m.add("devpi_backup_last_size_bytes", state["sizes"][newest])
     else:
         m.add("devpi_backup_last_success_timestamp_seconds", 0)
     try:
@@ -178,8 +181,10 @@ def collect_certificate(m):
         with socket.create_connection(("127.0.0.1", HTTPS_PORT), timeout=10) as sock:
             with ctx.wrap_socket(sock, server_hostname=DOMAIN) as tls:
                 der = tls.getpeercert(binary_form=True)
-        out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-enddate"], input=der, capture_output=True, timeout=10, check=True).stdout.decode()
-        m.add("devpi_certificate_expiry_timestamp_seconds", ssl.cert_time_to_seconds(out.strip().split("=", 1)[1]))
+        if state["certificate"][0] != der:
+            out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-enddate"], input=der, capture_output=True, timeout=10, check=True).stdout.decode()
+            state["certificate"] = (der, ssl.cert_time_to_seconds(out.strip().split("=", 1)[1]))
+        m.add("devpi_certificate_expiry_timestamp_seconds", state["certificate"][1])
     except Exception:
         pass
 
