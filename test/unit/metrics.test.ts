@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { stringify } from "yaml";
 import { alertRules, cronIntervalHours, renderAlertRules } from "../../components/metrics/alertRules";
-import { renderMetricsCollector } from "../../components/metrics/metricsCollector";
+import { COLLECTOR_METRICS, renderMetricsCollector } from "../../components/metrics/metricsCollector";
 import { renderMetricsPrograms, renderMetricsRemoveScript, renderMetricsScript } from "../../components/metrics/metricsScript";
 import { PRELUDE } from "../../components/common/shell";
 
@@ -324,6 +324,15 @@ describe("alert rules", () => {
                 .replace(/\{\{ \$value \}\}/g, labels.value ?? "");
         return { summary: fill(rule.annotations.summary), action: fill(rule.annotations.action) };
     }
+});
+
+describe("the README's Operating it section", () => {
+    it("names every metric devpi-metrics writes and every alert rule", () => {
+        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+        const section = readme.split(/^## Operating it: metrics and alerts$/m)[1]?.split(/^## /m)[0] ?? "";
+        for (const m of Object.keys(COLLECTOR_METRICS)) assert.ok(section.includes(`| \`${m}\` |`), `${m} in the metrics table`);
+        for (const a of alertRules({ backupIntervalHours: 24, certRenewBeforeDays: 30 })) assert.ok(section.includes(`| \`${a.alert}\` (`), `${a.alert} in the alerts table`);
+    });
 });
 
 describe("the metrics step's scripts", () => {
