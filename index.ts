@@ -49,3 +49,5 @@ export const tokens = devpi.tokens;
 export const metricsEndpoints = devpi.metricsEndpoints;
 /** Prometheus alert rules for those metrics (`pulumi stack output alertRules > devpi-alerts.yml`). */
 export const alertRules = devpi.alertRules;
+/** How to restore the newest off-host snapshot on a (fresh) server, with devpi:offsite. */
+export const offsiteRestoreCommand = devpi.offsiteRestoreCommand;

@@ -5,6 +5,8 @@
 export * from "./errors";
 export * from "./keys";
 export { loadConfig } from "./load";
+export { parseOffsite } from "./offsite";
+export type { OffsiteConfig } from "./offsite";
 export { SYSTEM_DIRS } from "./rules";
 export { FALLBACK_VENV_VERSIONS_DIR, LEGACY_SECRET_FILE } from "../components/constants";
 export { readStackConfig } from "./stack";

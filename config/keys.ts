@@ -32,6 +32,7 @@ export const KNOWN_KEYS = [
     "backupDir",
     "backupSchedule",
     "backupKeep",
+    "offsite",
     "upgradeStrategy",
     "allowDowngrade",
     "mirrorCacheExpiry",

@@ -10,6 +10,7 @@ import { ConfigError, fail } from "./errors";
 import { KNOWN_KEYS } from "./keys";
 import { Reader, readLocalFile } from "./reader";
 import { checkLayout, isIpAddress, HOSTNAME_RE, NAME_RE, UNIX_USER_RE, validateCron, VERSION_RE } from "./rules";
+import { parseOffsite } from "./offsite";
 import { DEFAULT_METRICS_ADDRESS, parseReplicas, parseSite, parseSsh } from "./servers";
 import { checkIssuedBy, checkProvidedCertificate, parseAcme } from "./tls";
 import { DevpiConfig, RawConfigGetter, SecretKeyCheck, SslConfig } from "./types";
@@ -27,6 +28,12 @@ function checkKeys(raw: RawConfigGetter, keys: string[], isSecret?: SecretKeyChe
         const users = raw("users");
         if (users && users.includes('"password"') && !isSecret("users")) {
             throw new ConfigError("devpi:users holds a password in plain text: set each with `pulumi config set --secret --path 'users.NAME.password'`");
+        }
+        const offsite = raw("offsite");
+        if (offsite && /"(password|sshPrivateKey|s3SecretAccessKey)"/.test(offsite) && !isSecret("offsite")) {
+            throw new ConfigError(
+                "devpi:offsite holds a password or key in plain text: set each with `pulumi config set --secret --path 'offsite.password'` (sshPrivateKey, s3SecretAccessKey likewise)",
+            );
         }
         const indexes = raw("indexes");
         if (indexes && indexes.includes('"mirror_password"') && !isSecret("indexes")) {
@@ -218,6 +225,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         tokens,
         clientIncludePassword: r.bool("clientIncludePassword", false),
         clientIndex: clientIndex ?? defaultClientIndex(indexes),
+        offsite: parseOffsite(r.json("offsite")),
         replicas,
         warnings,
     };

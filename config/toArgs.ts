@@ -4,6 +4,7 @@
  * resources instead.
  */
 import * as pulumi from "@pulumi/pulumi";
+import type { OffsiteArgs } from "../components/backup/offsiteBackup";
 import { DevpiArgs, ServerTarget, TlsArgs } from "../components/deployment/devpiArgs";
 import { readStackConfig } from "./stack";
 import { DevpiConfig, SshConfig } from "./types";
@@ -93,7 +94,11 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
             authCacheSeconds: d.authCacheSeconds,
             tokens: cfg.tokens.map((t) => ({ ...t })),
         },
-        backups: { schedule: d.backupSchedule, keep: d.backupKeep },
+        backups: {
+            schedule: d.backupSchedule,
+            keep: d.backupKeep,
+            offsite: offsiteArgs(cfg),
+        },
         client: { index: cfg.clientIndex, includePassword: cfg.clientIncludePassword },
         // Already checked (and warned about) by the stack config, which names the stack keys.
         insecureSkipHostKeyCheck: [cfg.ssh, ...cfg.replicas.map((r) => r.ssh)].some((s) => s.hostKey === undefined),
@@ -103,4 +108,17 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
 /** Reads and validates the running stack's `devpi:` config and returns the component's arguments. */
 export function fromStackConfig(): DevpiArgs {
     return devpiArgsFromConfig(readStackConfig());
+}
+
+/** `devpi:offsite` as the component's `backups.offsite`, its secrets as Pulumi secrets. */
+function offsiteArgs(cfg: DevpiConfig): OffsiteArgs | undefined {
+    const o = cfg.offsite;
+    if (!o) return undefined;
+    return {
+        repository: o.repository,
+        password: pulumi.secret(o.password),
+        sftp: o.sftp ? { ...o.sftp, privateKey: pulumi.secret(o.sftp.privateKey) } : undefined,
+        s3: o.s3 ? { accessKeyId: o.s3.accessKeyId, secretAccessKey: pulumi.secret(o.s3.secretAccessKey) } : undefined,
+        keep: o.keep,
+    };
 }

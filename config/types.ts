@@ -1,4 +1,5 @@
 /** The validated stack configuration: what {@link loadConfig} returns. */
+import type { OffsiteConfig } from "./offsite";
 
 /** A devpi user as declared in `devpi:users`. */
 export interface UserConfig {
@@ -213,6 +214,8 @@ export interface DevpiConfig {
     tokens: TokenConfig[];
     /** Whether the `.pypirc` output carries the password of {@link clientUser}. */
     clientIncludePassword: boolean;
+    /** The off-host copy of the backups (devpi:offsite); absent: none. */
+    offsite?: OffsiteConfig;
     /** The user whose index the client outputs point at (default: owner of the first index). */
     clientIndex?: string;
     /** Servers that follow the primary through devpi's replication (empty: a single server). */

@@ -2,6 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { renderBackupInstallScript, renderBackupRemoveScript, renderBackupScript, renderCronEntry, renderRestoreScript } from "./backupScript";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
 
+/** The restore command's path on the server. */
+export const RESTORE_SCRIPT = "/usr/local/sbin/devpi-restore";
+
 export interface BackupScheduleArgs {
     host: RemoteHost;
     venvDir: string;
@@ -35,7 +38,7 @@ export class BackupSchedule extends pulumi.ComponentResource {
         super("devpi:index:BackupSchedule", name, {}, opts);
         const scriptPath = "/usr/local/sbin/devpi-backup";
         const cronPath = "/etc/cron.d/devpi-backup";
-        const restorePath = "/usr/local/sbin/devpi-restore";
+        const restorePath = RESTORE_SCRIPT;
         this.command = `sudo -u ${args.serviceUser} ${scriptPath}`;
         this.restoreCommand = `sudo ${restorePath} BACKUP_NAME`;
         const restore = renderRestoreScript({

@@ -6,6 +6,7 @@ import { renderDataLock } from "../common/dataLock";
 import * as path from "node:path";
 import { shellQuote, writeFileLines } from "../common/shell";
 import { BACKUP_RESULT_FILE } from "../constants";
+import { OFFSITE_SCRIPT } from "./offsiteScript";
 
 export interface BackupSettings {
     venvDir: string;
@@ -54,6 +55,8 @@ fi
 mv -- "$partial" "$dest" || fail "could not rename $partial to $dest"
 find ${dir} -maxdepth 1 -name 'devpi-export-*' -type d | sort | head -n -${s.keep} | xargs -r rm -rf --
 result ok
+# The off-host copy, when configured (devpi:offsiteRepository): its own result is kept for the metrics.
+if [ -x ${shellQuote(OFFSITE_SCRIPT)} ]; then ${shellQuote(OFFSITE_SCRIPT)} "$dest" >&2 || exit 1; fi
 echo "$dest"
 `;
 }

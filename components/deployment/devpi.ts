@@ -6,7 +6,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DeclaredAccess, declareAccess } from "../access/devpiAccess";
 import { DevpiToken } from "../access/devpiToken";
-import { BackupSchedule } from "../backup/backupSchedule";
+import { BackupSchedule, RESTORE_SCRIPT } from "../backup/backupSchedule";
+import { OffsiteBackup } from "../backup/offsiteBackup";
 import { hostMetrics } from "../metrics/hostMetrics";
 import { cronIntervalHours, renderAlertRules } from "../metrics/alertRules";
 import { ClientSettings, devpiUseCommand, indexUrl, renderPipConf, renderPypirc, renderUvToml } from "../client/clientConfig";
@@ -70,6 +71,8 @@ export class Devpi extends pulumi.ComponentResource {
     public readonly replicaClients: Record<string, ServerClientSettings>;
     /** The servers, primary first. */
     public readonly hosts: DevpiHost[];
+    /** Run this on the server (as root) to restore the newest off-host snapshot (`backups.offsite`). */
+    public readonly offsiteRestoreCommand: string;
     /** Per server (`primary` and each replica's name): where node-exporter serves its metrics (loopback; `options.metrics`). */
     public readonly metricsEndpoints: pulumi.Output<Record<string, string>>;
     /** Prometheus alert rules for those metrics (a rules file), with this deployment's backup schedule and certificate window. */
@@ -105,6 +108,14 @@ export class Devpi extends pulumi.ComponentResource {
             // cron comes with the host's packages, which devpi's install no longer waits for entirely.
             { parent: this, aliases: [{ parent: pulumi.rootStackResource }], dependsOn: [primary.server, primary.prepared] },
         );
+        const offsite = s.offsite
+            ? new OffsiteBackup(
+                  `${namePrefix}offsite`,
+                  { host: primary.remote, offsite: s.offsite, serviceUser: s.devpi.serviceUser, backupDir: s.devpi.backupDir, restoreScript: RESTORE_SCRIPT },
+                  { parent: this, dependsOn: [backups] },
+              )
+            : undefined;
+        this.offsiteRestoreCommand = offsite?.restoreCommand ?? "(no off-host copy: set devpi:offsite)";
         // Replicas follow the primary and do not wait for each other.
         const replicas = replicaSpecs.map((spec) => new DevpiHost(`${namePrefix}replica-${spec.label}`, { spec, settings: s, namePrefix, primary: primaryLink(primary) }, { parent: this }));
         this.hosts = [primary, ...replicas];

@@ -5,6 +5,7 @@
  * every default is the one the stack config documents (Pulumi.yaml).
  */
 import * as pulumi from "@pulumi/pulumi";
+import type { OffsiteArgs } from "../backup/offsiteBackup";
 
 /** SSH access to one server. The login must be root or have passwordless sudo. */
 export interface SshTarget {
@@ -251,6 +252,8 @@ export interface BackupArgs {
     schedule?: string;
     /** Exports kept. Default 7. */
     keep?: number;
+    /** An encrypted copy of each export off the server (restic over SFTP, or to an S3-compatible store). Default none. */
+    offsite?: OffsiteArgs;
 }
 
 /** What the client outputs point at. */

@@ -11,10 +11,12 @@ import { checkReadAcls, defaultClientIndex, parseIndexes, parseTokens, parseUser
 import { ConfigError } from "../../config/errors";
 import { parseServer, parseSslBase } from "../../config/load";
 import { Reader } from "../../config/reader";
+import { parseOffsite } from "../../config/offsite";
 import { DEFAULT_METRICS_ADDRESS, metricsAddressProblem } from "../../config/servers";
 import { checkLayout, REPLICA_NAME_RE, REPLICA_NAME_RULE } from "../../config/rules";
 import { LETSENCRYPT_DIRECTORY, DevpiConfig, IndexConfig, SslConfig, TokenConfig } from "../../config/types";
 import { DevpiArgs, IndexArgs, ServerTarget, SshTarget } from "./devpiArgs";
+import type { OffsiteArgs } from "../backup/offsiteBackup";
 
 /** devpi-server's settings, validated (as in the stack config). */
 export type DevpiSettings = DevpiConfig["devpi"];
@@ -68,6 +70,8 @@ export interface ResolvedDevpi {
     tokens: TokenConfig[];
     clientIndex?: string;
     clientIncludePassword: boolean;
+    /** The off-host copy of the backups (checked; secrets as given). */
+    offsite?: OffsiteArgs;
     /** The primary first, then each replica. */
     hosts: HostSpec[];
 }
@@ -84,6 +88,7 @@ const ARG_OF_KEY: Record<string, string> = {
     tokens: "access.tokens",
     backupSchedule: "backups.schedule",
     backupKeep: "backups.keep",
+    offsite: "backups.offsite",
     sslMode: "tls.mode",
     sslDir: "tls.dir",
     certValidityDays: "tls.certValidityDays",
@@ -95,6 +100,20 @@ const ARG_OF_KEY: Record<string, string> = {
     users: "access.users",
     indexes: "access.indexes",
 };
+
+/** The off-host settings as the stack config would hold them (secrets given as Outputs stand in as placeholders). */
+function offsiteRaw(args: DevpiArgs): Record<string, unknown> | undefined {
+    const o = args.backups?.offsite;
+    if (!o) return undefined;
+    const given = (v: unknown, placeholder: string) => (typeof v === "string" ? v : placeholder);
+    return {
+        repository: o.repository,
+        password: given(o.password, "(a Pulumi input)"),
+        ...(o.sftp ? { sshPrivateKey: given(o.sftp.privateKey, "PRIVATE KEY (a Pulumi input)"), sshHostKey: o.sftp.hostKey, sshPort: o.sftp.port } : {}),
+        ...(o.s3 ? { s3AccessKeyId: given(o.s3.accessKeyId, "(input)"), s3SecretAccessKey: given(o.s3.secretAccessKey, "(input)") } : {}),
+        ...(o.keep ? { keep: o.keep } : {}),
+    };
+}
 
 /** Rewrites a stack-config message (`devpi:KEY...`) to name the component's argument. */
 function asArgError(name: string, e: unknown): unknown {
@@ -149,6 +168,7 @@ function rawOf(args: DevpiArgs): (key: string) => string | undefined {
         authCacheSeconds: args.access.authCacheSeconds,
         backupSchedule: args.backups?.schedule,
         backupKeep: args.backups?.keep,
+        offsite: offsiteRaw(args),
         sslMode: tls.mode,
         sslDir: tls.dir,
         ...windows,
@@ -229,6 +249,7 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
         const indexes = parseIndexes(r, declaredUsers, server.serverVersion);
         const tokens = parseTokens(r, declaredUsers, indexes);
         checkReadAcls(indexes, tokens, server.reads);
+        parseOffsite(r.json("offsite"));
         const clientIndex = args.client?.index;
         if (clientIndex !== undefined && !indexes.some((i) => i.name === clientIndex)) {
             throw new ConfigError(`devpi:clientIndex: invalid value ${JSON.stringify(clientIndex)}: must be one of the declared indexes`);
@@ -245,6 +266,7 @@ export function resolveDevpiArgs(name: string, args: DevpiArgs): ResolvedDevpi {
             tokens,
             clientIndex: clientIndex ?? defaultClientIndex(indexes),
             clientIncludePassword: args.client?.includePassword ?? false,
+            offsite: args.backups?.offsite,
             hosts: hostSpecs(args, ssl),
         };
     } catch (e) {

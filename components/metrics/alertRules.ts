@@ -95,6 +95,15 @@ function storageRules(s: AlertRuleSettings): Rule[] {
             },
         },
         {
+            alert: "DevpiOffsiteFailed",
+            expr: "devpi_offsite_last_run_success == 0",
+            labels: { severity: "critical" },
+            annotations: {
+                summary: "the last off-host copy of the backups on {{ $labels.instance }} failed",
+                action: "journalctl -t devpi-offsite; devpi-offsite --restic snapshots (as the service user) shows whether the target answers",
+            },
+        },
+        {
             alert: "DevpiBackupTooOld",
             expr: `time() - devpi_backup_last_success_timestamp_seconds > ${backupMaxAge}`,
             labels: { severity: "critical" },

@@ -5,6 +5,7 @@ import type { ResolvedDevpi } from "../deployment/resolveArgs";
 import { MetricsCollectorSettings, renderMetricsCollector } from "./metricsCollector";
 import { BACKUP_RESULT_FILE, NGINX_STATUS_SOCKET, TEXTFILE_DIR } from "../constants";
 import { renderMetricsRemoveScript, renderMetricsScript } from "./metricsScript";
+import { OFFSITE_RESULT_FILE } from "../backup/offsiteScript";
 
 /** Seconds between two collections: Prometheus's usual scrape interval, so a scrape sees devpi go down. */
 export const COLLECTOR_INTERVAL_SECONDS = 15;
@@ -15,7 +16,7 @@ export interface HostMetricsArgs {
     listen: pulumi.Input<string>;
     serviceUser: string;
     /** What the collector reads; the socket and output file are fixed (see metricsScript.ts). */
-    collector: pulumi.Input<Omit<MetricsCollectorSettings, "nginxStatusSocket" | "outFile" | "intervalSeconds" | "backupResultFile">>;
+    collector: pulumi.Input<Omit<MetricsCollectorSettings, "nginxStatusSocket" | "outFile" | "intervalSeconds" | "backupResultFile" | "offsiteResultFile">>;
 }
 
 /**
@@ -44,6 +45,7 @@ export class HostMetrics extends pulumi.ComponentResource {
                             nginxStatusSocket: NGINX_STATUS_SOCKET,
                             outFile: `${TEXTFILE_DIR}/devpi.prom`,
                             backupResultFile: BACKUP_RESULT_FILE,
+                            offsiteResultFile: OFFSITE_RESULT_FILE,
                             intervalSeconds: COLLECTOR_INTERVAL_SECONDS,
                         }),
                     }),

@@ -15,8 +15,9 @@ export interface MetricsCollectorSettings {
     backupDir?: string;
     /** nginx's stub_status, on a unix socket only local processes reach. */
     nginxStatusSocket: string;
-    /** devpi-backup's last result (`ok|failed EPOCH`). */
+    /** devpi-backup's and devpi-offsite's last results (`ok|failed EPOCH`). */
     backupResultFile: string;
+    offsiteResultFile: string;
     /** The file node-exporter's textfile collector reads (written atomically). */
     outFile: string;
     /** Seconds between two collections. */
@@ -41,6 +42,8 @@ export const COLLECTOR_METRICS: Record<string, string> = {
     devpi_backup_last_size_bytes: "size of the newest complete export",
     devpi_backup_last_run_success: "1 when the last scheduled backup succeeded, 0 when it failed (absent before the first run)",
     devpi_backup_last_run_timestamp_seconds: "when the last scheduled backup ended",
+    devpi_offsite_last_run_success: "1 when the last off-host copy (restic) succeeded, 0 when it failed (absent without devpi:offsite)",
+    devpi_offsite_last_run_timestamp_seconds: "when the last off-host copy ended",
     devpi_certificate_expiry_timestamp_seconds: "when the certificate nginx serves expires",
     devpi_dir_avail_bytes: "free space (for unprivileged users) on the file system of the data (dir=server) and backup (dir=backup) directories",
     devpi_dir_size_bytes: "size of that file system",
@@ -140,16 +143,17 @@ def collect_backups(m):
         m.add("devpi_backup_last_size_bytes", state["sizes"][newest])
     else:
         m.add("devpi_backup_last_success_timestamp_seconds", 0)
-    try:
-        st = os.lstat(BACKUP_RESULT)
-        if stat.S_ISREG(st.st_mode) and st.st_size < 4096:
-            with open(BACKUP_RESULT, "rb") as f:
-                words = f.read().decode("ascii", "replace").split()
-            if len(words) >= 2 and words[0] in ("ok", "failed"):
-                m.add("devpi_backup_last_run_success", 1 if words[0] == "ok" else 0)
-                m.add("devpi_backup_last_run_timestamp_seconds", float(words[1]))
-    except (OSError, ValueError):
-        pass
+    for path, prefix in ((BACKUP_RESULT, "devpi_backup"), (OFFSITE_RESULT, "devpi_offsite")):
+        try:
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_size < 4096:
+                with open(path, "rb") as f:
+                    words = f.read().decode("ascii", "replace").split()
+                if len(words) >= 2 and words[0] in ("ok", "failed"):
+                    m.add(prefix + "_last_run_success", 1 if words[0] == "ok" else 0)
+                    m.add(prefix + "_last_run_timestamp_seconds", float(words[1]))
+        except (OSError, ValueError):
+            pass
 
 
 def tree_size(top):
@@ -271,6 +275,7 @@ DIRS = {"server": ${JSON.stringify(s.serverDir)}${s.backupDir ? `, "backup": ${J
 NGINX_STATUS_SOCKET = ${JSON.stringify(s.nginxStatusSocket)}
 OUT = ${JSON.stringify(s.outFile)}
 BACKUP_RESULT = ${JSON.stringify(s.backupResultFile)}
+OFFSITE_RESULT = ${JSON.stringify(s.offsiteResultFile)}
 INTERVAL = ${s.intervalSeconds}
 HELP = ${JSON.stringify(COLLECTOR_METRICS)}
 

@@ -85,6 +85,7 @@ describe("devpi-metrics, run by python3 against stand-ins", () => {
         fs.writeFileSync(`${dir}/backups/devpi-export-20261202T031700Z/dataindex.json`, "y".repeat(24));
         fs.mkdirSync(`${dir}/backups/.partial-20261203T031700Z`);
         fs.writeFileSync(`${dir}/backup-result`, "failed 1796000000\n");
+        fs.writeFileSync(`${dir}/offsite-result`, "ok 1796000100\n");
         fs.mkdirSync(`${dir}/out`);
     });
 
@@ -108,6 +109,7 @@ describe("devpi-metrics, run by python3 against stand-ins", () => {
                 nginxStatusSocket: `${dir}/stub.sock`,
                 outFile: `${dir}/out/devpi.prom`,
                 backupResultFile: `${dir}/backup-result`,
+                offsiteResultFile: `${dir}/offsite-result`,
                 intervalSeconds: 60,
             }),
         );
@@ -144,6 +146,7 @@ describe("devpi-metrics, run by python3 against stand-ins", () => {
         assert.equal(m.get("devpi_backup_last_size_bytes"), 1024);
         assert.equal(m.get("devpi_backup_last_run_success"), 0, "the last run's result, from devpi-backup's file");
         assert.equal(m.get("devpi_backup_last_run_timestamp_seconds"), 1796000000);
+        assert.equal(m.get("devpi_offsite_last_run_success"), 1, "the last off-host copy's result");
         const expiry = m.get("devpi_certificate_expiry_timestamp_seconds")!;
         assert.ok(Math.abs(expiry - notAfter.getTime() / 1000) < 2 * 86_400, `certificate expiry ${expiry}`);
         const free = [...m.entries()].filter(([k]) => k.startsWith("devpi_dir_avail_bytes"));
@@ -222,9 +225,16 @@ describe("alert rules", () => {
                     series('devpi_backup_last_run_success{instance="p"}', "1 1 0 0"),
                     series('devpi_backup_last_success_timestamp_seconds{instance="p"}', `${-27 * h}x3`),
                     series('devpi_backup_last_success_timestamp_seconds{instance="fresh"}', `${-1 * h}x3`),
+                    series('devpi_offsite_last_run_success{instance="p"}', "1 0 0 0"),
                 ],
                 alert_rule_test: [
                     { eval_time: "1m", alertname: "DevpiBackupFailed", exp_alerts: [] },
+                    { eval_time: "0m", alertname: "DevpiOffsiteFailed", exp_alerts: [] },
+                    {
+                        eval_time: "2m",
+                        alertname: "DevpiOffsiteFailed",
+                        exp_alerts: [{ exp_labels: { severity: "critical", instance: "p" }, exp_annotations: expectedAnnotations("DevpiOffsiteFailed", "p") }],
+                    },
                     {
                         eval_time: "3m",
                         alertname: "DevpiBackupFailed",

@@ -1,0 +1,87 @@
+/**
+ * The off-host copy of the backups in our own code: devpi:offsite's rules (stack keys and the
+ * component's argument), and the scripts (shellcheck; secrets never in an argument).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { PRELUDE } from "../../components/common/shell";
+import { renderBackupScript } from "../../components/backup/backupScript";
+import { renderOffsiteRestoreScript, renderOffsiteScript, renderOffsiteSetupScript } from "../../components/backup/offsiteScript";
+import { ConfigError, parseOffsite } from "../../config";
+
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n-----END OPENSSH PRIVATE KEY-----\n";
+const SFTP = { repository: "sftp:backup@backup.example.com:/srv/restic/devpi", password: "a-long-repository-password", sshPrivateKey: KEY, sshHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0" };
+
+function rejects(v: unknown, message: RegExp): void {
+    assert.throws(
+        () => parseOffsite(v),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message),
+        `expected ${message}`,
+    );
+}
+
+describe("devpi:offsite", () => {
+    it("unset or empty: none; SFTP and S3 with defaults filled in", () => {
+        assert.equal(parseOffsite(undefined), undefined);
+        assert.equal(parseOffsite({}), undefined);
+        assert.deepEqual(parseOffsite(SFTP), {
+            repository: SFTP.repository,
+            password: SFTP.password,
+            sftp: { privateKey: KEY, hostKey: SFTP.sshHostKey, port: 22 },
+            keep: { daily: 7, weekly: 4, monthly: 12 },
+        });
+        const s3 = parseOffsite({
+            repository: "s3:https://minio.example.com/devpi",
+            password: "a-long-repository-password",
+            s3AccessKeyId: "AK",
+            s3SecretAccessKey: "SK",
+            keep: { daily: 3, weekly: 0 },
+        });
+        assert.deepEqual(s3?.s3, { accessKeyId: "AK", secretAccessKey: "SK" });
+        assert.deepEqual(s3?.keep, { daily: 3, weekly: 0, monthly: 12 });
+    });
+
+    it("refuses bad input before any server is touched, naming the key", () => {
+        rejects({ ...SFTP, repository: "backup.example.com:/srv" }, /^devpi:offsite\.repository: invalid value "backup\.example\.com:\/srv": must be sftp:USER@HOST:\/ABSOLUTE\/PATH .* or s3:/);
+        rejects({ ...SFTP, repository: "sftp:backup@host:relative" }, /^devpi:offsite\.repository:/);
+        rejects({ ...SFTP, password: "short" }, /^devpi:offsite\.password: invalid value "\(secret\)": must be at least 12 characters/);
+        rejects({ ...SFTP, sshPrivateKey: undefined }, /^devpi:offsite\.sshPrivateKey: .*private key/);
+        rejects({ ...SFTP, sshHostKey: "not a key" }, /^devpi:offsite\.sshHostKey: invalid value "not a key": must be the SFTP target's host key/);
+        rejects({ ...SFTP, sshPort: 0 }, /^devpi:offsite\.sshPort: invalid value 0:/);
+        rejects({ ...SFTP, keep: { daily: 0, weekly: 0, monthly: 0 } }, /^devpi:offsite\.keep: .*keeps nothing/);
+        rejects({ ...SFTP, keep: { hourly: 3 } }, /^devpi:offsite\.keep\.hourly: .*unknown key/);
+        rejects({ ...SFTP, keep: { daily: -1 } }, /^devpi:offsite\.keep\.daily: invalid value -1: must be an integer from 0 to 1000/);
+        rejects({ ...SFTP, bucket: "x" }, /^devpi:offsite\.bucket: .*unknown key/);
+        rejects({ repository: "s3:https://minio.example.com/devpi", password: "a-long-repository-password" }, /^devpi:offsite\.s3AccessKeyId: .*required for an s3: repository/);
+    });
+});
+
+describe("the off-host scripts", () => {
+    const settings = { repository: SFTP.repository, sshPort: 2222, sshHostKey: SFTP.sshHostKey, keep: { daily: 7, weekly: 4, monthly: 12 }, serviceUser: "devpi", backupDir: "/srv/devpi/backups" };
+    const script = renderOffsiteScript(settings);
+    const restore = renderOffsiteRestoreScript({ ...settings, restoreScript: "/usr/local/sbin/devpi-restore" });
+    const setup = renderOffsiteSetupScript({ ...settings, script, restore });
+
+    it("pass shellcheck", () => {
+        for (const [name, body] of [
+            ["devpi-offsite", script],
+            ["devpi-restore-offsite", restore],
+            ["the backup script", renderBackupScript({ venvDir: "/v", configFile: "/c", backupDir: "/b", keep: 3 })],
+        ]) {
+            const r = spawnSync("shellcheck", ["-"], { input: body, encoding: "utf8" });
+            assert.equal(r.status, 0, `${name}: ${r.stdout}`);
+        }
+        const r = spawnSync("shellcheck", ["-s", "bash", "-"], { input: `#!/bin/bash\n${PRELUDE}${setup}`, encoding: "utf8" });
+        assert.equal(r.status, 0, `setup: ${r.stdout}`);
+    });
+
+    it("restic reads the password from a file and logs in with the pinned host key; secrets come on stdin", () => {
+        assert.match(script, /RESTIC_PASSWORD_FILE=\/etc\/devpi\/offsite\/password/);
+        assert.match(script, /sftp\.command=ssh -p 2222 -i \/etc\/devpi\/offsite\/ssh_key -o UserKnownHostsFile=\/etc\/devpi\/offsite\/known_hosts -o StrictHostKeyChecking=yes/);
+        assert.match(script, /forget --tag devpi --host devpi --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune/);
+        assert.match(setup, /secrets=\$\(cat\)/);
+        assert.match(setup, /'\[backup\.example\.com\]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0'/);
+        assert.doesNotMatch(setup + script, /PRIVATE KEY|a-long-repository-password/);
+    });
+});
