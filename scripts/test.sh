@@ -88,7 +88,7 @@ suite() { # suite NAME RELEASE FILES...
 }
 
 # The e2e files that run in the other lane, to keep the two lanes about even (measured cold: README).
-E2E_BESIDE=(test/e2e/mirrors.test.ts test/e2e/replicas.test.ts test/e2e/singleHostCompat.test.ts)
+E2E_BESIDE=(test/e2e/mirrors.test.ts test/e2e/replicas.test.ts test/e2e/offsite.test.ts)
 e2e_lane() { # in the foreground
     if [[ $what == all || $what == e2e ]]; then
         local e2e_files=()

@@ -42,6 +42,8 @@ function sftpCommand(s: OffsiteSettings): string {
  * /usr/local/sbin/devpi-offsite EXPORT_DIR (as the service user; devpi-backup runs it after each
  * export): `restic backup` of that export, then `restic forget --prune` with the retention counts.
  * `--init` makes the repository when it does not exist yet. Secrets come from files, never argv.
+ * Snapshots are grouped by host and tag, not by path: each export has a directory of its own, and
+ * restic's default grouping would keep every one of them.
  */
 export function renderOffsiteScript(s: OffsiteSettings): string {
     const sftp = s.repository.startsWith("sftp:") ? ` -o ${shellQuote(`sftp.command=${sftpCommand(s)}`)}` : "";
@@ -66,7 +68,7 @@ fi
 if [ "\${1:-}" = --restic ]; then shift; r "$@"; exit; fi
 export_dir=\${1:?usage: devpi-offsite EXPORT_DIR | --init | --restic ARGS}
 cd -- "$(dirname -- "$export_dir")"
-if ! out=$(r backup --tag devpi --host devpi -- "$(basename -- "$export_dir")" 2>&1) || ! out=$(r forget --tag devpi --host devpi --keep-daily ${s.keep.daily} --keep-weekly ${s.keep.weekly} --keep-monthly ${s.keep.monthly} --prune 2>&1); then
+if ! out=$(r backup --tag devpi --host devpi -- "$(basename -- "$export_dir")" 2>&1) || ! out=$(r forget --tag devpi --host devpi --group-by host,tags --keep-daily ${s.keep.daily} --keep-weekly ${s.keep.weekly} --keep-monthly ${s.keep.monthly} --prune 2>&1); then
   printf 'devpi-offsite failed: %s\\n' "$(printf '%s\\n' "$out" | tail -n 3 | tr '\\n' ' ')" >&2
   logger -t devpi-offsite -p user.err "failed" 2>/dev/null || true
   result failed

@@ -79,7 +79,7 @@ describe("the off-host scripts", () => {
     it("restic reads the password from a file and logs in with the pinned host key; secrets come on stdin", () => {
         assert.match(script, /RESTIC_PASSWORD_FILE=\/etc\/devpi\/offsite\/password/);
         assert.match(script, /sftp\.command=ssh -p 2222 -i \/etc\/devpi\/offsite\/ssh_key -o UserKnownHostsFile=\/etc\/devpi\/offsite\/known_hosts -o StrictHostKeyChecking=yes/);
-        assert.match(script, /forget --tag devpi --host devpi --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune/);
+        assert.match(script, /forget --tag devpi --host devpi --group-by host,tags --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune/);
         assert.match(setup, /secrets=\$\(cat\)/);
         assert.match(setup, /'\[backup\.example\.com\]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0'/);
         assert.doesNotMatch(setup + script, /PRIVATE KEY|a-long-repository-password/);
