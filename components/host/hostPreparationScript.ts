@@ -1,7 +1,7 @@
 /**
  * Renders the host preparation scripts: Debian packages, the service user and its directories.
  */
-import { shellQuote } from "../common/shell";
+import { renderSpaceCheck, shellQuote } from "../common/shell";
 
 /**
  * Debian packages the server needs. `cron` runs the scheduled backups; `libnginx-mod-http-js`
@@ -133,6 +133,8 @@ if [ \${#missing[@]} -gt 0 ]; then
     apt-cache policy "$p" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null || stale=1
   done
   if [ "$stale" = 1 ]; then apt_update; fi
+  # A full disk makes apt say "Unable to locate package"; say what is wrong instead.
+${renderSpaceCheck("/var/cache/apt/archives", 300, "the Debian packages' downloads")}${renderSpaceCheck("/usr", 300, "the Debian packages")}
   note "installing \${missing[*]} (apt's output: $DEVPI_LOG)"
   wait_for_package_manager
   if [ "$updated" = 0 ]; then

@@ -42,9 +42,23 @@ const REPLICA = { name: "cmp-r1", label: "r1", ports: { ssh: 26302, http: 26381,
  * Steps whose scripts changed since then, re-run in place: the checks (they read through nginx with a
  * credential where reads are restricted) and the stage index steps (their API program manages per-index
  * readers; it finds the index unchanged), nginx's site (it gained the stub_status socket devpi-metrics
- * reads) and the backup's (it records its result for devpi-metrics).
+ * reads), the backup's (it records its result for devpi-metrics, checks free space and runs the
+ * off-host copy when configured) and the package steps (free space first).
  */
-const UPDATED_CHECKS = ["health-https", "replica-r1-health-https", "replica-r1-resync-identity", "index-alice/dev-index", "nginx-site", "replica-r1-nginx-site", "backups-cron"];
+const UPDATED_CHECKS = [
+    "health-https",
+    "replica-r1-health-https",
+    "replica-r1-resync-identity",
+    "index-alice/dev-index",
+    "nginx-site",
+    "replica-r1-nginx-site",
+    "backups-cron",
+    // They check free space before apt installs anything (a no-op when all packages are there).
+    "host-packages",
+    "host-service-packages",
+    "replica-r1-host-packages",
+    "replica-r1-host-service-packages",
+];
 /** What today's program adds besides the components: root/pypi's settings (a component and its step), each server's metrics. */
 const NEW_STEPS = [
     "devpi:index:DevpiIndex index-root/pypi",

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
-import { PRELUDE } from "../../components/common/shell";
+import { PRELUDE, renderSpaceCheck } from "../../components/common/shell";
 import { renderBackupScript } from "../../components/backup/backupScript";
 import { renderOffsiteRestoreScript, renderOffsiteScript, renderOffsiteSetupScript } from "../../components/backup/offsiteScript";
 import { ConfigError, parseOffsite } from "../../config";
@@ -83,5 +83,17 @@ describe("the off-host scripts", () => {
         assert.match(setup, /secrets=\$\(cat\)/);
         assert.match(setup, /'\[backup\.example\.com\]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0'/);
         assert.doesNotMatch(setup + script, /PRIVATE KEY|a-long-repository-password/);
+    });
+});
+
+describe("free space checked before a step writes much", () => {
+    it("fails at once naming the path, the free and the needed space; passes when there is enough", () => {
+        const run = (mib: number) => spawnSync("bash", ["-c", `fail() { echo "$1" >&2; exit 1; }\n${renderSpaceCheck("/tmp/not/yet/made", mib, "the test's files")}echo fits`], { encoding: "utf8" });
+        const small = run(1);
+        assert.equal(small.status, 0, small.stderr);
+        assert.equal(small.stdout.trim(), "fits");
+        const huge = run(100_000_000);
+        assert.equal(huge.status, 1);
+        assert.match(huge.stderr, /^not enough free space for the test's files in \/tmp\/not\/yet\/made: \d+ MiB free on \/\S*, at least 100000000 MiB needed; free space there and run it again$/m);
     });
 });
