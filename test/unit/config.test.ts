@@ -188,6 +188,16 @@ describe("loadConfig defaults", () => {
         rejects({ ...base(), hostKey: "", insecureSkipHostKeyCheck: "false" }, "devpi:hostKey is required");
     });
 
+    it("gives every key in Pulumi.yaml a default but the three a stack must set (Pulumi refuses a stack without a declared key's value)", () => {
+        const yaml = fs.readFileSync(path.join(__dirname, "../../Pulumi.yaml"), "utf8");
+        const blocks = yaml
+            .split(/^config:$/m)[1]
+            .split(/^  (?=[a-zA-Z0-9]+:$)/m)
+            .slice(1);
+        const withoutDefault = blocks.filter((b) => !/^ {4}default:/m.test(b)).map((b) => b.split(":")[0]);
+        assert.deepEqual(withoutDefault.sort(), ["domain", "host", "rootPassword"]);
+    });
+
     it("declares every known key in Pulumi.yaml and nothing else", () => {
         const yaml = fs.readFileSync(path.join(__dirname, "../../Pulumi.yaml"), "utf8");
         const declared = [...yaml.matchAll(/^  ([a-zA-Z0-9]+):$/gm)].map((m) => m[1]).filter((k) => k !== "options");
