@@ -42,7 +42,16 @@ describe("one tree per server", () => {
                     .filter((x) => x.type.startsWith("devpi:"))
                     .map((x) => `${x.type}/${x.name}`)
                     .sort(),
-                ["DevpiServer/devpi", "HealthCheck/health", "HostPreparation/host", "NginxSite/nginx", "ReplicaResync/resync", "SslCertificate/ssl", "SupervisorProgram/supervisor"]
+                [
+                    "DevpiServer/devpi",
+                    "HealthCheck/health",
+                    "HostMetrics/metrics",
+                    "HostPreparation/host",
+                    "NginxSite/nginx",
+                    "ReplicaResync/resync",
+                    "SslCertificate/ssl",
+                    "SupervisorProgram/supervisor",
+                ]
                     .map((t) => {
                         const [type, n] = t.split("/");
                         return `devpi:index:${type}/${p}${n}`;
@@ -64,6 +73,7 @@ describe("one tree per server", () => {
                     "host-packages",
                     "host-service-packages",
                     "host-service-user",
+                    "metrics-exporter",
                     "nginx-site",
                     "resync-identity",
                     "ssl-files",
@@ -91,7 +101,7 @@ describe("one tree per server", () => {
         assert.deepEqual(types("tls:index/selfSignedCert:SelfSignedCert"), ["ssl-ca"], "one private CA for all servers");
     });
 
-    it("keeps the primary's names and adds only the secret export to it", () => {
+    it("keeps the primary's names and adds only the secret export (and, like every server, the metrics step) to it", () => {
         const primarySteps = [...registered.values()]
             .filter((r) => r.type === "command:remote:Command" && !r.name.startsWith("replica-"))
             .map((r) => r.name)
@@ -109,6 +119,7 @@ describe("one tree per server", () => {
             "host-service-user",
             "index-bz/dev-index",
             "index-root/pypi-index",
+            "metrics-exporter",
             "nginx-site",
             "root-password-set",
             "ssl-files",
