@@ -14,7 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
 import { Stack } from "@pulumi/pulumi/automation";
-import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, onHost, programAt, startHost, steps, TestHost } from "./harness";
+import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, METRICS_KEYS, onHost, programAt, startHost, steps, TestHost, testMetricsAddress } from "./harness";
 
 /** main just before the privilege rule (issue 16) landed: the layout existing stacks have. */
 const BEFORE_PRIVILEGE_COMMIT = process.env.DEVPI_E2E_BEFORE_PRIVILEGE_COMMIT ?? "8e097dd";
@@ -82,7 +82,8 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
         programAt(project, BEFORE_PRIVILEGE_COMMIT);
         stack = await createStack("e2e-provided", project, backend);
         await stack.setAllConfig({
-            ...hostConfig(host, PORTS),
+            // Without the keys the old program does not know (set once today's program takes over).
+            ...Object.fromEntries(Object.entries(hostConfig(host, PORTS)).filter(([k]) => !METRICS_KEYS.includes(k))),
             "devpi:sslMode": { value: "provided" },
             "devpi:sslCertificateFile": { value: path.join(pki, "ssl-unified.crt") },
             "devpi:sslPrivateKeyFile": { value: path.join(pki, "server.key") },
@@ -117,6 +118,7 @@ describe("provided certificate with the seed's layout", { timeout: 45 * 60 * 100
 
     it("today's program moves it to the new layout in one pulumi up, replacing and deleting nothing: key and chain root's, venvs root's, the same secret in /etc/devpi", async () => {
         programAt(project, undefined);
+        await stack.setConfig("devpi:metricsAddress", { value: testMetricsAddress(host) });
         log.clear();
         const result = await stack.up({ onEvent: log.onEvent, onOutput: log.onOutput, color: "never" });
         assert.equal(result.summary.result, "succeeded");
