@@ -47,10 +47,10 @@ fail() {
   exit 1
 }
 ${renderDataLock(s.backupDir, "fail")}rm -rf -- ${dir}/.partial-*
-# An export needs about what the newest one took; at least 100 MiB.
+# An export needs about what the newest one took (plus a tenth); the first one at least 1 MiB.
 last=$(find ${dir} -maxdepth 1 -name 'devpi-export-*' -type d | sort | tail -n 1)
-need=100
-if [ -n "$last" ]; then need=$(( $(du -sm -- "$last" | cut -f1) + 50 )); fi
+need=1
+if [ -n "$last" ]; then need=$(( $(du -sm -- "$last" | cut -f1) * 11 / 10 + 1 )); fi
 space_free=$(df -Pm -- ${dir} | awk 'NR == 2 { print $4 }')
 if [ "\${space_free:-0}" -lt "$need" ]; then fail "not enough free space in ${s.backupDir}: \${space_free:-0} MiB free, about $need MiB needed (the newest export's size). Older backups are kept; free space there and run it again."; fi
 if ! out=$(${shellQuote(s.venvDir)}/bin/devpi-export -c ${shellQuote(s.configFile)} "$partial" 2>&1); then
