@@ -4,7 +4,7 @@
  */
 import { renderDataLock } from "../common/dataLock";
 import * as path from "node:path";
-import { shellQuote, writeFileLines } from "../common/shell";
+import { renderSpaceCheck, shellQuote, writeFileLines } from "../common/shell";
 import { BACKUP_RESULT_FILE } from "../constants";
 import { OFFSITE_SCRIPT } from "./offsiteScript";
 
@@ -104,7 +104,9 @@ fail() { printf 'devpi-restore failed: %s\\n' "$1" >&2; exit 1; }
 ${renderDataLock(s.backupDir, "fail")}src=${q(s.backupDir)}/$name
 # Looked at as the service user: the backups are its own, and root follows nothing of theirs.
 runuser -u ${q(s.serviceUser)} -- test -d "$src" || fail "no backup named $name in ${s.backupDir}"
-sd=${q(s.serverDir)}
+# The import writes about the backup's size (plus a tenth) while the current data stays beside it.
+need=$(( $(runuser -u ${q(s.serviceUser)} -- du -sm -- "$src" | cut -f1) * 11 / 10 + 1 ))
+${renderSpaceCheck(s.serverDir, "$need", "the import of $name")}sd=${q(s.serverDir)}
 aside=$sd.before-restore-$(date -u +%Y%m%dT%H%M%SZ)
 supervisorctl stop ${q(s.program)}
 # The server directory is the service user's: moved, made and removed only as that user.

@@ -4,7 +4,7 @@
  * the repository password, and applies the retention policy; and the restore from that copy alone.
  */
 import { renderPackagesScript } from "../host/hostPreparationScript";
-import { shellQuote, writeFileLines } from "../common/shell";
+import { renderSpaceCheck, shellQuote, writeFileLines } from "../common/shell";
 import { TEXTFILE_DIR } from "../constants";
 
 /** Where the off-host settings live on the server: root's directory, readable by the service user's group. */
@@ -92,8 +92,12 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "devpi-restore-offsite must run as root" >&2; exit 1; }
 snapshot=\${1:-latest}
 [[ $snapshot =~ ^[A-Za-z0-9]+$ ]] || { echo "usage: devpi-restore-offsite [SNAPSHOT ID]" >&2; exit 2; }
+fail() { printf 'devpi-restore-offsite failed: %s\\n' "$1" >&2; exit 1; }
 stage=${shellQuote(s.backupDir)}/.offsite-restore-$(date -u +%Y%m%dT%H%M%SZ)
-runuser -u ${u} -- ${OFFSITE_SCRIPT} --restic restore "$snapshot" --tag devpi --host devpi --target "$stage"
+# The snapshot's size (restic's restore size) must fit in the backup directory first.
+size=$(runuser -u ${u} -- ${OFFSITE_SCRIPT} --restic stats "$snapshot" --tag devpi --host devpi --mode restore-size --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["total_size"] // 1048576)') || fail "the off-host repository does not answer (restic stats); see the error above"
+need=$(( size * 11 / 10 + 1 ))
+${renderSpaceCheck(s.backupDir, "$need", "the snapshot $snapshot")}runuser -u ${u} -- ${OFFSITE_SCRIPT} --restic restore "$snapshot" --tag devpi --host devpi --target "$stage"
 name=$(runuser -u ${u} -- find "$stage" -mindepth 1 -maxdepth 1 -type d -name 'devpi-export-*' -printf '%f\\n' | head -n 1)
 [ -n "$name" ] || { echo "devpi-restore-offsite: snapshot $snapshot holds no devpi export" >&2; exit 1; }
 if runuser -u ${u} -- test -e ${shellQuote(s.backupDir)}/"$name"; then

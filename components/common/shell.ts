@@ -216,15 +216,16 @@ export function writeFileLines(dest: string, mode: string, owner: string, conten
 
 /**
  * Shell lines that fail at once, naming the path and both sizes, when the file system holding
- * `dir` (or its nearest existing parent) has less than `mib` MiB free for `what`; `fail` is the
- * script's own failure function. A full disk otherwise shows up as a misleading later error (apt:
- * "Unable to locate package"), or as a half-written file.
+ * `dir` (or its nearest existing parent) has less than `mib` MiB free for `what`; `mib` is a number
+ * or a shell variable computed before (`$need`); `fail` is the script's own failure function. A full
+ * disk otherwise shows up as a misleading later error (apt: "Unable to locate package"), or as a
+ * half-written file.
  */
-export function renderSpaceCheck(dir: string, mib: number, what: string, fail = "fail"): string {
+export function renderSpaceCheck(dir: string, mib: number | `$${string}`, what: string, fail = "fail"): string {
     return `space_dir=${shellQuote(dir)}
 while [ ! -d "$space_dir" ]; do space_dir=$(dirname -- "$space_dir"); done
 space_free=$(df -Pk -- "$space_dir" | awk 'NR == 2 { print int($4 / 1024) }')
-if [ "\${space_free:-0}" -lt ${mib} ]; then
+if [ "\${space_free:-0}" -lt "${mib}" ]; then
   ${fail} "not enough free space for ${what} in ${dir}: \${space_free:-0} MiB free on $(df -P -- "$space_dir" | awk 'NR == 2 { print $6 }'), at least ${mib} MiB needed; free space there and run it again"
 fi
 `;

@@ -3,7 +3,7 @@
  */
 import * as path from "node:path";
 import { stringify } from "yaml";
-import { shellQuote, writeFileLines } from "../common/shell";
+import { renderSpaceCheck, shellQuote, writeFileLines } from "../common/shell";
 import { LocalPlugin } from "./readAclPlugin";
 
 export interface DevpiServerSettings {
@@ -95,6 +95,9 @@ export function versionsDir(venvDir: string): string {
     return `${venvDir}.versions`;
 }
 
+/** Free space a new virtualenv needs where it goes (MiB): devpi-server, devpi-web and their dependencies take about 100. */
+export const VENV_SPACE_MIB = 250;
+
 /**
  * Installs exactly the pinned versions into their own root-owned virtualenv beside the others
  * (so the service cannot rewrite its own code, and an upgrade can go back). On a fresh server
@@ -120,6 +123,9 @@ if ! flock -n 9; then
   note "waiting for an earlier install that is still running on the server (up to 600 s)"
   flock -w 600 9 || fail "an earlier install into ${vdir} still runs after 600 s"
 fi
+# A new virtualenv with devpi-server and devpi-web takes about 100 MiB (and pip's downloads beside it).
+if [ ! -x ${target}/bin/devpi-server ]; then
+${renderSpaceCheck(vdir, VENV_SPACE_MIB, `devpi's virtualenv ${venvKey(s)}`)}fi
 # No pip yet means a venv that was never finished (a cut connection): make it again.
 if [ ! -x ${target}/bin/pip ]; then run_logged "python3 -m venv" python3 -m venv --clear ${target}; fi
 note "installing ${requirements(s).join(" ")} (pip's output: $DEVPI_LOG)"

@@ -3,7 +3,7 @@
  * a package, and going back automatically when the new version does not come up.
  */
 import { renderDataLock } from "../common/dataLock";
-import { shellQuote } from "../common/shell";
+import { renderSpaceCheck, shellQuote } from "../common/shell";
 import { versionsDir } from "./devpiServerConfig";
 
 export type UpgradeStrategy = "auto" | "export-import";
@@ -212,6 +212,9 @@ ${renderDataLock(s.backupDir, "fail")}# Export/import needs the data frozen befo
 # In place, the data stays where it is: devpi keeps serving while the backup is taken (devpi-export
 # reads one consistent serial, as the scheduled backups of the running server do) and is stopped
 # only for the switch itself.
+# The export takes about the data's size (plus a tenth) in the backup directory.
+need=$(( $(as_user du -sm -- "$sd" | cut -f1) * 11 / 10 + 1 ))
+${renderSpaceCheck(s.backupDir, "$need", `the backup taken before the upgrade to $new_ver`)}space_fail() { supervisorctl start "$prog" >&2 || true; fail "$1"; }
 if [ "$path" = export-import ]; then supervisorctl stop "$prog" >&2; fi
 # A failed export (devpi-export killed, a full disk) switches nothing: the old version serves
 # again (export/import stopped it) and the next pulumi up starts the upgrade over.
@@ -229,7 +232,9 @@ if [ "$path" != export-import ]; then supervisorctl stop "$prog" >&2; fi
 aside=""
 if [ "$path" = export-import ]; then
   aside="$sd.pre-upgrade-$stamp"
-  # Recorded first: a kill from here on is repaired by the next run (see the start of this script).
+  # The import writes about the export's size beside the old data, which is kept until it succeeds.
+  need=$(( $(as_user du -sm -- "$backup" | cut -f1) * 11 / 10 + 1 ))
+${renderSpaceCheck(s.serverDir, "$need", `the import into $new_ver (nothing was switched; $old_ver serves again)`, "space_fail")}  # Recorded first: a kill from here on is repaired by the next run (see the start of this script).
   mark moved "aside=$aside" "old=$cur" "new=$new" "old_ver=$old_ver" "new_ver=$new_ver"
   as_user mv -T -- "$sd" "$aside"
   as_user mkdir -m 0750 -- "$sd"

@@ -70,6 +70,20 @@ export function onHost(host: TestHost, command: string): string {
     return execFileSync(path.join(ROOT, "scripts/testhost/exec.sh"), [host.name, "bash", "-c", command], { encoding: "utf8", timeout: 120_000 });
 }
 
+/**
+ * Starts a test host that serves as an off-host backup target: a user `restic` that logs in with
+ * the key `keyFile` (made here when missing; ed25519, no passphrase) only, and the empty directory
+ * /srv/restic for its repositories. The offsite settings point at `sftp:restic@127.0.0.1:/srv/restic/...`.
+ */
+export function startSftpTarget(name: string, sshPort: number, keyFile: string): TestHost {
+    if (!fs.existsSync(keyFile)) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "devpi-offsite", "-f", keyFile]);
+    const target = startHost(name, sshPort);
+    onHost(target, "id restic >/dev/null 2>&1 || useradd -m -s /bin/bash restic; install -d -m 0700 -o restic -g restic /home/restic/.ssh /srv/restic");
+    fs.writeFileSync(path.join(target.root, "home/restic/.ssh/authorized_keys"), fs.readFileSync(`${keyFile}.pub`));
+    onHost(target, "chown restic:restic /home/restic/.ssh/authorized_keys && chmod 0600 /home/restic/.ssh/authorized_keys");
+    return target;
+}
+
 /** The files that make the Pulumi program (what a stack's project directory holds); config.ts is the single file older commits had instead of config/. */
 export const PROGRAM_FILES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config.ts", "config", "components"];
 

@@ -26,6 +26,7 @@ import {
     ProcessSampler,
     projectCopy,
     startHost,
+    startSftpTarget,
     steps,
     stopHost,
     TestHost,
@@ -92,12 +93,7 @@ describe("backups that survive the server: restic to another host, restored onto
 
     before(async () => {
         venv = clientVenv();
-        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "devpi-offsite", "-f", sshKey]);
-        target = startHost(TARGET.name, TARGET.ssh);
-        // The SFTP target: a user that may log in with the key only, and the repository's directory.
-        onHost(target, "useradd -m -s /bin/bash restic && install -d -m 0700 -o restic -g restic /home/restic/.ssh /srv/restic");
-        fs.writeFileSync(path.join(target.root, "home/restic/.ssh/authorized_keys"), fs.readFileSync(`${sshKey}.pub`));
-        onHost(target, "chown restic:restic /home/restic/.ssh/authorized_keys && chmod 0600 /home/restic/.ssh/authorized_keys");
+        target = startSftpTarget(TARGET.name, TARGET.ssh, sshKey);
         primary = startHost(PRIMARY.name, PRIMARY.ports.ssh, [PRIMARY.ports.http, PRIMARY.ports.https]);
         stack = await offsiteStack("e2e-offsite", primary);
     });

@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { PRELUDE, renderSpaceCheck } from "../../components/common/shell";
-import { renderBackupScript } from "../../components/backup/backupScript";
+import { renderBackupScript, renderRestoreScript } from "../../components/backup/backupScript";
+import { renderInstallScript } from "../../components/devpi/devpiServerConfig";
+import { renderUpgradeScript } from "../../components/devpi/devpiUpgradeScript";
 import { renderOffsiteRestoreScript, renderOffsiteScript, renderOffsiteSetupScript } from "../../components/backup/offsiteScript";
 import { ConfigError, parseOffsite } from "../../config";
 
@@ -96,4 +98,51 @@ describe("free space checked before a step writes much", () => {
         assert.equal(huge.status, 1);
         assert.match(huge.stderr, /^not enough free space for the test's files in \/tmp\/not\/yet\/made: \d+ MiB free on \/\S*, at least 100000000 MiB needed; free space there and run it again$/m);
     });
+
+    it("a need computed on the server ($need) is checked the same way", () => {
+        const run = (need: number) =>
+            spawnSync("bash", ["-c", `set -u; fail() { echo "$1" >&2; exit 1; }\nneed=${need}\n${renderSpaceCheck("/tmp", "$need", "the import of $name")}echo fits`], {
+                encoding: "utf8",
+                env: { ...process.env, name: "devpi-export-X" },
+            });
+        assert.equal(run(1).stdout.trim(), "fits");
+        const huge = run(100_000_000);
+        assert.equal(huge.status, 1);
+        assert.match(huge.stderr, /^not enough free space for the import of devpi-export-X in \/tmp: \d+ MiB free on \/\S*, at least 100000000 MiB needed/m);
+    });
+
+    it("every step that writes much checks before it writes: the virtualenv, the restore's import, the upgrade's export and import, the off-host restore", () => {
+        const base = {
+            venvDir: "/opt/devpi/venv",
+            configFile: "/etc/devpi/devpi-server.yml",
+            backupDir: "/srv/devpi/backups",
+            serverDir: "/srv/devpi/data",
+            serviceUser: "devpi",
+            program: "devpi",
+            devpiUrl: "http://127.0.0.1:4040",
+        };
+        const upgrade = renderUpgradeScript({ ...base, key: "devpi-server-6.20.3", allowDowngrade: false, readyTimeout: 120, strategy: "export-import", logFile: "/var/log/devpi.log" });
+        const cases: [string, string, string, string][] = [
+            ["the virtualenv", renderInstallScript({ venvDir: "/opt/devpi/venv", serverVersion: "6.20.3", webVersion: "5.1.1", web: true }), "for devpi's virtualenv", "python3 -m venv"],
+            ["the restore's import", renderRestoreScript(base), "for the import of $name in /srv/devpi/data", "devpi-import"],
+            ["the upgrade's export", upgrade, "for the backup taken before the upgrade to $new_ver in /srv/devpi/backups", "bin/devpi-export"],
+            ["the upgrade's import", upgrade, "for the import into $new_ver (nothing was switched; $old_ver serves again) in /srv/devpi/data", "bin/devpi-import"],
+            [
+                "the off-host restore",
+                renderOffsiteRestoreScript({ ...settingsFor(), restoreScript: "/usr/local/sbin/devpi-restore" }),
+                "for the snapshot $snapshot in /srv/devpi/backups",
+                "--restic restore",
+            ],
+        ];
+        for (const [what, script, check, writer] of cases) {
+            const at = script.indexOf(`not enough free space ${check}`);
+            assert.ok(at >= 0, `${what}: checks the free space (${check})`);
+            assert.ok(at < script.indexOf(writer), `${what}: checks before ${writer}`);
+        }
+        assert.match(upgrade, /space_fail\(\) \{ supervisorctl start "\$prog"/, "a refused import starts the old version again");
+    });
 });
+
+function settingsFor() {
+    return { repository: SFTP.repository, sshPort: 2222, sshHostKey: SFTP.sshHostKey, keep: { daily: 7, weekly: 4, monthly: 12 }, serviceUser: "devpi", backupDir: "/srv/devpi/backups" };
+}
