@@ -194,7 +194,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
     const warnings: string[] = [];
     const insecureSkipHostKeyCheck = r.bool("insecureSkipHostKeyCheck", false);
     const ssh = parseSsh(r, "", { user: "root" }, { insecureSkipHostKeyCheck, warnings });
-    const { domain, httpPort, httpsPort, devpiPort, metricsAddress } = parseSite(r, "", { httpPort: 80, httpsPort: 443, devpiPort: 4040, metricsAddress: DEFAULT_METRICS_ADDRESS });
+    const { domain, httpPort, httpsPort, devpiPort, metricsAddress, metricsScrape } = parseSite(r, "", { httpPort: 80, httpsPort: 443, devpiPort: 4040, metricsAddress: DEFAULT_METRICS_ADDRESS });
     const server = parseServer(r);
     const ssl = parseSsl(r, domain, now, warnings);
     const venvVersionsDir = checkLayout({ ...server, sslDir: ssl.dir });
@@ -216,6 +216,7 @@ export function loadConfig(raw: RawConfigGetter, keys: string[], now: Date = new
         httpPort,
         httpsPort,
         metricsAddress,
+        ...(metricsScrape ? { metricsScrape } : {}),
         listenIpv6: r.bool("listenIpv6", true),
         devpi: { ...server, port: devpiPort, venvVersionsDir },
         ssl,

@@ -2,6 +2,7 @@
 import * as crypto from "node:crypto";
 import { ConfigError, fail } from "./errors";
 import { REPLICA_KEYS } from "./keys";
+import { MetricsScrape, parseMetricsScrape } from "./metricsScrape";
 import { Reader, readLocalFile } from "./reader";
 import { HOSTNAME_RE, isIpAddress, isPublicName, PUBLIC_NAME_RULE, REPLICA_NAME_RE, REPLICA_NAME_RULE, UNIX_USER_RE } from "./rules";
 import { checkAcmeNames, checkIssuedBy, checkProvidedCertificate, pemBlocks } from "./tls";
@@ -81,7 +82,7 @@ export function parseSite(
     r: Reader,
     p: string,
     defaults: { domain?: string; httpPort: number; httpsPort: number; devpiPort: number; metricsAddress: string },
-): { domain: string; httpPort: number; httpsPort: number; devpiPort: number; metricsAddress: string } {
+): { domain: string; httpPort: number; httpsPort: number; devpiPort: number; metricsAddress: string; metricsScrape?: MetricsScrape } {
     const domain = r.str(`${p}domain`, defaults.domain);
     if (!isPublicName(domain)) fail(`${p}domain`, domain, PUBLIC_NAME_RULE);
     const httpPort = r.int(`${p}httpPort`, defaults.httpPort, 1, 65535);
@@ -92,7 +93,8 @@ export function parseSite(
     const metricsAddress = r.str(`${p}metricsAddress`, defaults.metricsAddress);
     const problem = metricsAddressProblem(metricsAddress, [httpPort, httpsPort, devpiPort]);
     if (problem) fail(`${p}metricsAddress`, metricsAddress, problem);
-    return { domain, httpPort, httpsPort, devpiPort, metricsAddress };
+    const metricsScrape = parseMetricsScrape(`${p}metricsScrape`, r.json(`${p}metricsScrape`), [httpPort, httpsPort, devpiPort], metricsAddress);
+    return { domain, httpPort, httpsPort, devpiPort, metricsAddress, ...(metricsScrape ? { metricsScrape } : {}) };
 }
 
 export interface PrimaryForReplicas {

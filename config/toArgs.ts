@@ -39,6 +39,7 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
             httpsPort: cfg.httpsPort,
             devpiPort: d.port,
             metricsAddress: cfg.metricsAddress,
+            metricsScrape: cfg.metricsScrape,
         },
         replicas: cfg.replicas.map((r) => ({
             name: r.name,
@@ -50,6 +51,7 @@ export function devpiArgsFromConfig(cfg: DevpiConfig): DevpiArgs {
             httpsPort: r.httpsPort,
             devpiPort: r.devpiPort,
             metricsAddress: r.metricsAddress,
+            metricsScrape: r.metricsScrape,
             certificate: r.providedChainPem && r.providedKeyPem ? { chainPem: r.providedChainPem, keyPem: pulumi.secret(r.providedKeyPem) } : undefined,
         })),
         tls: tlsArgs(cfg),

@@ -1,4 +1,5 @@
 /** The validated stack configuration: what {@link loadConfig} returns. */
+import type { MetricsScrape } from "./metricsScrape";
 import type { OffsiteConfig } from "./offsite";
 
 /** A devpi user as declared in `devpi:users`. */
@@ -142,6 +143,8 @@ export interface ReplicaConfig {
     devpiPort: number;
     /** node-exporter's loopback address (HOST:PORT). */
     metricsAddress: string;
+    /** Metrics served by nginx to other machines (allow-listed); absent: loopback only. */
+    metricsScrape?: MetricsScrape;
     /** Provided mode: this replica's own chain and key; absent means the primary's (shared) certificate. */
     providedChainPem?: string;
     providedKeyPem?: string;
@@ -155,6 +158,8 @@ export interface DevpiConfig {
     httpsPort: number;
     /** node-exporter's loopback address (HOST:PORT) on the primary. */
     metricsAddress: string;
+    /** Metrics served by nginx to other machines (allow-listed); absent: loopback only. */
+    metricsScrape?: MetricsScrape;
     /** Whether nginx also listens on IPv6. */
     listenIpv6: boolean;
     devpi: {

@@ -44,6 +44,12 @@ export interface ServerTarget {
      * Default 127.0.0.1:9100 (a replica: the primary's). See `options.metrics`.
      */
     metricsAddress?: string;
+    /**
+     * Metrics for a Prometheus on another machine: nginx serves `https://DOMAIN:PORT/metrics` on
+     * `address` (`IP:PORT`, `[IPV6]:PORT` or `*:PORT`) to the networks in `allow` only (403 to
+     * everyone else), proxied to node-exporter. Default: none (loopback only).
+     */
+    metricsScrape?: { address: string; allow: string[] };
 }
 
 /** A server that follows the primary through devpi's replication. */

@@ -11,12 +11,13 @@ import { AccessHost } from "../access/devpiAccess";
 import { ApiTarget } from "../access/devpiApi";
 import { RemoteHost } from "../common/remoteStep";
 import { contentHash } from "../common/shell";
-import { DEVPI_PROGRAM, LEGACY_SECRET_FILE, MIRROR_INDEX, NGINX_STATUS_SOCKET, SUPERVISOR_LOG, SYSTEM_CA_BUNDLE } from "../constants";
+import { DEVPI_PROGRAM, LEGACY_SECRET_FILE, MIRROR_INDEX, SUPERVISOR_LOG, SYSTEM_CA_BUNDLE } from "../constants";
 import { DevpiServer } from "../devpi/devpiServer";
 import { ReplicaResync } from "../devpi/replicaResync";
 import { HealthCheck } from "../health/healthCheck";
 import { HostPreparation } from "../host/hostPreparation";
 import { HOST_PACKAGES, NGINX_WORKER_USER } from "../host/hostPreparationScript";
+import { nginxMetricsSettings } from "../metrics/hostMetrics";
 import { mirrorPageCacheSeconds } from "../nginx/nginxConfig";
 import { NginxSite } from "../nginx/nginxSite";
 import { AcmeCertificate, AcmeClient } from "../ssl/acmeCertificate";
@@ -254,12 +255,11 @@ export class DevpiHost extends pulumi.ComponentResource {
                     upstream: `${d.host}:${this.spec.devpiPort}`,
                     serverDir: d.serverDir,
                     maxUploadMb: d.maxUploadMb,
-                    statusSocket: d.metrics ? NGINX_STATUS_SOCKET : undefined,
+                    ...nginxMetricsSettings(d.metrics, this.spec),
                     authenticatedReads: d.reads === "authenticated",
                     authCacheSeconds: d.authCacheSeconds,
                     mirrorPageCacheSeconds: mirrorPageCacheSeconds(d.mirrorCacheExpiry),
-                    // Keyed on this host's own data: replication commits a replica's data too, and devpi
-                    // answers a write forwarded by a replica once the replica has it.
+                    // Keyed on this host's own data (replication commits a replica's data too).
                     indexPageCache: true,
                     // The replication feed is opened on a primary only; a replica never serves it.
                     replication: this.opensReplicationFeed(s),

@@ -13,6 +13,7 @@ import { parseServer, parseSslBase } from "../../config/load";
 import { Reader } from "../../config/reader";
 import { parseOffsite } from "../../config/offsite";
 import { DEFAULT_METRICS_ADDRESS, metricsAddressProblem } from "../../config/servers";
+import { MetricsScrape, metricsScrapeProblem } from "../../config/metricsScrape";
 import { checkLayout, REPLICA_NAME_RE, REPLICA_NAME_RULE } from "../../config/rules";
 import { LETSENCRYPT_DIRECTORY, DevpiConfig, IndexConfig, SslConfig, TokenConfig } from "../../config/types";
 import { DevpiArgs, IndexArgs, ServerTarget, SshTarget } from "./devpiArgs";
@@ -44,6 +45,8 @@ export interface HostSpec {
     devpiPort: number;
     /** node-exporter's loopback address (HOST:PORT). */
     metricsAddress: string;
+    /** nginx serves the metrics there to the allowed networks; absent: loopback only. */
+    metricsScrape?: MetricsScrape;
     /** Provided TLS: this server's chain and key. */
     providedChainPem?: pulumi.Input<string>;
     providedKeyPem?: pulumi.Input<string>;
@@ -204,6 +207,7 @@ function hostSpec(target: ServerTarget, defaults: { httpPort: pulumi.Input<numbe
         httpsPort: target.httpsPort ?? defaults.httpsPort,
         devpiPort: target.devpiPort ?? defaults.devpiPort,
         metricsAddress: target.metricsAddress ?? defaults.metricsAddress,
+        metricsScrape: target.metricsScrape,
     };
 }
 
@@ -220,6 +224,8 @@ function hostSpecs(args: DevpiArgs, ssl: TlsSettings): HostSpec[] {
     for (const [where, spec] of [["server", primary] as const, ...replicas.map((r) => [`replicas[${r.name}]`, hostSpec(r, { ...primary, user: primary.ssh.user })] as const)]) {
         const problem = metricsAddressProblem(spec.metricsAddress, [spec.devpiPort]);
         if (problem) throw new ConfigError(`Devpi: ${where}.metricsAddress: invalid value ${JSON.stringify(spec.metricsAddress)}: ${problem}`);
+        const scrape = spec.metricsScrape && metricsScrapeProblem(spec.metricsScrape, [spec.devpiPort], spec.metricsAddress);
+        if (scrape) throw new ConfigError(`Devpi: ${where}.metricsScrape.${scrape[0]}: invalid value ${JSON.stringify(scrape[1])}: ${scrape[2]}`);
     }
     return [
         { label: "primary", prefix: "", role: replicas.length > 0 ? "primary" : "standalone", ...primary, providedChainPem: ssl.providedChainPem, providedKeyPem: ssl.providedKeyPem },

@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { RemoteHost, remoteStep } from "../common/remoteStep";
 import type { DevpiHost } from "../deployment/devpiHost";
-import type { ResolvedDevpi } from "../deployment/resolveArgs";
+import type { HostSpec, ResolvedDevpi } from "../deployment/resolveArgs";
+import type { NginxSiteSettings } from "../nginx/nginxConfig";
 import { MetricsCollectorSettings, renderMetricsCollector } from "./metricsCollector";
 import { BACKUP_RESULT_FILE, NGINX_STATUS_SOCKET, TEXTFILE_DIR } from "../constants";
 import { renderMetricsRemoveScript, renderMetricsScript } from "./metricsScript";
@@ -57,6 +58,18 @@ export class HostMetrics extends pulumi.ComponentResource {
         this.endpoint = pulumi.all([args.listen, step.stdout]).apply(([listen]) => `http://${listen}/metrics`);
         this.registerOutputs({ endpoint: this.endpoint });
     }
+}
+
+/**
+ * What nginx serves for the metrics (none when they are off): its counters on a unix socket for
+ * devpi-metrics, and with `metricsScrape` node-exporter's /metrics over HTTPS to the allowed networks.
+ */
+export function nginxMetricsSettings(on: boolean, spec: Pick<HostSpec, "metricsAddress" | "metricsScrape">): Pick<NginxSiteSettings, "statusSocket" | "metricsScrape"> {
+    if (!on) return {};
+    return {
+        statusSocket: NGINX_STATUS_SOCKET,
+        ...(spec.metricsScrape ? { metricsScrape: { ...spec.metricsScrape, upstream: spec.metricsAddress } } : {}),
+    };
 }
 
 /**

@@ -28,6 +28,8 @@ export interface NginxSiteSettings extends PageCacheSettings, AuthCacheSettings 
     maxUploadMb: number;
     /** nginx's stub_status on this unix socket (for devpi-metrics); absent: none. */
     statusSocket?: string;
+    /** node-exporter's /metrics (at `upstream`, loopback) over HTTPS on `address`, to the `allow` networks only; absent: none. */
+    metricsScrape?: { address: string; allow: string[]; upstream: string };
     /** When false, /+changelog (the replication feed, which carries password hashes) is refused. */
     replication: boolean;
 
@@ -234,7 +236,29 @@ ${proxyDirectives(s.upstream)}
 ${proxyDirectives(s.upstream)}
     }
 }
-${s.statusSocket ? statusServer(s.statusSocket) : ""}`;
+${s.statusSocket ? statusServer(s.statusSocket) : ""}${s.metricsScrape ? metricsServer(s, s.metricsScrape) : ""}`;
+}
+
+/** /metrics for a Prometheus elsewhere: HTTPS with the site's certificate, the allowed networks only (403 to the rest). */
+function metricsServer(s: NginxSiteSettings, m: NonNullable<NginxSiteSettings["metricsScrape"]>): string {
+    return `
+# devpi:metricsScrape: node-exporter's metrics for a Prometheus on another machine, allowed networks only.
+server {
+    listen ${m.address} ssl;
+    server_name ${[s.domain, ...s.extraNames].join(" ")};
+${tlsDirectives(s)}
+    access_log off;
+${m.allow.map((n) => `    allow ${n};`).join("\n")}
+    deny all;
+    location = /metrics {
+        proxy_pass http://${m.upstream}/metrics;
+        proxy_set_header Host $host;
+    }
+    location / {
+        return 404;
+    }
+}
+`;
 }
 
 /** nginx's counters (stub_status) for devpi-metrics, on a unix socket: local processes only. */

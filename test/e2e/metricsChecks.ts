@@ -5,6 +5,7 @@
  * system fails the scheduled backup and the metric says so. Used by replicas.test.ts (its hosts).
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
@@ -13,6 +14,31 @@ import { startPrometheus } from "./prometheus";
 
 /** Seconds between two collections on the servers (COLLECTOR_INTERVAL_SECONDS). */
 const COLLECTION_S = 15;
+
+/**
+ * The metrics for a Prometheus elsewhere (devpi:metricsScrape on `address`, allowed from
+ * 127.0.0.1 only): a second Prometheus scrapes them over HTTPS trusting the stack's CA; a request
+ * from another source address gets 403.
+ */
+export async function checkMetricsScrape(work: string, address: string, caFile: string, serverName: string, prometheusPort: number): Promise<string> {
+    const prom = await startPrometheus(path.join(work, "prometheus-https"), prometheusPort, [address], undefined, { caFile, serverName });
+    try {
+        await prom.waitFor("up", (x) => x.get(address) === 1, 30);
+        await prom.waitFor("devpi_up", (x) => x.get(address) === 1, 30);
+        const port = address.split(":").pop();
+        const other = spawnSync(
+            "curl",
+            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", caFile, "--resolve", `${serverName}:${port}:127.0.0.1`, "--interface", "127.0.0.2", `https://${serverName}:${port}/metrics`],
+            {
+                encoding: "utf8",
+            },
+        ).stdout;
+        assert.equal(other, "403", "a source outside the allow-list is refused");
+        return `Prometheus scraped devpi_up 1 over HTTPS from ${address} (allowed: 127.0.0.1/32); from 127.0.0.2: ${other}`;
+    } finally {
+        await prom.stop();
+    }
+}
 
 export async function checkMetrics(stack: Stack, work: string, primary: TestHost, replica: { label: string; host: TestHost }, prometheusPort: number): Promise<string[]> {
     const outputs = await stack.outputs();

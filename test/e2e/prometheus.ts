@@ -14,8 +14,11 @@ export interface Prometheus {
     stop(): Promise<void>;
 }
 
-/** Starts Prometheus on 127.0.0.1:`port` with `targets` (HOST:PORT) as job `devpi`, rules from `rulesFile` if given. */
-export async function startPrometheus(dir: string, port: number, targets: string[], rulesFile?: string): Promise<Prometheus> {
+/**
+ * Starts Prometheus on 127.0.0.1:`port` with `targets` (HOST:PORT) as job `devpi`, rules from
+ * `rulesFile` if given; with `https`, scraped over HTTPS trusting `caFile` for `serverName`.
+ */
+export async function startPrometheus(dir: string, port: number, targets: string[], rulesFile?: string, https?: { caFile: string; serverName: string }): Promise<Prometheus> {
     fs.mkdirSync(dir, { recursive: true });
     const config = path.join(dir, "prometheus.yml");
     fs.writeFileSync(
@@ -23,7 +26,7 @@ export async function startPrometheus(dir: string, port: number, targets: string
         JSON.stringify({
             global: { scrape_interval: "2s", evaluation_interval: "2s" },
             ...(rulesFile ? { rule_files: [rulesFile] } : {}),
-            scrape_configs: [{ job_name: "devpi", static_configs: [{ targets }] }],
+            scrape_configs: [{ job_name: "devpi", static_configs: [{ targets }], ...(https ? { scheme: "https", tls_config: { ca_file: https.caFile, server_name: https.serverName } } : {}) }],
         }),
     );
     const log = fs.openSync(path.join(dir, "prometheus.log"), "w");

@@ -31,7 +31,7 @@ import {
     stopHost,
     TestHost,
 } from "./harness";
-import { checkMetrics } from "./metricsChecks";
+import { checkMetrics, checkMetricsScrape } from "./metricsChecks";
 
 const PRIMARY = { name: "rep-p", ports: { ssh: 25101, http: 25180, https: 25543, devpi: 25140 } };
 const REPLICAS = [
@@ -42,6 +42,7 @@ const ROOT_PASSWORD = "root-Pw-rep-5521";
 const ALICE_PASSWORD = "alice-Pw-rep-8830";
 const BOB_PASSWORD = "bob-Pw-rep-1177";
 const PRIMARY_URL = `https://localhost:${PRIMARY.ports.https}`;
+const SCRAPE_ADDRESS = "127.0.0.1:25198";
 const replicaUrl = (i: number) => `https://localhost:${REPLICAS[i].ports.https}`;
 const PKG = "e2e-rep";
 
@@ -123,6 +124,8 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         await stack.setConfig("users.alice.password", { value: ALICE_PASSWORD, secret: true }, true);
         await stack.setConfig("users.alice.email", { value: "alice@example.com" }, true);
         await stack.setConfig('indexes["alice/dev"].volatile', { value: "false" }, true);
+        // The primary's metrics for a Prometheus elsewhere: from 127.0.0.1 only (checkMetricsScrape).
+        await stack.setAllConfig({ "metricsScrape.address": { value: SCRAPE_ADDRESS }, "metricsScrape.allow[0]": { value: "127.0.0.1/32" } }, true);
         for (const [i, r] of REPLICAS.entries()) await setReplicaConfig(stack, i, replicaHosts[i], { name: r.label, domain: "localhost", ports: r.ports });
         sampler.start();
     });
@@ -234,8 +237,9 @@ describe("a primary and two replicas", { timeout: 60 * 60 * 1000 }, () => {
         console.log(`# after the outage: 0.3.0 (uploaded before) and 0.4.0 (after) installable from r1 after ${times[0]} s / ${times[1]} s, from r2 after ${times[2]} s / ${times[3]} s`);
     });
 
-    it("metrics: a real Prometheus scrapes every server; a replica's devpi stopped shows within a scrape; a full backup disk fails the backup and says so", async () => {
+    it("metrics: a real Prometheus scrapes every server; a replica's devpi stopped shows within a scrape; a full backup disk fails the backup and says so; another Prometheus scrapes the primary over HTTPS through its allow-list", async () => {
         const figures = await checkMetrics(stack, work, primary, { label: REPLICAS[1].label, host: replicaHosts[1] }, 25199);
+        figures.push(await checkMetricsScrape(work, SCRAPE_ADDRESS, caFile, "localhost", 25197));
         for (const f of figures) console.log(`# metrics: ${f}`);
     });
 
