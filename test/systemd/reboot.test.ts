@@ -36,13 +36,13 @@ async function up() {
     return stack.up({ onEvent: log.onEvent, onOutput: log.onOutput, color: "never" });
 }
 
-/** pip installs `requirement` from the client index into a fresh directory, without any cache. */
-async function pipInstall(requirement: string): Promise<void> {
+/** pip installs `requirement` from the client index into a fresh directory, without any cache; `file` is what it must leave there. */
+async function pipInstall(requirement: string, file = "sd_pkg/__init__.py"): Promise<void> {
     const outputs = await stack.outputs();
     const target = fs.mkdtempSync(path.join(work, "site-"));
     const pip = await client(venv, "pip", ["install", "--no-cache-dir", "--target", target, "--index-url", String(outputs.pipIndexUrl.value), requirement], clientEnv());
     assert.equal(pip.code, 0, pip.out);
-    assert.ok(fs.existsSync(path.join(target, "sd_pkg/__init__.py")), pip.out);
+    assert.ok(fs.existsSync(path.join(target, file)), pip.out);
 }
 
 /** Asserts PID 1 is systemd and each service is enabled at boot and running now. */
@@ -109,6 +109,11 @@ describe(`devpi on a systemd host (${TESTHOST_RELEASE} VM): cold up, reboot, sti
         const upload = await client(venv, "devpi", ["upload", wheel], env);
         assert.equal(upload.code, 0, upload.out);
         await pipInstall("sd-pkg==1.0.0");
+    });
+
+    it("the demo's printed command works: six from PyPI installs through root/pypi on a new VM", async () => {
+        // Under the VM kind the first server used to time out downloading PyPI's project list (issue 19).
+        await pipInstall("six", "six.py");
     });
 
     it("the host really reboots (systemctl reboot: new boot id, same disk)", async () => {
