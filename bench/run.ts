@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the speed users feel, each figure measured beside its baseline in the same
- * run (issue 11). Starts its own test hosts (scripts/testhost/up.sh), runs B1–B7 and writes a
+ * run (issue 11). Starts its own test hosts (scripts/testhost/up.sh), runs B1–B8 and writes a
  * Markdown and a JSON table. `--smoke` runs the smallest setting (B2, B4, B5 with one repeat and
  * short load windows) and writes into .bench/ instead of docs/.
  *
@@ -13,6 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { HOST_PACKAGES } from "../components/host/hostPreparationScript";
+import { measureOffsite } from "./offsite";
 import { buildPackage, client, clientVenv, createStack, EventLog, hostConfig, projectCopy, ROOT, startHost, stopHost, TestHost, TESTHOST_RELEASE } from "../test/e2e/harness";
 
 const argv = process.argv.slice(2);
@@ -22,7 +23,7 @@ const ONLY = (
     argv
         .find((a) => a.startsWith("--only="))
         ?.slice(7)
-        .split(",") ?? (SMOKE ? ["B2", "B4", "B5"] : ["B1", "B2", "B3", "B4", "B5", "B6", "B7"])
+        .split(",") ?? (SMOKE ? ["B2", "B4", "B5"] : ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"])
 ).map((s) => s.toUpperCase());
 const OUT = path.resolve(argv.find((a) => a.startsWith("--out="))?.slice(6) ?? path.join(ROOT, SMOKE ? ".bench" : "docs"));
 /**
@@ -498,9 +499,9 @@ async function main(): Promise<void> {
             );
 
         // ---- B6/B7 need a server holding real data ----
-        if (want("B6") || want("B7"))
+        if (want("B6") || want("B7") || want("B8"))
             await section(
-                "B6/B7",
+                "B6/B7/B8",
                 async () => {
                     const each = 40;
                     const count = Math.max(1, Math.round(R.bigMb / each));
@@ -545,8 +546,15 @@ async function main(): Promise<void> {
                         const status = execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", caFile, probe], { encoding: "utf8" });
                         if (status !== "200") throw new Error(`B7: the restored index answers ${status} for ${probe}`);
                     }
+                    if (want("B8")) {
+                        const check = (): void => {
+                            const status = execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", caFile, probe], { encoding: "utf8" });
+                            if (status !== "200") throw new Error(`B8: the restored index answers ${status} for ${probe}`);
+                        };
+                        await measureOffsite({ stack, host: MAIN, work, sh, timed, up, add, check });
+                    }
                 },
-                15,
+                20,
             );
     } finally {
         write();

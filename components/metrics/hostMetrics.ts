@@ -5,7 +5,7 @@ import type { HostSpec, ResolvedDevpi } from "../deployment/resolveArgs";
 import type { NginxSiteSettings } from "../nginx/nginxConfig";
 import { MetricsCollectorSettings, renderMetricsCollector } from "./metricsCollector";
 import { BACKUP_RESULT_FILE, NGINX_STATUS_SOCKET, TEXTFILE_DIR } from "../constants";
-import { renderMetricsRemoveScript, renderMetricsScript } from "./metricsScript";
+import { renderMetricsRemoveScript, renderMetricsScript, renderNodeExporterPackageScript } from "./metricsScript";
 import { OFFSITE_RESULT_FILE } from "../backup/offsiteScript";
 
 /** Seconds between two collections: Prometheus's usual scrape interval, so a scrape sees devpi go down. */
@@ -16,6 +16,10 @@ export interface HostMetricsArgs {
     /** node-exporter's listen address, HOST:PORT on loopback (e.g. 127.0.0.1:9100). */
     listen: pulumi.Input<string>;
     serviceUser: string;
+    /** The package step waits for these (other apt runs, and writers of /etc/group: the package adds a user). */
+    packagesAfter?: pulumi.Input<pulumi.Resource>[];
+    /** The exporter step waits for these (supervisor runs the programs; nginx serves its counters). */
+    startAfter?: pulumi.Input<pulumi.Resource>[];
     /** What the collector reads; the socket and output file are fixed (see metricsScript.ts). */
     collector: pulumi.Input<Omit<MetricsCollectorSettings, "nginxStatusSocket" | "outFile" | "intervalSeconds" | "backupResultFile" | "offsiteResultFile">>;
 }
@@ -33,6 +37,7 @@ export class HostMetrics extends pulumi.ComponentResource {
 
     constructor(name: string, args: HostMetricsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("devpi:index:HostMetrics", name, {}, opts);
+        const packages = remoteStep(`${name}-packages`, args.host, { create: renderNodeExporterPackageScript() }, { parent: this, dependsOn: args.packagesAfter });
         const step = remoteStep(
             `${name}-exporter`,
             args.host,
@@ -53,7 +58,7 @@ export class HostMetrics extends pulumi.ComponentResource {
                 ),
                 delete: renderMetricsRemoveScript(),
             },
-            { parent: this },
+            { parent: this, dependsOn: [packages, ...(args.startAfter ?? [])] },
         );
         this.endpoint = pulumi.all([args.listen, step.stdout]).apply(([listen]) => `http://${listen}/metrics`);
         this.registerOutputs({ endpoint: this.endpoint });
@@ -90,8 +95,10 @@ export function hostMetrics(h: DevpiHost, s: ResolvedDevpi, namePrefix: string, 
                 serverDir: s.devpi.serverDir,
                 backupDir: backups ? s.devpi.backupDir : undefined,
             })),
+            // apt runs while pip installs devpi; supervisord runs (the host's program step), nginx serves its counters.
+            packagesAfter: [h.prepared],
+            startAfter: [h.supervisor, h.nginx],
         },
-        // supervisord runs (the host's program step), nginx serves its counters.
-        { parent: h, dependsOn: [h.supervisor, h.nginx] },
+        { parent: h },
     );
 }

@@ -59,18 +59,26 @@ export interface MetricsScriptSettings extends MetricsProgramSettings {
 }
 
 /**
- * Installs node-exporter (on systemd hosts Debian's own unit is masked first: it would listen on
- * every address), the collector and supervisor's section; (re)starts both programs when anything
- * changed, runs the collector once, and waits until node-exporter serves devpi_up.
+ * Installs node-exporter's Debian package; on systemd hosts Debian's own unit is masked first (it
+ * would listen on every address). A step of its own, so apt runs while pip installs devpi.
  */
-export function renderMetricsScript(s: MetricsScriptSettings): string {
-    const user = shellQuote(s.serviceUser);
+export function renderNodeExporterPackageScript(): string {
     return `# Debian's unit would listen on every address as soon as the package is in: masked before it is.
 if [ -d /run/systemd/system ]; then
   systemctl mask --quiet ${NODE_EXPORTER_PACKAGE}.service
   systemctl stop ${NODE_EXPORTER_PACKAGE}.service 2>/dev/null || true
 fi
-${renderPackagesScript([NODE_EXPORTER_PACKAGE])}
+${renderPackagesScript([NODE_EXPORTER_PACKAGE])}`;
+}
+
+/**
+ * Writes the collector and supervisor's section (node-exporter is installed by
+ * {@link renderNodeExporterPackageScript}); (re)starts both programs when anything changed, runs
+ * the collector once, and waits until node-exporter serves devpi_up.
+ */
+export function renderMetricsScript(s: MetricsScriptSettings): string {
+    const user = shellQuote(s.serviceUser);
+    return `[ -x ${NODE_EXPORTER_BIN} ] || fail "${NODE_EXPORTER_BIN} is missing: the ${NODE_EXPORTER_PACKAGE} package step did not install it"
 if [ ! -d ${shellQuote(COLLECTOR_PATH.replace(/\/[^/]+$/, ""))} ]; then install -d -m 0755 -o root -g root ${shellQuote(COLLECTOR_PATH.replace(/\/[^/]+$/, ""))}; fi
 collector=$(${writeFileLines(COLLECTOR_PATH, "0755", "root:root", s.collector)})
 service_dir ${user} 0755 ${TEXTFILE_DIR}

@@ -43,7 +43,7 @@ const REPLICA = { name: "cmp-r1", label: "r1", ports: { ssh: 26302, http: 26381,
  * credential where reads are restricted) and the stage index steps (their API program manages per-index
  * readers; it finds the index unchanged), nginx's site (it gained the stub_status socket devpi-metrics
  * reads), the backup's (it records its result for devpi-metrics, checks free space and runs the
- * off-host copy when configured) and the package steps (free space first).
+ * off-host copy when configured), the package steps, the virtualenv and the upgrade (free space first).
  */
 const UPDATED_CHECKS = [
     "health-https",
@@ -58,14 +58,21 @@ const UPDATED_CHECKS = [
     "host-service-packages",
     "replica-r1-host-packages",
     "replica-r1-host-service-packages",
+    // The virtualenv's and the upgrade's free-space checks (pip finds everything installed; the upgrade has nothing to do).
+    "devpi-venv",
+    "replica-r1-devpi-venv",
+    "devpi-upgrade",
+    "replica-r1-devpi-upgrade",
 ];
 /** What today's program adds besides the components: root/pypi's settings (a component and its step), each server's metrics. */
 const NEW_STEPS = [
     "devpi:index:DevpiIndex index-root/pypi",
     "command:remote:Command index-root/pypi-index",
     "devpi:index:HostMetrics metrics",
+    "command:remote:Command metrics-packages",
     "command:remote:Command metrics-exporter",
     "devpi:index:HostMetrics replica-r1-metrics",
+    "command:remote:Command replica-r1-metrics-packages",
     "command:remote:Command replica-r1-metrics-exporter",
 ];
 
@@ -136,10 +143,17 @@ describe("a stack made before the Devpi component, taken over by it", { timeout:
         assert.equal(result.summary.result, "succeeded");
         const changes = result.summary.resourceChanges ?? {};
         assert.deepEqual(Object.keys(changes).sort(), ["create", "same", "update"], JSON.stringify(changes));
-        assert.equal(changes.create, 9, "the 3 components, root/pypi's settings and each server's metrics are the only resources created");
+        assert.equal(changes.create, 11, "the 3 components, root/pypi's settings and each server's metrics (a component, two steps) are the only resources created");
         assert.deepEqual(
             log.changed(),
-            [...UPDATED_CHECKS.map((n) => `update:${n}`), "create:index-root/pypi-index", "create:metrics-exporter", "create:replica-r1-metrics-exporter"].sort(),
+            [
+                ...UPDATED_CHECKS.map((n) => `update:${n}`),
+                "create:index-root/pypi-index",
+                "create:metrics-packages",
+                "create:metrics-exporter",
+                "create:replica-r1-metrics-packages",
+                "create:replica-r1-metrics-exporter",
+            ].sort(),
             "only the checks whose scripts changed ran again, in place",
         );
         assert.match(log.text(), /mirror index root\/pypi updated: mirror_no_project_list/, "the project-list default reaches the existing server");

@@ -25,7 +25,9 @@ const PORTS = { ssh: 25001, http: 25080, https: 25443, devpi: 25040 };
  * With another DEVPI_E2E_SINGLE_HOST_COMMIT, DEVPI_E2E_ADDED_SINCE lists them (comma-separated; empty: none).
  */
 const ADDED_SINCE =
-    process.env.DEVPI_E2E_ADDED_SINCE !== undefined ? process.env.DEVPI_E2E_ADDED_SINCE.split(",").filter(Boolean) : ["host-service-packages", "index-root/pypi-index", "metrics-exporter"];
+    process.env.DEVPI_E2E_ADDED_SINCE !== undefined
+        ? process.env.DEVPI_E2E_ADDED_SINCE.split(",").filter(Boolean)
+        : ["host-service-packages", "index-root/pypi-index", "metrics-packages", "metrics-exporter"];
 
 let host: TestHost;
 let stack: Stack;

@@ -54,6 +54,7 @@ describe("the program's resources", () => {
             "index-pk/dev-index",
             "index-root/pypi-index",
             "metrics-exporter",
+            "metrics-packages",
             "nginx-site",
             "root-password-set",
             "ssl-files",
@@ -90,6 +91,7 @@ describe("the program's resources", () => {
             "health-https": "health",
             "backups-cron": "backups",
             "metrics-exporter": "metrics",
+            "metrics-packages": "metrics",
         };
         for (const [child, parent] of Object.entries(expectParent)) {
             assert.equal(registered.get(child)?.parent, parent, `${child}'s parent`);
@@ -108,6 +110,9 @@ describe("the program's resources", () => {
         assert.deepEqual(deps("index-bz/prod"), ["index-root/pypi", "user-bz"], "root/pypi's settings before the indexes on it");
         assert.deepEqual(deps("index-bz/dev"), ["index-bz/prod", "user-bz"], "an index waits for its owner and its bases");
         assert.deepEqual(deps("health"), ["index-bz/dev", "index-bz/prod", "index-pk/dev", "index-root/pypi", "nginx"]);
+        assert.deepEqual(deps("metrics"), [], "the metrics component's steps have their own dependencies");
+        assert.deepEqual(deps("metrics-packages"), ["host"], "node-exporter's package after the host's apt runs and users (its postinst adds one), beside pip");
+        assert.deepEqual(deps("metrics-exporter"), ["metrics-packages", "nginx", "supervisor"], "the programs once supervisord runs and nginx serves its counters");
         assert.deepEqual(deps("devpi-config"), ["devpi-venv"]);
         assert.deepEqual(deps("devpi-init"), ["devpi-config"]);
         assert.deepEqual(deps("devpi-upgrade"), ["devpi-init"]);

@@ -80,7 +80,8 @@ describe("the Devpi component in another program", () => {
         assert.deepEqual(registered.get("health")!.dependsOn.sort(), ["index-alice/dev", "index-root/pypi", "nginx"]);
         assert.deepEqual(registered.get("root-password")!.dependsOn, ["supervisor"]);
         assert.deepEqual(registered.get("backups")!.dependsOn.sort(), ["devpi", "host"]);
-        assert.deepEqual(registered.get("metrics")!.dependsOn.sort(), ["nginx", "supervisor"], "metrics once supervisord runs and nginx serves its counters");
+        assert.deepEqual(registered.get("metrics-packages")!.dependsOn, ["host"], "node-exporter's package beside pip, after the host's apt runs");
+        assert.deepEqual(registered.get("metrics-exporter")!.dependsOn.sort(), ["metrics-packages", "nginx", "supervisor"], "metrics once supervisord runs and nginx serves its counters");
     });
 
     it("in a preview, the VM's unknown address and host key leave the connection unknown, and the rest rendered", async () => {
