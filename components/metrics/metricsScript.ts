@@ -86,8 +86,10 @@ programs=$(${writeFileLines(METRICS_SUPERVISOR_CONF, "0644", "root:root", render
 svc_enable supervisor
 if ! svc_running supervisor; then svc start supervisor >&2 || true; fi
 supervisorctl reread >&2
+# update starts new programs and restarts those whose section changed, without waiting for them;
+# only a new collector under an unchanged section needs a restart of its own.
 supervisorctl update devpi-node-exporter devpi-metrics >&2
-if [ "$collector$programs" != unchangedunchanged ]; then supervisorctl restart devpi-node-exporter devpi-metrics >&2 || true; fi
+if [ "$collector" != unchanged ] && [ "$programs" = unchanged ]; then supervisorctl restart devpi-metrics >&2 || true; fi
 supervisorctl start devpi-node-exporter devpi-metrics >/dev/null 2>&1 || true
 runuser -u ${user} -- /usr/bin/python3 ${COLLECTOR_PATH} --once
 for _ in $(seq 1 60); do
