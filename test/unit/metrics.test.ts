@@ -339,7 +339,7 @@ describe("alert rules", () => {
 describe("the README's Operating it section", () => {
     it("names every metric devpi-metrics writes and every alert rule", () => {
         const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
-        const section = readme.split(/^## Operating it: metrics and alerts$/m)[1]?.split(/^## /m)[0] ?? "";
+        const section = readme.split(/^## Operating it: metrics, alerts and the restore drill$/m)[1]?.split(/^## /m)[0] ?? "";
         for (const m of Object.keys(COLLECTOR_METRICS)) assert.ok(section.includes(`| \`${m}\` |`), `${m} in the metrics table`);
         for (const a of alertRules({ backupIntervalHours: 24, certRenewBeforeDays: 30 })) assert.ok(section.includes(`| \`${a.alert}\` (`), `${a.alert} in the alerts table`);
     });
