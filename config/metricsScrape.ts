@@ -8,7 +8,7 @@ import { isIpAddress } from "./rules";
 
 /** Where nginx serves /metrics to other machines, and who may ask. */
 export interface MetricsScrape {
-    /** `IPV4:PORT`, `[IPV6]:PORT` or `*:PORT` (every address of the server). */
+    /** `IPV4:PORT`, `[IPV6]:PORT` or `*:PORT` (every address of the server; IPv6 too with listenIpv6). */
     address: string;
     /** Addresses or networks (CIDR) allowed to scrape; everyone else gets 403. */
     allow: string[];

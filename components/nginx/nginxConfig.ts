@@ -239,12 +239,12 @@ ${proxyDirectives(s.upstream)}
 ${s.statusSocket ? statusServer(s.statusSocket) : ""}${s.metricsScrape ? metricsServer(s, s.metricsScrape) : ""}`;
 }
 
-/** /metrics for a Prometheus elsewhere: HTTPS with the site's certificate, the allowed networks only (403 to the rest). */
+/** /metrics for a Prometheus elsewhere: HTTPS with the site's certificate, the allowed networks only (403 to the rest); `*:PORT` covers IPv6 too with listenIpv6. */
 function metricsServer(s: NginxSiteSettings, m: NonNullable<NginxSiteSettings["metricsScrape"]>): string {
     return `
 # devpi:metricsScrape: node-exporter's metrics for a Prometheus on another machine, allowed networks only.
 server {
-    listen ${m.address} ssl;
+    listen ${m.address} ssl;${m.address.startsWith("*:") && s.listenIpv6 ? `\n    listen [::]:${m.address.slice(2)} ssl;` : ""}
     server_name ${[s.domain, ...s.extraNames].join(" ")};
 ${tlsDirectives(s)}
     access_log off;

@@ -72,6 +72,55 @@ describe("devpi:metricsScrape", () => {
     });
 });
 
+describe("the metrics server's rendering", () => {
+    const site = (address: string, listenIpv6: boolean) =>
+        renderNginxSite({
+            domain: "devpi.example.com",
+            extraNames: ["devpi"],
+            httpPort: 80,
+            httpsPort: 443,
+            listenIpv6,
+            certPath: "/c",
+            keyPath: "/k",
+            upstream: "127.0.0.1:4040",
+            serverDir: "/s",
+            maxUploadMb: 1,
+            replication: false,
+            mirrorPageCacheSeconds: 0,
+            metricsScrape: { address, allow: ["10.0.0.0/24", "2001:db8::/32"], upstream: "127.0.0.1:9100" },
+        });
+
+    it("listens where asked (every address: IPv6 too when the site listens there), allows the list, denies the rest", () => {
+        const conf = site("*:9443", true).split("# devpi:metricsScrape")[1];
+        assert.match(conf, /^ {4}listen \*:9443 ssl;\n {4}listen \[::\]:9443 ssl;$/m);
+        assert.match(conf, / {4}allow 10\.0\.0\.0\/24;\n {4}allow 2001:db8::\/32;\n {4}deny all;/);
+        assert.match(conf, /server_name devpi\.example\.com devpi;/);
+        assert.match(conf, /proxy_pass http:\/\/127\.0\.0\.1:9100\/metrics;/);
+        assert.doesNotMatch(site("*:9443", false), /listen \[::\]:9443/);
+        assert.doesNotMatch(site("10.0.0.5:9443", true), /listen \[::\]:9443/);
+        assert.doesNotMatch(
+            renderNginxSite({
+                ...{
+                    domain: "d",
+                    extraNames: [],
+                    httpPort: 80,
+                    httpsPort: 443,
+                    listenIpv6: true,
+                    certPath: "/c",
+                    keyPath: "/k",
+                    upstream: "u",
+                    serverDir: "/s",
+                    maxUploadMb: 1,
+                    replication: false,
+                    mirrorPageCacheSeconds: 0,
+                },
+            }),
+            /metricsScrape|deny all/,
+            "none without the setting",
+        );
+    });
+});
+
 describe("the metrics server, run by the real nginx", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devpi-scrape-"));
     const ports = { https: 18951, http: 18952, scrape: 18953 };
