@@ -71,6 +71,17 @@ export function onHost(host: TestHost, command: string): string {
 }
 
 /**
+ * Throws unless every port is below this machine's ephemeral range (ip_local_port_range): a port
+ * in it may be held, at the moment a test server binds it, by an outgoing connection of another
+ * suite (two run side by side in npm test), and nginx then fails with "Address already in use".
+ */
+export function assertOutsideEphemeralRange(ports: number[]): void {
+    const [low, high] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const inside = ports.filter((p) => p >= low && p <= high);
+    if (inside.length) throw new Error(`test ports ${inside.join(", ")} are in the ephemeral port range ${low}-${high}: pick ports below ${low}`);
+}
+
+/**
  * Starts a test host that serves as an off-host backup target: a user `restic` that logs in with
  * the key `keyFile` (made here when missing; ed25519, no passphrase) only, and the empty directory
  * /srv/restic for its repositories. The offsite settings point at `sftp:restic@127.0.0.1:/srv/restic/...`.
@@ -354,6 +365,7 @@ export interface Ports {
  * outbound HTTPS (this machine reaches PyPI through a TLS-inspecting proxy).
  */
 export function hostConfig(host: TestHost, ports: Ports, keyAs: "file" | "secret" = "file"): ConfigMap {
+    assertOutsideEphemeralRange(Object.values(ports));
     return {
         "devpi:host": { value: host.sshHost },
         "devpi:sshPort": { value: String(host.sshPort) },

@@ -12,7 +12,8 @@ import { Stack } from "@pulumi/pulumi/automation";
 import { buildPackage, cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, hostConfig, onHost, projectCopy, startHost, steps, TestHost } from "./harness";
 
 const HOST = "e2e-upgrade";
-const PORTS = { ssh: 2233, http: 48080, https: 48443, devpi: 44040 };
+// Below the ephemeral port range (see assertOutsideEphemeralRange in harness.ts).
+const PORTS = { ssh: 2233, http: 24480, https: 24643, devpi: 24440 };
 const ROOT_PASSWORD = "root-Pw-upgrade-3381";
 const CAROL_PASSWORD = "carol-Pw-upgrade-7720";
 const BASE = `https://localhost:${PORTS.https}`;

@@ -66,11 +66,26 @@ describe("SSH cut mid-run: the next pulumi up converges", { timeout: 60 * 60 * 1
 
     it("1. dpkg's lock held by another process when the package step starts, then apt and dpkg killed mid-install", async () => {
         env = await faultEnv(HOST, PORTS);
-        holdPackageLock(env.host, "/var/lib/dpkg/lock-frontend", 15);
+        // Held until the step has waited for it 3 s: a fixed time ran out before a busy machine (two
+        // suites side by side) even reached the step, and then nothing waited.
+        holdPackageLock(env.host, "/var/lib/dpkg/lock-frontend", 300);
+        let stepSeen = 0;
+        let released = false;
         // Killed while dpkg configures: that leaves dpkg's journal, the state that needs `dpkg --configure -a`.
-        const configuring = (h: TestHost) => hostProcesses(h).some((p) => p.comm === "dpkg" && p.args.includes("--configure"));
+        const configuring = (h: TestHost) => {
+            const ps = hostProcesses(h);
+            if (!released) {
+                if (!stepSeen && ps.some((p) => p.comm === "bash" && / host-packages$/.test(p.args))) stepSeen = Date.now();
+                if (stepSeen && Date.now() - stepSeen > 3000) {
+                    for (const p of ps) if (p.comm === "perl" && p.args.includes("/var/lib/dpkg/lock-frontend")) process.kill(p.pid);
+                    released = true;
+                }
+                return false;
+            }
+            return ps.some((p) => p.comm === "dpkg" && p.args.includes("--configure"));
+        };
         const error = await cutRun(env, {
-            label: "lock held 15 s, then sessions+apt-get+dpkg killed while dpkg configures",
+            label: "lock held until the step had waited 3 s, then sessions+apt-get+dpkg killed while dpkg configures",
             step: "host-packages",
             ready: configuring,
             alsoKill: [/^apt-get$/, /^dpkg$/, /^dpkg-deb$/],
