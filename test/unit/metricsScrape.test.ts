@@ -5,7 +5,7 @@
  * any other gets 403, and nothing but /metrics is served.
  */
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
@@ -17,7 +17,7 @@ import { parseMetricsScrape } from "../../config/metricsScrape";
 import type { DevpiArgs } from "../../components/deployment/devpiArgs";
 import { resolveDevpiArgs } from "../../components/deployment/resolveArgs";
 import { renderNginxSite } from "../../components/nginx/nginxConfig";
-import { startNginx } from "./realNginx";
+import { makeTestCert, startNginx } from "./realNginx";
 
 const PORTS = [80, 443, 4040];
 const rejects = (v: unknown, message: RegExp) =>
@@ -140,29 +140,7 @@ describe("the metrics server, run by the real nginx", () => {
         });
         await new Promise<void>((r) => exporter.listen(0, "127.0.0.1", r));
         const upstream = `127.0.0.1:${(exporter.address() as { port: number }).port}`;
-        execFileSync(
-            "openssl",
-            [
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                `${dir}/key.pem`,
-                "-out",
-                `${dir}/cert.pem`,
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost",
-            ],
-            { stdio: "pipe" },
-        );
+        makeTestCert(dir, "localhost", "DNS:localhost");
         const site = renderNginxSite({
             domain: "localhost",
             extraNames: [],

@@ -13,7 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { renderAuthCacheModule, renderAuthCacheSecretLines, renderNginxSite, renderPageGenerationModule } from "../../components/nginx/nginxConfig";
-import { startNginx } from "./realNginx";
+import { makeTestCert, startNginx } from "./realNginx";
 
 const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString("base64")}`;
 const alice = basic("alice", "alice-pw-1");
@@ -124,11 +124,7 @@ describe("the auth cache, run by the real nginx", () => {
         fs.writeFileSync(path.join(data, ".sqlite"), "generation 1");
         fs.writeFileSync(path.join(data, ".nodeinfo"), "{}");
         fs.chmodSync(dir, 0o755);
-        execFileSync(
-            "openssl",
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`, "-days", "2", "-subj", "/CN=localhost"],
-            { stdio: "pipe" },
-        );
+        makeTestCert(dir);
         fs.writeFileSync(`${dir}/generation.js`, renderPageGenerationModule(data, SETTLE_MS));
         fs.writeFileSync(`${dir}/authcheck.js`, renderAuthCacheModule());
         execFileSync("bash", ["-euo", "pipefail", "-c", renderAuthCacheSecretLines(`${dir}/secret.conf`)]);

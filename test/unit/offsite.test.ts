@@ -15,6 +15,9 @@ import { ConfigError, parseOffsite } from "../../config";
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n-----END OPENSSH PRIVATE KEY-----\n";
 const SFTP = { repository: "sftp:backup@backup.example.com:/srv/restic/devpi", password: "a-long-repository-password", sshPrivateKey: KEY, sshHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0" };
 
+/** The off-host scripts' settings: an SFTP target on port 2222, the default layout. */
+const SCRIPT_SETTINGS = { repository: SFTP.repository, sshPort: 2222, sshHostKey: SFTP.sshHostKey, keep: { daily: 7, weekly: 4, monthly: 12 }, serviceUser: "devpi", backupDir: "/srv/devpi/backups" };
+
 function rejects(v: unknown, message: RegExp): void {
     assert.throws(
         () => parseOffsite(v),
@@ -60,7 +63,7 @@ describe("devpi:offsite", () => {
 });
 
 describe("the off-host scripts", () => {
-    const settings = { repository: SFTP.repository, sshPort: 2222, sshHostKey: SFTP.sshHostKey, keep: { daily: 7, weekly: 4, monthly: 12 }, serviceUser: "devpi", backupDir: "/srv/devpi/backups" };
+    const settings = SCRIPT_SETTINGS;
     const script = renderOffsiteScript(settings);
     const restore = renderOffsiteRestoreScript({ ...settings, restoreScript: "/usr/local/sbin/devpi-restore" });
     const setup = renderOffsiteSetupScript({ ...settings, script, restore });
@@ -129,7 +132,7 @@ describe("free space checked before a step writes much", () => {
             ["the upgrade's import", upgrade, "for the import into $new_ver (nothing was switched; $old_ver serves again) in /srv/devpi/data", "bin/devpi-import"],
             [
                 "the off-host restore",
-                renderOffsiteRestoreScript({ ...settingsFor(), restoreScript: "/usr/local/sbin/devpi-restore" }),
+                renderOffsiteRestoreScript({ ...SCRIPT_SETTINGS, restoreScript: "/usr/local/sbin/devpi-restore" }),
                 "for the snapshot $snapshot in /srv/devpi/backups",
                 "--restic restore",
             ],
@@ -142,7 +145,3 @@ describe("free space checked before a step writes much", () => {
         assert.match(upgrade, /space_fail\(\) \{ supervisorctl start "\$prog"/, "a refused import starts the old version again");
     });
 });
-
-function settingsFor() {
-    return { repository: SFTP.repository, sshPort: 2222, sshHostKey: SFTP.sshHostKey, keep: { daily: 7, weekly: 4, monthly: 12 }, serviceUser: "devpi", backupDir: "/srv/devpi/backups" };
-}

@@ -3,7 +3,7 @@
  * nginx.conf that includes the site, checked with `nginx -t`, started, and waited for on `port`.
  */
 import assert from "node:assert/strict";
-import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 
 /** Starts nginx in `dir` serving `site` (njs loaded with `js`); resolves once `port` listens. `stop()` ends it. */
@@ -26,4 +26,14 @@ export async function startNginx(dir: string, site: string, port: number, opts: 
             await new Promise((r) => p.once("exit", r));
         },
     };
+}
+
+/** A throwaway self-signed P-256 certificate for `cn` (valid 2 days) as DIR/cert.pem and DIR/key.pem; `san` adds subjectAltName. */
+export function makeTestCert(dir: string, cn = "localhost", san?: string): void {
+    const ext = san ? ["-addext", `subjectAltName=${san}`] : [];
+    execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`, "-days", "2", "-subj", `/CN=${cn}`, ...ext],
+        { stdio: "pipe" },
+    );
 }
