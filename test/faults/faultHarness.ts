@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { watchForCut } from "./cutWatch";
 import { cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, fingerprintHex, hostConfig, onHost, Ports, projectCopy, startHost, TestHost } from "../e2e/harness";
 
 export const ROOT_PASSWORD = "root-Pw-faults-5521";
@@ -160,14 +161,16 @@ export async function until(pred: () => boolean, timeoutMs: number, everyMs = 50
 }
 
 /**
- * Where a run is cut: when the engine announces `step` (its resourcePreEvent), wait until
- * `ready` holds on the host (e.g. dpkg runs), then kill the SSH sessions and `alsoKill`.
+ * Where a run is cut: once `step`'s script runs on the host (or `readyComm` runs, or `ready`
+ * holds, e.g. dpkg configures), kill the SSH sessions and `alsoKill`.
  */
 export interface CutPoint {
     label: string;
     step: string;
-    /** What must be running on the host before the cut (default: a new SSH session, the step's own). */
+    /** What must hold on the host before the cut, polled (default: the step's own script runs). */
     ready?: (host: TestHost) => boolean;
+    /** Or: a process whose name matches runs on the host (watched as the default is). */
+    readyComm?: RegExp;
     alsoKill?: RegExp[];
 }
 
@@ -178,34 +181,56 @@ export function sessionPids(host: TestHost): number[] {
         .filter((p) => p.comm.startsWith("sshd") && p.pid !== l)
         .map((p) => p.pid);
 }
+
+/** A predicate for `until`: a process whose name matches `re` runs on the host (all of /proc, polled: for states that last seconds). */
 export const running =
     (re: RegExp) =>
     (host: TestHost): boolean =>
         hostProcesses(host).some((p) => re.test(p.comm));
 
-/** What happened at a cut: whether it fired, what was killed; `ended` stops the watch (set it when the run is over). */
+/** What happened at a cut: whether it fired, what was killed; end the watch with `endCut` when the run is over. */
 export interface CutReport {
     fired: boolean;
     killed: string[];
     ended?: boolean;
+    /** Resolves once the watch has ended and `fired`/`killed` are final. */
+    settled?: Promise<void>;
+}
+
+/** Ends the watch of a cut run (call it when the run is over) and waits until its report is final. */
+export async function endCut(report: CutReport): Promise<void> {
+    report.ended = true;
+    await report.settled;
 }
 
 /**
  * An EventLog handler for a run that is cut at `cut`: from the moment it is made (just before the
- * run starts) the host is watched, every 5 ms, until `cut.ready` holds (by default: the step's own
- * script runs, the step runner passing the step's name as the script's $0), and then the SSH
- * sessions and `alsoKill` are killed. Not from the engine's event for the step: on a busy machine
- * that event can arrive after a short step has already ended (CI, stop 25: "cut too late").
- * Set `report.ended` when the run is over, so that the watch ends with it.
+ * run starts) the host is watched until the step's own script runs (the step runner passes the
+ * step's name as the script's $0), or a process named `cut.readyComm` does, or `cut.ready` holds;
+ * then the SSH sessions and `alsoKill` are killed. The first two are watched by cutWatch's worker
+ * thread (every 2 ms, at a raised priority): a short step on a busy machine ended between two looks
+ * of a watch on the test's own event loop (CI of stop 26), and from the engine's event for the step
+ * even more often (stop 25: "cut too late"). `cut.ready` (a predicate of the test's) is polled every
+ * 5 ms on the event loop: for states that last seconds. Call `endCut(report)` when the run is over.
  */
 export function cuttingLog(log: EventLog, host: TestHost, cut: CutPoint, report: CutReport): (e: EngineEvent) => void {
-    const ready = cut.ready ?? ((h: TestHost) => hostProcesses(h).some((p) => p.args.startsWith("bash -c ") && p.args.endsWith(` ${cut.step}`)));
-    void (async () => {
-        const ok = await until(() => report.ended === true || ready(host), 30 * 60_000, 5);
-        if (!ok || report.ended) return;
-        report.killed = cutSessions(host, cut.alsoKill);
-        report.fired = report.killed.length > 0;
-    })();
+    const ended = () => report.ended === true;
+    if (cut.ready) {
+        const ready = cut.ready;
+        report.settled = (async () => {
+            const ok = await until(() => ended() || ready(host), 30 * 60_000, 5);
+            if (!ok || ended()) return;
+            report.killed = cutSessions(host, cut.alsoKill);
+            report.fired = report.killed.length > 0;
+        })();
+    } else {
+        const watch = watchForCut(host, cut.readyComm ? { comm: cut.readyComm } : { step: cut.step }, cut.alsoKill);
+        void until(ended, 30 * 60_000, 50).then(() => watch.stop());
+        report.settled = watch.done.then((killed) => {
+            report.killed = killed;
+            report.fired = killed.length > 0;
+        });
+    }
     return (e) => log.onEvent(e);
 }
 

@@ -21,7 +21,7 @@ import * as path from "node:path";
 import { after, describe } from "node:test";
 import { shellQuote } from "../../components/common/shell";
 import { buildPackage, client, onHost, steps } from "../e2e/harness";
-import { aliceClient, CutReport, cuttingLog, disposeEnv, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, ROOT_PASSWORD, startedBySshd, tryUp } from "./faultHarness";
+import { aliceClient, CutReport, cuttingLog, disposeEnv, endCut, FAULT_PORTS, faultEnv, FaultEnv, hostProcesses, ROOT_PASSWORD, startedBySshd, tryUp } from "./faultHarness";
 
 const SEED_START_VERSION = "6.19.3";
 /** The two layouts: today's default, and the seed's (the how-to's user and paths). */
@@ -131,7 +131,7 @@ describe(`a hostile service user cannot steer root; root's password is never emp
         const t0 = Date.now();
         const report: CutReport = { fired: false, killed: [] };
         const cut = await tryUp(e, cuttingLog(e.log, e.host, { label: "root's password step", step: "root-password-set" }, report));
-        report.ended = true;
+        await endCut(report);
         assert.ok(report.fired, "the run was cut");
         assert.equal(cut.ok, false, "the cut run failed");
         assert.ok(
