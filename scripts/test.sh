@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then the end-to-end tests against local Debian test hosts:
-#   - every e2e suite on Debian 13 (trixie) chroot hosts, and the self-signed suite again on
-#     Debian 12 (bookworm);
+#   - every e2e suite on Debian 13 (trixie) chroot hosts (the private-reads suite's replica on
+#     Debian 12), and the self-signed suite again on Debian 12 (bookworm);
 #   - the fault-injection suite (SSH cuts, killed CLI, server faults, a hostile service user) on trixie;
 #   - the benchmark's smoke setting (it runs and writes a table under .bench/).
 # `extra` runs what CI's 45 minutes on two cores cannot also hold (README, "Development"): the
 # systemd suite on a trixie VM (QEMU under software emulation, systemd as PID 1, a real reboot;
 # `systemd` runs it alone), three trixie e2e files that vary what others cover (E2E_EXTRA), and on
-# Debian 12 the private-reads suite and the hostile service user in the seed's layout.
+# Debian 12 the private-reads suite with its primary there too and the hostile service user in the seed's layout.
 # Needs root on Debian (debootstrap, chroot, QEMU); installs the Debian packages it needs when missing.
 # Every suite runs even when an earlier one failed; the exit status is non-zero if any failed.
 #

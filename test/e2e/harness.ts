@@ -35,14 +35,14 @@ export const TESTHOST_RELEASE = process.env.DEVPI_TESTHOST_RELEASE ?? "trixie";
 /**
  * Starts a fresh test host (scripts/testhost/up.sh) and parses what it prints. `forward` lists
  * the ports a VM host forwards from 127.0.0.1 to itself (a chroot host shares the network);
- * `kind` overrides DEVPI_TESTHOST_KIND.
+ * `kind` overrides DEVPI_TESTHOST_KIND, `release` DEVPI_TESTHOST_RELEASE.
  */
-export function startHost(name: string, sshPort: number, forward: number[] = [], kind?: "chroot" | "vm"): TestHost {
+export function startHost(name: string, sshPort: number, forward: number[] = [], kind?: "chroot" | "vm", release = TESTHOST_RELEASE): TestHost {
     const out = execFileSync(path.join(ROOT, "scripts/testhost/up.sh"), [name, String(sshPort), ...forward.map(String)], {
         encoding: "utf8",
         stdio: ["ignore", "pipe", "inherit"],
         timeout: 30 * 60 * 1000,
-        env: { ...process.env, DEVPI_TESTHOST_RELEASE: TESTHOST_RELEASE, ...(kind ? { DEVPI_TESTHOST_KIND: kind } : {}) },
+        env: { ...process.env, DEVPI_TESTHOST_RELEASE: release, ...(kind ? { DEVPI_TESTHOST_KIND: kind } : {}) },
     });
     const env: Record<string, string> = {};
     for (const line of out.split("\n")) {

@@ -5,6 +5,7 @@
  * devpi-client work with credentials (netrc). Scoped tokens (devpi-tokens) read or upload only
  * where declared, are rotated inside their renewal window, expire and are revoked when removed.
  * Per index (`acl_read`), a user is refused another's index on the same paths, on both servers.
+ * The replica runs Debian 12 (REPLICA_RELEASE), the primary the release under test.
  * Switching back to anonymous restores open reads. No password or token leaks.
  */
 import assert from "node:assert/strict";
@@ -42,6 +43,12 @@ import {
 
 const PRIMARY = { name: "priv-p", ports: { ssh: 27201, http: 27280, https: 27643, devpi: 27240 } };
 const REPLICA = { name: "priv-r", label: "r1", ports: { ssh: 27202, http: 27281, https: 27644, devpi: 27241 } };
+/**
+ * The replica's Debian release: Debian 12 unless DEVPI_E2E_REPLICA_RELEASE says otherwise, so that
+ * `npm test` (a Debian 13 primary) also checks restricted reads on Debian 12's nginx, Python and
+ * devpi, every path included; `npm run test:extra` runs the whole suite on Debian 12 as well.
+ */
+const REPLICA_RELEASE = process.env.DEVPI_E2E_REPLICA_RELEASE ?? "bookworm";
 const ROOT_PASSWORD = "root-Pw-priv-6610";
 const ALICE_PASSWORD = "alice-Pw-priv-2291";
 const BOB_PASSWORD = "bob-Pw-priv-7342";
@@ -110,6 +117,47 @@ async function warmedByAlice(page: string, json: Record<string, string>, alice: 
     return warm;
 }
 
+/**
+ * On the server at `base`: an authorised reader warms nginx's page cache and reads a release file
+ * from disk; then every path refuses an anonymous read (401 with a Basic challenge), a wrong
+ * password is refused on the cached page, a browser goes to devpi-lockdown's login page and
+ * `/+api` stays open.
+ */
+async function refusedEverywhere(base: string) {
+    const alice = basic("alice", ALICE_PASSWORD);
+    const json = { Accept: "application/vnd.pypi.simple.v1+json" };
+    const page = `${base}/alice/dev/+simple/priv-pkg/`;
+    const warm = await warmedByAlice(page, json, alice);
+    const file = (JSON.parse(warm.body) as { files: { url: string }[] }).files[0].url;
+    const fileUrl = new URL(file, page).toString();
+    const fromDisk = await get(fileUrl, { headers: alice });
+    assert.equal(fromDisk.status, 200, `${fileUrl} with alice's password`);
+    assert.match(String(fromDisk.headers["cache-control"]), /max-age=315360000/, "served by nginx from disk (expires max)");
+    await get(`${base}/root/pypi/+simple/six/`, { headers: { ...json, ...alice } });
+    for (const [what, url, headers] of [
+        ["the cached simple page", page, json],
+        ["the index's simple list", `${base}/alice/dev/+simple/`, json],
+        ["the release file on disk", fileUrl, {}],
+        ["the JSON API", `${base}/alice/dev`, { Accept: "application/json" }],
+        ["a user's JSON", `${base}/alice`, { Accept: "application/json" }],
+        ["search", `${base}/+search?query=priv`, { Accept: "*/*" }],
+        ["the PyPI mirror", `${base}/root/pypi/+simple/six/`, json],
+    ] as const) {
+        const r = await get(url, { headers });
+        assert.equal(r.status, 401, `${what} (${url}) refuses an anonymous read: HTTP ${r.status}`);
+        assert.match(String(r.headers["www-authenticate"]), /^Basic realm="devpi"/, `${what}: a Basic challenge`);
+    }
+    const wrong = await get(page, { headers: { ...json, ...basic("alice", "not-the-password") } });
+    assert.equal(wrong.status, 401, `${base}: a wrong password is refused, cached page or not`);
+    const browser = await get(`${base}/alice/dev/priv-pkg`, { headers: { Accept: "text/html,application/xhtml+xml" } });
+    assert.equal(browser.status, 302, `${base}: a browser is sent to the login page`);
+    assert.match(String(browser.headers.location), /^(https:\/\/localhost:\d+)?\/\+login\?goto_url=\/alice\/dev\/priv-pkg$/);
+    const login = await get(`${base}/+login`, { headers: { Accept: "text/html" } });
+    assert.equal(login.status, 200);
+    assert.match(login.body, /<form[^>]*>[\s\S]*name="password"/, "devpi-lockdown's login form");
+    assert.equal((await get(`${base}/+api`)).status, 200, "/+api stays open (clients discover the login URL there)");
+}
+
 describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 * 1000 }, () => {
     const it = steps();
     before(async () => {
@@ -117,7 +165,7 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
         uv = cachedVenv(`uv-${UV_VERSION}`, [`uv==${UV_VERSION}`]);
         fs.mkdirSync(dist);
         primary = startHost(PRIMARY.name, PRIMARY.ports.ssh, [PRIMARY.ports.http, PRIMARY.ports.https]);
-        replica = startHost(REPLICA.name, REPLICA.ports.ssh, [REPLICA.ports.http, REPLICA.ports.https]);
+        replica = startHost(REPLICA.name, REPLICA.ports.ssh, [REPLICA.ports.http, REPLICA.ports.https], undefined, REPLICA_RELEASE);
         fs.mkdirSync(backend);
         stack = await createStack("e2e-private", projectCopy(), backend);
         await stack.setAllConfig({
@@ -194,41 +242,12 @@ describe("private indexes: reads for users and tokens only", { timeout: 60 * 60 
         assert.ok(fs.existsSync(path.join(target, "priv_pkg/__init__.py")), uvRun.out);
     });
 
-    it("anonymous reads are refused on every path, also for pages nginx has cached and files it serves from disk", async () => {
+    it("anonymous reads are refused on every path, also for pages nginx has cached and files it serves from disk, on the primary and the replica", async () => {
+        await refusedEverywhere(BASE);
+        // The replica has the upload once replication brought it (it follows the primary's changelog).
         const alice = basic("alice", ALICE_PASSWORD);
-        const json = { Accept: "application/vnd.pypi.simple.v1+json" };
-        const page = `${BASE}/alice/dev/+simple/priv-pkg/`;
-        // An authorised client warms nginx's page cache first.
-        const warm = await warmedByAlice(page, json, alice);
-        const file = (JSON.parse(warm.body) as { files: { url: string }[] }).files[0].url;
-        const fileUrl = new URL(file, page).toString();
-        const fromDisk = await get(fileUrl, { headers: alice });
-        assert.equal(fromDisk.status, 200);
-        assert.match(String(fromDisk.headers["cache-control"]), /max-age=315360000/, "served by nginx from disk (expires max)");
-        await get(`${BASE}/root/pypi/+simple/six/`, { headers: { ...json, ...alice } });
-        for (const [what, url, headers] of [
-            ["the cached simple page", page, json],
-            ["the index's simple list", `${BASE}/alice/dev/+simple/`, json],
-            ["the release file on disk", fileUrl, {}],
-            ["the JSON API", `${BASE}/alice/dev`, { Accept: "application/json" }],
-            ["a user's JSON", `${BASE}/alice`, { Accept: "application/json" }],
-            ["search", `${BASE}/+search?query=priv`, { Accept: "*/*" }],
-            ["the PyPI mirror", `${BASE}/root/pypi/+simple/six/`, json],
-            ["the replica's page", `${REPLICA_BASE}/alice/dev/+simple/priv-pkg/`, json],
-        ] as const) {
-            const r = await get(url, { headers });
-            assert.equal(r.status, 401, `${what} (${url}) refuses an anonymous read: HTTP ${r.status}`);
-            assert.match(String(r.headers["www-authenticate"]), /^Basic realm="devpi"/, `${what}: a Basic challenge`);
-        }
-        const wrong = await get(page, { headers: { ...json, ...basic("alice", "not-the-password") } });
-        assert.equal(wrong.status, 401, "a wrong password is refused, cached page or not");
-        const browser = await get(`${BASE}/alice/dev/priv-pkg`, { headers: { Accept: "text/html,application/xhtml+xml" } });
-        assert.equal(browser.status, 302, "a browser is sent to the login page");
-        assert.match(String(browser.headers.location), /^(https:\/\/localhost:\d+)?\/\+login\?goto_url=\/alice\/dev\/priv-pkg$/);
-        const login = await get(`${BASE}/+login`, { headers: { Accept: "text/html" } });
-        assert.equal(login.status, 200);
-        assert.match(login.body, /<form[^>]*>[\s\S]*name="password"/, "devpi-lockdown's login form");
-        assert.equal((await get(`${BASE}/+api`)).status, 200, "/+api stays open (clients discover the login URL there)");
+        for (let i = 0; i < 30 && (await get(`${REPLICA_BASE}/alice/dev/+simple/priv-pkg/`, { headers: alice })).status !== 200; i++) await new Promise((r) => setTimeout(r, 1000));
+        await refusedEverywhere(REPLICA_BASE);
         const pip = await pipDownload(`${BASE}/alice/dev/+simple/`, "priv-pkg==1.0.0");
         assert.notEqual(pip.code, 0, "anonymous pip cannot download");
         // pip (--no-input) turns the 401 into "no versions found"; with alice's netrc the same command found it above.
