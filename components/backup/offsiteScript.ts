@@ -11,6 +11,8 @@ import { TEXTFILE_DIR } from "../constants";
 export const OFFSITE_DIR = "/etc/devpi/offsite";
 export const OFFSITE_SCRIPT = "/usr/local/sbin/devpi-offsite";
 export const OFFSITE_RESTORE_SCRIPT = "/usr/local/sbin/devpi-restore-offsite";
+/** Free space (MiB) devpi-offsite wants where restic keeps its cache (the backup directory) before a copy. */
+export const RESTIC_CACHE_MIB = 64;
 /** The last off-host copy's result (`ok|failed EPOCH`), for devpi-metrics. */
 export const OFFSITE_RESULT_FILE = `${TEXTFILE_DIR}/offsite-result`;
 
@@ -60,6 +62,12 @@ result() {
     mv -f -- ${shellQuote(`${OFFSITE_RESULT_FILE}.tmp`)} ${shellQuote(OFFSITE_RESULT_FILE)} 2>/dev/null || true
   fi
 }
+fail() {
+  printf 'devpi-offsite failed: %s\n' "$1" >&2
+  logger -t devpi-offsite -p user.err "failed" 2>/dev/null || true
+  result failed
+  exit 1
+}
 r() { restic --quiet${sftp} "$@"; }
 if [ "\${1:-}" = --init ]; then
   if ! r cat config >/dev/null 2>&1; then r init >/dev/null; echo "made the off-host repository"; else echo "the off-host repository is there"; fi
@@ -68,11 +76,9 @@ fi
 if [ "\${1:-}" = --restic ]; then shift; r "$@"; exit; fi
 export_dir=\${1:?usage: devpi-offsite EXPORT_DIR | --init | --restic ARGS}
 cd -- "$(dirname -- "$export_dir")"
-if ! out=$(r backup --tag devpi --host devpi -- "$(basename -- "$export_dir")" 2>&1) || ! out=$(r forget --tag devpi --host devpi --group-by host,tags --keep-daily ${s.keep.daily} --keep-weekly ${s.keep.weekly} --keep-monthly ${s.keep.monthly} --prune 2>&1); then
-  printf 'devpi-offsite failed: %s\\n' "$(printf '%s\\n' "$out" | tail -n 3 | tr '\\n' ' ')" >&2
-  logger -t devpi-offsite -p user.err "failed" 2>/dev/null || true
-  result failed
-  exit 1
+# restic's cache (indexes, trees) grows in the backup directory: fail here, not half way.
+${renderSpaceCheck(`${s.backupDir}/.restic-cache`, RESTIC_CACHE_MIB, "restic's cache")}if ! out=$(r backup --tag devpi --host devpi -- "$(basename -- "$export_dir")" 2>&1) || ! out=$(r forget --tag devpi --host devpi --group-by host,tags --keep-daily ${s.keep.daily} --keep-weekly ${s.keep.weekly} --keep-monthly ${s.keep.monthly} --prune 2>&1); then
+  fail "$(printf '%s\\n' "$out" | tail -n 3 | tr '\\n' ' ')"
 fi
 result ok
 echo "copied $(basename -- "$export_dir") off the server"

@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, it } from "node:test";
 import { PRELUDE, renderSpaceCheck } from "../../components/common/shell";
 import { renderBackupScript, renderRestoreScript } from "../../components/backup/backupScript";
@@ -89,6 +92,26 @@ describe("the off-host scripts", () => {
         assert.match(setup, /'\[backup\.example\.com\]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0'/);
         assert.doesNotMatch(setup + script, /PRIVATE KEY|a-long-repository-password/);
     });
+
+    it("a copy with too little room for restic's cache fails before restic runs, naming the path and both sizes", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "offsite-space-"));
+        const bin = path.join(dir, "bin");
+        const backups = path.join(dir, "backups");
+        fs.mkdirSync(bin);
+        fs.mkdirSync(path.join(backups, "devpi-export-1"), { recursive: true });
+        // df reports 10 MiB free; restic leaves a mark if it is ever run.
+        fs.writeFileSync(path.join(bin, "df"), `#!/bin/sh\necho "Filesystem 1024-blocks Used Available Capacity Mounted on"\necho "/dev/x 1048576 1038336 10240 99% /srv"\n`, { mode: 0o755 });
+        fs.writeFileSync(path.join(bin, "restic"), `#!/bin/sh\ntouch ${dir}/restic-ran\n`, { mode: 0o755 });
+        const body = renderOffsiteScript({ ...SCRIPT_SETTINGS, backupDir: backups });
+        const r = spawnSync("bash", ["-c", body, "devpi-offsite", path.join(backups, "devpi-export-1")], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+        assert.equal(r.status, 1, r.stdout + r.stderr);
+        assert.equal(
+            r.stderr.trim(),
+            `devpi-offsite failed: not enough free space for restic's cache in ${backups}/.restic-cache: 10 MiB free on /srv, at least 64 MiB needed; free space there and run it again`,
+        );
+        assert.equal(fs.existsSync(path.join(dir, "restic-ran")), false, "restic never ran");
+        fs.rmSync(dir, { recursive: true });
+    });
 });
 
 describe("free space checked before a step writes much", () => {
@@ -114,7 +137,7 @@ describe("free space checked before a step writes much", () => {
         assert.match(huge.stderr, /^not enough free space for the import of devpi-export-X in \/tmp: \d+ MiB free on \/\S*, at least 100000000 MiB needed/m);
     });
 
-    it("every step that writes much checks before it writes: the virtualenv, the restore's import, the upgrade's export and import, the off-host restore", () => {
+    it("every step that writes much checks before it writes: the virtualenv, the restore's import, the upgrade's export and import, the off-host copy and restore", () => {
         const base = {
             venvDir: "/opt/devpi/venv",
             configFile: "/etc/devpi/devpi-server.yml",
@@ -130,6 +153,7 @@ describe("free space checked before a step writes much", () => {
             ["the restore's import", renderRestoreScript(base), "for the import of $name in /srv/devpi/data", "devpi-import"],
             ["the upgrade's export", upgrade, "for the backup taken before the upgrade to $new_ver in /srv/devpi/backups", "bin/devpi-export"],
             ["the upgrade's import", upgrade, "for the import into $new_ver (nothing was switched; $old_ver serves again) in /srv/devpi/data", "bin/devpi-import"],
+            ["the off-host copy's cache", renderOffsiteScript(SCRIPT_SETTINGS), "for restic's cache in /srv/devpi/backups/.restic-cache", " backup --tag devpi"],
             [
                 "the off-host restore",
                 renderOffsiteRestoreScript({ ...SCRIPT_SETTINGS, restoreScript: "/usr/local/sbin/devpi-restore" }),
