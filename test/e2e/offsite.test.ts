@@ -2,8 +2,8 @@
  * End to end, backups that survive the server (issue 20): a primary sends its scheduled exports
  * with restic to a second test host over SFTP; restic's retention keeps the configured counts
  * (snapshots with faked dates); the primary's host is then destroyed entirely and a fresh host,
- * set up by a new stack, restores from the off-host copy alone: every package installs with the
- * same sha256 and the users log in. No repository password or SSH key in any argv, log or state.
+ * set up by a new stack (on Debian 12: RESTORE_RELEASE), restores from the off-host copy alone:
+ * every package installs with the same sha256 and the users log in. No repository password or SSH key in any argv, log or state.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -34,6 +34,12 @@ import {
 
 const PRIMARY = { name: "off-p", ports: { ssh: 27301, http: 27380, https: 27343, devpi: 27340 } };
 const TARGET = { name: "off-t", ssh: 27302 };
+/**
+ * The Debian release of the fresh host the backup is restored onto: Debian 12 unless
+ * DEVPI_E2E_RESTORE_RELEASE says otherwise, so that npm test provisions a whole primary on Debian
+ * 12 (and restores a Debian 13 server's export there, as a move to another server would).
+ */
+const RESTORE_RELEASE = process.env.DEVPI_E2E_RESTORE_RELEASE ?? "bookworm";
 const ROOT_PASSWORD = "root-Pw-off-4410";
 const ALICE_PASSWORD = "alice-Pw-off-9921";
 const REPO_PASSWORD = "repo-Pw-off-0173-long";
@@ -150,10 +156,10 @@ describe("backups that survive the server: restic to another host, restored onto
         assert.equal(kept[1], new Date().toISOString().slice(0, 10), "and today's newest");
     });
 
-    it("the primary's host destroyed entirely; a fresh host from a new stack restores from the off-host copy alone", async () => {
+    it(`the primary's host destroyed entirely; a fresh host (Debian ${RESTORE_RELEASE}) from a new stack restores from the off-host copy alone`, async () => {
         sampler.stop();
         stopHost(PRIMARY.name);
-        primary = startHost(PRIMARY.name, PRIMARY.ports.ssh, [PRIMARY.ports.http, PRIMARY.ports.https]);
+        primary = startHost(PRIMARY.name, PRIMARY.ports.ssh, [PRIMARY.ports.http, PRIMARY.ports.https], undefined, RESTORE_RELEASE);
         // (The Automation API hands config values to the CLI in its argv: set before sampling.)
         const fresh = await offsiteStack("e2e-offsite-fresh", primary);
         sampler.start();
