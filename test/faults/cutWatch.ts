@@ -19,7 +19,7 @@ export type CutTrigger = { step: string } | { comm: RegExp };
 
 /** The running watch: `stop()` ends it (when the run is over); `done` says what it killed. */
 export interface CutWatch {
-    stop(): void;
+    stop: () => void;
     done: Promise<string[]>;
 }
 
@@ -70,9 +70,14 @@ while (Atomics.load(ended, 0) === 0) {
 parentPort.postMessage(killed);
 `;
 
+/** The pid of the host's listening sshd (never killed: the next run must connect). */
+export function listenerPid(host: TestHost): number {
+    return Number(fs.readFileSync(path.join(path.dirname(host.root), "sshd.pid"), "utf8").trim());
+}
+
 /** Starts watching `host` for `trigger`; kills its sessions (and `alsoKill`) once, when it fires. */
 export function watchForCut(host: TestHost, trigger: CutTrigger, alsoKill: RegExp[] = []): CutWatch {
-    const listener = Number(fs.readFileSync(path.join(path.dirname(host.root), "sshd.pid"), "utf8").trim());
+    const listener = listenerPid(host);
     const flag = new SharedArrayBuffer(4);
     const worker = new Worker(WORKER, {
         eval: true,
@@ -89,10 +94,11 @@ export function watchForCut(host: TestHost, trigger: CutTrigger, alsoKill: RegEx
         worker.once("message", (killed: string[]) => resolve(killed));
         worker.once("error", reject);
     });
+    const ended = new Int32Array(flag);
     return {
         stop: () => {
-            Atomics.store(new Int32Array(flag), 0, 1);
-            Atomics.notify(new Int32Array(flag), 0);
+            Atomics.store(ended, 0, 1);
+            Atomics.notify(ended, 0);
         },
         done,
     };

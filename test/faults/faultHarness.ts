@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { watchForCut } from "./cutWatch";
+import { listenerPid, watchForCut } from "./cutWatch";
 import { cleanUp, client, clientVenv, createStack, EventLog, fetchWithCa, fingerprintHex, hostConfig, onHost, Ports, projectCopy, startHost, TestHost } from "../e2e/harness";
 
 export const ROOT_PASSWORD = "root-Pw-faults-5521";
@@ -31,11 +31,6 @@ export function hostProcesses(host: TestHost): { pid: number; comm: string; args
         }
     }
     return found;
-}
-
-/** The pid of the host's listening sshd (never killed: the next run must connect). */
-function listenerPid(host: TestHost): number {
-    return Number(fs.readFileSync(path.join(path.dirname(host.root), "sshd.pid"), "utf8").trim());
 }
 
 /** The parent pid of `pid` (0 when it is gone). */
@@ -193,6 +188,8 @@ export interface CutReport {
     fired: boolean;
     killed: string[];
     ended?: boolean;
+    /** Stops the worker's watch (set by cuttingLog when it uses one). */
+    stopWatch?: () => void;
     /** Resolves once the watch has ended and `fired`/`killed` are final. */
     settled?: Promise<void>;
 }
@@ -200,6 +197,7 @@ export interface CutReport {
 /** Ends the watch of a cut run (call it when the run is over) and waits until its report is final. */
 export async function endCut(report: CutReport): Promise<void> {
     report.ended = true;
+    report.stopWatch?.();
     await report.settled;
 }
 
@@ -225,7 +223,7 @@ export function cuttingLog(log: EventLog, host: TestHost, cut: CutPoint, report:
         })();
     } else {
         const watch = watchForCut(host, cut.readyComm ? { comm: cut.readyComm } : { step: cut.step }, cut.alsoKill);
-        void until(ended, 30 * 60_000, 50).then(() => watch.stop());
+        report.stopWatch = watch.stop;
         report.settled = watch.done.then((killed) => {
             report.killed = killed;
             report.fired = killed.length > 0;
