@@ -18,10 +18,10 @@
 # unit tests run; then the suites run in three lanes side by side, each suite with its own test hosts
 # and ports: most e2e files in the foreground; the replicas and ACME files and the fault suite beside
 # them; and the mirrors file, which spends most of its time waiting (its 5-minute CPU window), in a
-# third. The two background lanes' output is printed when they end. One suite alone leaves about a
-# third of two cores idle (it waits on SSH, pip, devpi or a clock); the lanes keep both busy, each
-# running slower than alone, and end sooner than one after the other. Prints a table of each
-# suite's time at the end.
+# third. The two background lanes' output is printed once all lanes have ended. One suite alone
+# leaves about a third of two cores idle (it waits on SSH, pip, devpi or a clock); the lanes keep
+# both busy, each running slower than alone, and end sooner than one after the other. Prints a
+# table of each suite's time at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-all}
