@@ -187,17 +187,15 @@ export const running =
 export interface CutReport {
     fired: boolean;
     killed: string[];
-    ended?: boolean;
-    /** Stops the worker's watch (set by cuttingLog when it uses one). */
-    stopWatch?: () => void;
+    /** Ends the watch (set by cuttingLog; endCut calls it). */
+    stop?: () => void;
     /** Resolves once the watch has ended and `fired`/`killed` are final. */
     settled?: Promise<void>;
 }
 
 /** Ends the watch of a cut run (call it when the run is over) and waits until its report is final. */
 export async function endCut(report: CutReport): Promise<void> {
-    report.ended = true;
-    report.stopWatch?.();
+    report.stop?.();
     await report.settled;
 }
 
@@ -212,18 +210,21 @@ export async function endCut(report: CutReport): Promise<void> {
  * 5 ms on the event loop: for states that last seconds. Call `endCut(report)` when the run is over.
  */
 export function cuttingLog(log: EventLog, host: TestHost, cut: CutPoint, report: CutReport): (e: EngineEvent) => void {
-    const ended = () => report.ended === true;
     if (cut.ready) {
         const ready = cut.ready;
+        let ended = false;
+        report.stop = () => {
+            ended = true;
+        };
         report.settled = (async () => {
-            const ok = await until(() => ended() || ready(host), 30 * 60_000, 5);
-            if (!ok || ended()) return;
+            const ok = await until(() => ended || ready(host), 30 * 60_000, 5);
+            if (!ok || ended) return;
             report.killed = cutSessions(host, cut.alsoKill);
             report.fired = report.killed.length > 0;
         })();
     } else {
         const watch = watchForCut(host, cut.readyComm ? { comm: cut.readyComm } : { step: cut.step }, cut.alsoKill);
-        report.stopWatch = watch.stop;
+        report.stop = watch.stop;
         report.settled = watch.done.then((killed) => {
             report.killed = killed;
             report.fired = killed.length > 0;
